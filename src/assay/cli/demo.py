@@ -1,0 +1,73 @@
+"""`assay demo`: start the server on the embedded default and fill it with realistic traces."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import typer
+from rich.console import Console
+
+from assay.cli.options import DbOption
+from assay.settings import DEFAULT_PORT, Settings
+
+console = Console()
+
+
+def demo(
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port for the demo server."),
+    db: str | None = DbOption,
+    runs: int = typer.Option(60, "--runs", help="How many agent runs to send."),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="Keep the server running afterwards (Ctrl-C stops)."
+    ),
+) -> None:
+    """Start Assay, send agent traces through OpenTelemetry, and show where to look."""
+    import uvicorn
+
+    from assay.cli.server import open_runtime
+    from assay.demo.traces import PROJECT, send_demo_traces
+    from assay.server.app import create_app
+
+    settings = Settings.from_env(database_url=db, host="127.0.0.1", port=port)
+    runtime = open_runtime(settings)
+    base = f"http://127.0.0.1:{port}"
+    config = uvicorn.Config(
+        create_app(settings, runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise SystemExit(f"the demo server could not start on port {port}; try --port")
+        time.sleep(0.05)
+    console.print(
+        f"Assay is running at [bold]{base}[/] (database: "
+        f"{runtime.engine.url.render_as_string(hide_password=True)})"
+    )
+    with console.status(f"sending {runs} agent runs through OpenTelemetry..."):
+        sent = send_demo_traces(base, runs=runs)
+    import httpx
+
+    summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
+    demo_project = next((p for p in summary if p["name"] == PROJECT), None)
+    spans = demo_project["span_count"] if demo_project else 0
+    console.print(f"sent {sent} agent runs; project [bold]{PROJECT}[/] now holds {spans} spans.\n")
+    console.print("Where to look:")
+    console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")
+    console.print(f"  failed runs   {base}/api/v1/projects/{PROJECT}/traces?status=error")
+    console.print(f"  LLM calls     {base}/api/v1/projects/{PROJECT}/spans?type=llm&limit=5")
+    console.print(f"  text search   {base}/api/v1/projects/{PROJECT}/traces?q=refund")
+    console.print(f"  API docs      {base}/docs")
+    console.print(f"  send your own: point any OTLP/HTTP exporter at {base}/v1/traces")
+    if serve:
+        console.print("\nPress Ctrl-C to stop.")
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+    server.should_exit = True
+    thread.join(15)

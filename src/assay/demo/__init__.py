@@ -1,0 +1,1 @@
+"""Realistic demo traces, sent through a real OpenTelemetry exporter."""

@@ -1,0 +1,1 @@
+"""OTLP decoding and normalisation of gen_ai.*, OpenInference and assay.* attributes."""

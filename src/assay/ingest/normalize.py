@@ -1,0 +1,363 @@
+"""Derive Assay's columns from three attribute vocabularies.
+
+OpenTelemetry GenAI (``gen_ai.*``), OpenInference (``openinference.span.kind``, ``input.value``,
+``llm.*``) and Assay's own (``assay.*``) say the same things in different words. Normalisation
+reads all three into one set of columns (type, input, output, model, tokens, cost, ...) and never
+fails a span: an attribute it does not understand stays in ``attributes`` untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from assay.ingest.otlp import RawSpan
+
+STATUS_ERROR = 2
+
+OPENINFERENCE_KINDS = {
+    "LLM": "llm",
+    "TOOL": "tool",
+    "AGENT": "agent",
+    "RETRIEVER": "retrieval",
+    "CHAIN": "chain",
+    "EMBEDDING": "embedding",
+    "RERANKER": "reranker",
+    "GUARDRAIL": "guardrail",
+    "EVALUATOR": "scorer",
+    "PROMPT": "prompt",
+}
+GENAI_OPERATIONS = {
+    "chat": "llm",
+    "text_completion": "llm",
+    "generate_content": "llm",
+    "completion": "llm",
+    "responses": "llm",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+    "retrieval": "retrieval",
+}
+_FLAT_MESSAGE = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
+_FLAT_PROMPT = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
+
+CostFunction = Callable[[str | None, str | None, int | None, int | None, int | None], float | None]
+
+
+def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
+    node = target
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _unflatten_messages(attrs: dict[str, Any]) -> tuple[list[Any] | None, list[Any] | None]:
+    """Rebuild message lists from OpenInference's and OpenLLMetry's flattened attributes."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for key, value in attrs.items():
+        if not (key.startswith("llm.") or key.startswith("gen_ai.")):
+            continue
+        match = _FLAT_MESSAGE.match(key)
+        if match:
+            side = "input" if match.group(1) == "input" else "output"
+        else:
+            match = _FLAT_PROMPT.match(key)
+            if not match:
+                continue
+            side = "input" if match.group(1) == "prompt" else "output"
+        index = int(match.group(2))
+        message = found.setdefault(side, {}).setdefault(index, {})
+        _set_path(message, match.group(3), value)
+
+    def ordered(side: str) -> list[Any] | None:
+        messages = found.get(side)
+        if not messages:
+            return None
+        return [_tidy_message(messages[i]) for i in sorted(messages)]
+
+    return ordered("input"), ordered("output")
+
+
+def _tidy_message(message: dict[str, Any]) -> dict[str, Any]:
+    """OpenInference nests tool calls as tool_calls.N.tool_call.function.*; make them a list."""
+    calls = message.get("tool_calls")
+    if isinstance(calls, dict):
+        tidy = []
+        for index in sorted(calls, key=lambda k: int(k) if str(k).isdigit() else 0):
+            call = calls[index]
+            if isinstance(call, dict):
+                tidy.append(call.get("tool_call", call))
+        message["tool_calls"] = tidy
+    return message
+
+
+def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, list[Any] | None]:
+    """Older GenAI conventions put messages in events such as gen_ai.user.message."""
+    inputs: list[Any] = []
+    outputs: list[Any] = []
+    for event in events:
+        name = event.get("name", "")
+        if not name.startswith("gen_ai."):
+            continue
+        attrs = event.get("attributes") or {}
+        if name == "gen_ai.choice":
+            outputs.append(_maybe_json(_first(attrs, "message", "gen_ai.event.content")))
+        elif name.endswith(".message"):
+            role = name[len("gen_ai.") : -len(".message")]
+            content = _maybe_json(_first(attrs, "content", "gen_ai.event.content"))
+            if isinstance(content, dict):
+                inputs.append({"role": role, **content})
+            else:
+                inputs.append({"role": role, "content": content})
+    return inputs or None, outputs or None
+
+
+def _span_type(attrs: dict[str, Any], has_model: bool) -> str:
+    explicit = attrs.get("assay.span.type")
+    if isinstance(explicit, str) and explicit:
+        return explicit[:32].lower()
+    kind = attrs.get("openinference.span.kind")
+    if isinstance(kind, str) and kind:
+        return OPENINFERENCE_KINDS.get(kind.upper(), kind[:32].lower())
+    operation = attrs.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation:
+        return GENAI_OPERATIONS.get(operation, "llm" if has_model else operation[:32])
+    if has_model:
+        return "llm"
+    return "span"
+
+
+def _io(attrs: dict[str, Any], events: list[dict[str, Any]], span_type: str) -> tuple[Any, Any]:
+    assay_in = attrs.get("assay.input")
+    assay_out = attrs.get("assay.output")
+    messages_in = _first(attrs, "gen_ai.input.messages", "gen_ai.prompt")
+    messages_out = _first(attrs, "gen_ai.output.messages", "gen_ai.completion")
+    if messages_in is None or messages_out is None:
+        flat_in, flat_out = _unflatten_messages(attrs)
+        messages_in = messages_in if messages_in is not None else flat_in
+        messages_out = messages_out if messages_out is not None else flat_out
+    if messages_in is None and messages_out is None and events:
+        messages_in, messages_out = _event_messages(events)
+    system = attrs.get("gen_ai.system_instructions")
+    if system is not None and messages_in is not None:
+        parsed = _maybe_json(messages_in)
+        if isinstance(parsed, list):
+            messages_in = [{"role": "system", "content": _maybe_json(system)}, *parsed]
+    tool_in = _first(attrs, "gen_ai.tool.call.arguments", "tool.parameters")
+    tool_out = attrs.get("gen_ai.tool.call.result")
+    plain_in = attrs.get("input.value")
+    plain_out = attrs.get("output.value")
+    # Conversations read best as messages; other spans as their plain values.
+    if span_type == "llm":
+        order_in = (assay_in, messages_in, plain_in, tool_in)
+        order_out = (assay_out, messages_out, plain_out, tool_out)
+    else:
+        order_in = (assay_in, plain_in, tool_in, messages_in)
+        order_out = (assay_out, plain_out, tool_out, messages_out)
+    return (
+        next((v for v in order_in if v is not None), None),
+        next((v for v in order_out if v is not None), None),
+    )
+
+
+def _tags(attrs: dict[str, Any]) -> list[str]:
+    tags: list[str] = []
+    for key in ("assay.tags", "tag.tags"):
+        value = _maybe_json(attrs.get(key))
+        if isinstance(value, list):
+            tags.extend(str(tag)[:200] for tag in value if tag is not None)
+        elif isinstance(value, str) and value:
+            tags.append(value[:200])
+    return list(dict.fromkeys(tags))[:100]
+
+
+def _metadata(attrs: dict[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for key in ("metadata", "assay.metadata"):
+        value = _maybe_json(attrs.get(key))
+        if isinstance(value, dict):
+            metadata.update(value)
+        elif value is not None:
+            metadata[key] = value
+    for key, value in attrs.items():
+        if key.startswith("assay.metadata."):
+            metadata[key[len("assay.metadata.") :]] = value
+    return metadata
+
+
+def _error(span: RawSpan) -> str | None:
+    if span.status_code != STATUS_ERROR:
+        return None
+    for event in span.events:
+        if event.get("name") == "exception":
+            attrs = event.get("attributes") or {}
+            kind = attrs.get("exception.type")
+            message = attrs.get("exception.message")
+            if kind or message:
+                return f"{kind}: {message}" if kind and message else str(kind or message)
+    return span.status_message or "error"
+
+
+def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[str, Any]:
+    """One storable row: the raw span plus every derived column."""
+    attrs = span.attributes
+    model = _first(
+        attrs, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "assay.model"
+    )
+    model = str(model)[:200] if model is not None else None
+    provider = _first(
+        attrs,
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "llm.provider",
+        "llm.system",
+        "assay.provider",
+    )
+    provider = str(provider)[:100] if provider is not None else None
+    span_type = _span_type(attrs, model is not None)
+    input_value, output_value = _io(attrs, span.events, span_type)
+
+    input_tokens = _as_int(
+        _first(
+            attrs,
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.prompt_tokens",
+            "llm.token_count.prompt",
+            "assay.usage.input_tokens",
+        )
+    )
+    output_tokens = _as_int(
+        _first(
+            attrs,
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+            "assay.usage.output_tokens",
+        )
+    )
+    cached_tokens = _as_int(
+        _first(
+            attrs,
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",
+            "gen_ai.usage.input_tokens.cached",
+            "llm.token_count.prompt_details.cache_read",
+            "assay.usage.cached_tokens",
+        )
+    )
+    reasoning_tokens = _as_int(
+        _first(
+            attrs,
+            "gen_ai.usage.reasoning.output_tokens",
+            "gen_ai.usage.output_tokens.reasoning",
+            "gen_ai.usage.reasoning_tokens",
+            "llm.token_count.completion_details.reasoning",
+            "assay.usage.reasoning_tokens",
+        )
+    )
+    total_tokens = _as_int(
+        _first(
+            attrs, "gen_ai.usage.total_tokens", "llm.token_count.total", "assay.usage.total_tokens"
+        )
+    )
+    if total_tokens is None and (input_tokens is not None or output_tokens is not None):
+        total_tokens = (input_tokens or 0) + (output_tokens or 0)
+    cost = _as_float(_first(attrs, "assay.cost", "llm.cost.total", "gen_ai.usage.cost"))
+    if cost is None and (input_tokens or output_tokens):
+        cost = cost_of(model, provider, input_tokens, output_tokens, cached_tokens)
+
+    session_id = _first(attrs, "session.id", "gen_ai.conversation.id", "assay.session_id")
+    user_id = _first(attrs, "user.id", "enduser.id", "assay.user_id")
+    operation = attrs.get("gen_ai.operation.name")
+    error = _error(span)
+    return {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "name": span.name,
+        "kind": span.kind,
+        "start_ns": span.start_ns,
+        "end_ns": span.end_ns,
+        "status_code": span.status_code,
+        "status_message": span.status_message,
+        "attributes": attrs,
+        "events": span.events,
+        "links": span.links,
+        "resource": span.resource,
+        "scope": span.scope,
+        "is_root": span.parent_span_id is None,
+        "type": span_type,
+        "is_error": error is not None,
+        "error": error,
+        "duration_ns": max(0, span.end_ns - span.start_ns),
+        "input": _as_text(input_value),
+        "output": _as_text(output_value),
+        "model": model,
+        "provider": provider,
+        "operation": str(operation)[:100] if operation is not None else None,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cached_tokens": cached_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "total_tokens": total_tokens,
+        "cost": cost,
+        "session_id": str(session_id)[:200] if session_id is not None else None,
+        "user_id": str(user_id)[:200] if user_id is not None else None,
+        "tags": _tags(attrs),
+        "metadata": _metadata(attrs),
+        "ingested_ns": ingested_ns,
+    }

@@ -1,0 +1,55 @@
+"""create_app(settings): the ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+
+from assay._version import __version__
+from assay.server import api, otlp
+from assay.server.responses import HANDLERS, JSON, error_response
+from assay.server.runtime import Runtime
+from assay.settings import Settings
+from assay.store.engine import ping
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """The Assay server. Pass ``runtime`` to share an already opened store (tests, demo)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = runtime if runtime is not None else await run_in_threadpool(Runtime.open, settings)
+        opened.start()
+        app.state.runtime = opened
+        try:
+            yield
+        finally:
+            await run_in_threadpool(opened.close)
+
+    app = FastAPI(
+        title="Assay",
+        version=__version__,
+        description=(
+            "Self-hosted agent quality platform. OTLP trace ingest at `/v1/traces`; "
+            "the REST API under `/api/v1`. Authenticate with `Authorization: Bearer <key>`."
+        ),
+        lifespan=lifespan,
+        default_response_class=JSON,
+    )
+    for exc_type, handler in HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
+    app.include_router(otlp.router)
+    app.include_router(api.router)
+
+    @app.get("/healthz", tags=["health"], summary="200 when the database answers")
+    async def healthz(request: Request) -> JSON:
+        runtime_: Runtime = request.app.state.runtime
+        if await run_in_threadpool(ping, runtime_.engine):
+            return JSON({"status": "ok", "version": __version__})
+        return error_response(503, "database_unavailable", "the database does not answer")
+
+    return app

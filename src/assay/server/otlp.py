@@ -1,0 +1,97 @@
+"""POST /v1/traces: OTLP/HTTP trace ingest (protobuf or JSON, optionally gzip)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from assay.errors import IngestError
+from assay.ingest import otlp
+from assay.ingest.normalize import normalize
+from assay.server.auth import Principal, principal, runtime_of
+from assay.server.runtime import Runtime
+
+router = APIRouter()
+
+
+def _decode_and_normalise(
+    runtime: Runtime, body: bytes, content_type: str, encoding: str | None, project: str | None
+) -> tuple[otlp.DecodedRequest, list[dict[str, object]], list[str]]:
+    settings = runtime.settings
+    limits = otlp.Limits(settings.max_body_bytes, settings.max_value_chars)
+    data = otlp.read_body(body, encoding, limits)
+    decoded = otlp.decode(data, content_type, project, settings.default_project, limits)
+    now = time.time_ns()
+    rows: list[dict[str, object]] = []
+    names: list[str] = []
+    for span in decoded.spans:
+        rows.append(normalize(span, runtime.prices_for(span.project).cost, now))
+        names.append(span.project)
+    return decoded, rows, names
+
+
+@router.post(
+    "/v1/traces",
+    tags=["ingest"],
+    summary="OTLP/HTTP trace export",
+    description=(
+        "Accepts an OTLP ExportTraceServiceRequest as `application/x-protobuf` or "
+        "`application/json`, optionally gzip-compressed. Answers 200 only once every accepted "
+        "span is committed. Spans with invalid ids are reported as partial success."
+    ),
+)
+async def export_traces(request: Request, who: Principal = Depends(principal)) -> Response:
+    who.require("editor")
+    runtime = runtime_of(request)
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in (otlp.PROTOBUF, otlp.JSON):
+        raise IngestError(
+            f"Content-Type {content_type or '(none)'!r} is not supported; "
+            f"send {otlp.PROTOBUF} or {otlp.JSON} (OTLP/HTTP).",
+            status=415,
+            code="unsupported_media_type",
+        )
+    declared = request.headers.get("content-length")
+    limit = runtime.settings.max_body_bytes
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise IngestError(
+            f"the request body is larger than {limit} bytes; send smaller batches",
+            status=413,
+            code="body_too_large",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise IngestError(
+                f"the request body is larger than {limit} bytes; send smaller batches",
+                status=413,
+                code="body_too_large",
+            )
+    header_project = request.headers.get("x-assay-project") or None
+    if who.project is not None:
+        if header_project and header_project != who.project:
+            raise IngestError(
+                f"this API key belongs to project {who.project!r} and cannot write to "
+                f"{header_project!r}",
+                status=403,
+                code="forbidden",
+            )
+        header_project = who.project
+    decoded, rows, projects = await run_in_threadpool(
+        _decode_and_normalise,
+        runtime,
+        bytes(body),
+        content_type,
+        request.headers.get("content-encoding"),
+        header_project,
+    )
+    await runtime.writer.write(rows, projects)
+    return Response(
+        otlp.encode_response(content_type, decoded.rejected, decoded.errors),
+        media_type=media,
+    )

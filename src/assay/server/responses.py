@@ -1,0 +1,78 @@
+"""JSON responses and the one error shape: {"error": {"code": ..., "message": ...}}."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assay.errors import IngestError, UserError
+
+
+class JSON(Response):
+    """orjson-encoded JSON: fast, and bytes/sets/dataclasses never break an answer."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSON:
+    return JSON({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+async def api_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def ingest_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IngestError)
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    return error_response(exc.status, exc.code, str(exc), headers)
+
+
+async def user_error_handler(_request: Request, exc: Exception) -> Response:
+    return error_response(400, "bad_request", str(exc))
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
+        parts.append(f"{where}: {error.get('msg')}")
+    return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+        exc.status_code, "error"
+    )
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+HANDLERS: dict[type[Exception], Any] = {
+    ApiError: api_error_handler,
+    IngestError: ingest_error_handler,
+    UserError: user_error_handler,
+    RequestValidationError: validation_error_handler,
+    StarletteHTTPException: http_error_handler,
+}

@@ -1,0 +1,117 @@
+"""What a running server holds: settings, engines, the writer, and small caches."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from assay.ingest.prices import DEFAULT_PRICES, PriceTable, parse_overrides
+from assay.settings import Settings
+from assay.store import keys as key_store
+from assay.store import migrate, search
+from assay.store.engine import make_engine
+from assay.store.tables import projects
+from assay.store.writer import SpanWriter
+
+KEY_CACHE_SECONDS = 5.0
+PRICE_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class _Cached:
+    value: Any
+    expires: float
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    writer: SpanWriter
+    #: Whether a request without a key may pass when no key exists (loopback binds only).
+    allow_open: bool = True
+    _keys: dict[str, _Cached] = field(default_factory=dict)
+    _key_count: _Cached | None = None
+    _prices: dict[str, _Cached] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        url = settings.resolved_database_url()
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        writer = SpanWriter(
+            make_engine(url, role="writer"),
+            batch_spans=settings.writer_batch_spans,
+            max_pending=settings.writer_max_pending_spans,
+            indexer=search.index_batch if settings.search_index else None,
+        )
+        from assay.server.auth import is_loopback
+
+        return cls(
+            settings=settings, engine=engine, writer=writer, allow_open=is_loopback(settings.host)
+        )
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.writer.engine.dispose()
+        self.engine.dispose()
+
+    # --- auth --------------------------------------------------------------------------
+
+    def keys_exist(self) -> bool:
+        now = time.monotonic()
+        cached = self._key_count
+        if cached is None or cached.expires < now:
+            with self.engine.connect() as conn:
+                count = key_store.active_count(conn)
+            cached = _Cached(count, now + KEY_CACHE_SECONDS)
+            self._key_count = cached
+        return bool(cached.value)
+
+    def find_key(self, secret: str) -> key_store.ApiKey | None:
+        now = time.monotonic()
+        digest = key_store.hash_key(secret)
+        cached = self._keys.get(digest)
+        if cached is None or cached.expires < now:
+            with self.engine.connect() as conn:
+                found = key_store.lookup(conn, secret)
+            cached = _Cached(found, now + KEY_CACHE_SECONDS)
+            with self._lock:
+                if len(self._keys) > 10_000:
+                    self._keys.clear()
+                self._keys[digest] = cached
+        result: key_store.ApiKey | None = cached.value
+        return result
+
+    # --- prices ------------------------------------------------------------------------
+
+    def prices_for(self, project: str) -> PriceTable:
+        now = time.monotonic()
+        cached = self._prices.get(project)
+        if cached is None or cached.expires < now:
+            with self.engine.connect() as conn:
+                settings = conn.execute(
+                    select(projects.c.settings).where(projects.c.name == project)
+                ).scalar()
+            table = DEFAULT_PRICES
+            overrides = (settings or {}).get("prices") if isinstance(settings, dict) else None
+            if overrides:
+                try:
+                    table = DEFAULT_PRICES.with_overrides(parse_overrides(overrides))
+                except ValueError:
+                    table = DEFAULT_PRICES
+            cached = _Cached(table, now + PRICE_CACHE_SECONDS)
+            self._prices[project] = cached
+        result: PriceTable = cached.value
+        return result
+
+    def forget_prices(self, project: str) -> None:
+        self._prices.pop(project, None)

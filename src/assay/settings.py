@@ -1,0 +1,81 @@
+"""Every ASSAY_* setting in one typed table, resolved argument > environment > default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from assay.errors import ConfigError
+
+DEFAULT_PORT = 8600
+
+
+def _home() -> Path:
+    return Path(os.environ.get("ASSAY_HOME") or Path.home() / ".assay")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server-side settings. Each field documents the environment variable that sets it."""
+
+    #: ASSAY_DATABASE_URL — SQLAlchemy URL; default: a SQLite file under ASSAY_HOME.
+    database_url: str = ""
+    #: ASSAY_HOST — address the server binds to.
+    host: str = "127.0.0.1"
+    #: ASSAY_PORT — port the server listens on.
+    port: int = DEFAULT_PORT
+    #: ASSAY_MAX_BODY_BYTES — largest OTLP request body accepted, after decompression.
+    max_body_bytes: int = 32 * 1024 * 1024
+    #: ASSAY_MAX_VALUE_CHARS — longest string kept per attribute value; longer ones are cut
+    #: and marked, so one runaway attribute never costs a span.
+    max_value_chars: int = 1_000_000
+    #: ASSAY_WRITER_BATCH_SPANS — most spans the writer commits in one transaction.
+    writer_batch_spans: int = 5_000
+    #: ASSAY_WRITER_MAX_PENDING_SPANS — spans waiting for the writer before ingest answers 503.
+    writer_max_pending_spans: int = 200_000
+    #: ASSAY_SEARCH_INDEX — build the text-search index in the background (on by default).
+    search_index: bool = True
+    #: ASSAY_DEFAULT_PROJECT — project for spans that name none.
+    default_project: str = "default"
+    home: Path = field(default_factory=_home)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'assay.db'}"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Build settings from ASSAY_* variables, then apply non-None keyword overrides."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"ASSAY_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        base = cls(**values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(base, **given)
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    type_text = str(type_name)
+    try:
+        if type_text == "int":
+            return int(raw)
+        if type_text == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if type_text == "Path":
+            return Path(raw)
+    except ValueError:
+        raise ConfigError(
+            f"ASSAY_{name.upper()}={raw!r} is not a valid {type_text}; fix or unset it."
+        ) from None
+    return raw

@@ -1,0 +1,114 @@
+"""API keys: random, shown once, stored only as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from assay.errors import UserError
+from assay.store import projects as project_store
+from assay.store.engine import now_ns
+from assay.store.tables import api_keys, projects
+
+ROLES = ("viewer", "annotator", "editor", "admin")
+KEY_PREFIX = "assay_"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    name: str
+    role: str
+    project_id: int | None
+    project: str | None
+
+    def allows(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create(
+    conn: Connection, *, name: str, role: str, project: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Create a key; returns the secret (shown once) and the stored record."""
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
+    project_id = project_store.ensure(conn, project) if project else None
+    prefix = secrets.token_hex(4)
+    secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key_id = conn.execute(
+        api_keys.insert()
+        .values(
+            project_id=project_id,
+            name=name,
+            prefix=prefix,
+            key_hash=hash_key(secret),
+            role=role,
+            created_ns=now_ns(),
+        )
+        .returning(api_keys.c.id)
+    ).scalar_one()
+    return secret, {"id": key_id, "name": name, "prefix": prefix, "role": role, "project": project}
+
+
+def lookup(conn: Connection, secret: str) -> ApiKey | None:
+    row = conn.execute(
+        select(
+            api_keys.c.id,
+            api_keys.c.name,
+            api_keys.c.role,
+            api_keys.c.project_id,
+            projects.c.name.label("project"),
+        )
+        .select_from(api_keys.outerjoin(projects, projects.c.id == api_keys.c.project_id))
+        .where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_ns.is_(None))
+    ).first()
+    if row is None:
+        return None
+    return ApiKey(row.id, row.name, row.role, row.project_id, row.project)
+
+
+def active_count(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(api_keys).where(api_keys.c.revoked_ns.is_(None))
+        ).scalar_one()
+    )
+
+
+def list_keys(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(
+            api_keys.c.id,
+            api_keys.c.name,
+            api_keys.c.prefix,
+            api_keys.c.role,
+            api_keys.c.created_ns,
+            api_keys.c.revoked_ns,
+            projects.c.name.label("project"),
+        )
+        .select_from(api_keys.outerjoin(projects, projects.c.id == api_keys.c.project_id))
+        .order_by(api_keys.c.id)
+    ).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def revoke(conn: Connection, key_id_or_prefix: str) -> bool:
+    condition = (
+        api_keys.c.id == int(key_id_or_prefix)
+        if key_id_or_prefix.isdigit()
+        else api_keys.c.prefix == key_id_or_prefix
+    )
+    result = conn.execute(
+        update(api_keys)
+        .where(condition, api_keys.c.revoked_ns.is_(None))
+        .values(revoked_ns=now_ns())
+    )
+    return bool(result.rowcount)

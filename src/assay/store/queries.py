@@ -1,0 +1,397 @@
+"""Reading traces, spans and scores back: filters, keyset pagination, trace trees."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    exists,
+    func,
+    literal,
+    select,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from assay.errors import UserError
+from assay.store import search
+from assay.store.tables import scores, spans, traces
+
+SORTS = ("start", "duration", "cost")
+
+
+class InvalidQuery(UserError):
+    """A filter or cursor the store cannot use."""
+
+
+@dataclass
+class Filters:
+    """Filters shared by the trace and span lists. Times are ns since the epoch."""
+
+    since: int | None = None
+    until: int | None = None
+    name: str | None = None
+    type: str | None = None
+    status: str | None = None
+    model: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: list[tuple[str, str]] = field(default_factory=list)
+    session_id: str | None = None
+    user_id: str | None = None
+    trace_id: str | None = None
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    min_cost: float | None = None
+    max_cost: float | None = None
+    score: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    q: str | None = None
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _encode_cursor(value: Any, key: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([value, key])).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, key = orjson.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise InvalidQuery(
+            "cursor is not valid; pass the next_cursor of a previous answer unchanged"
+        ) from None
+    return value, key
+
+
+def _tag_condition(conn: Connection, column: Any, tag: str) -> ColumnElement[bool]:
+    if conn.dialect.name == "postgresql":
+        return type_coerce(column, JSONB).contains([tag])
+    each = func.json_each(column).table_valued("value")
+    return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
+
+
+def _metadata_condition(column: Any, key: str, value: str) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column[key].as_string() == value
+    return condition
+
+
+def _status_condition(table_errors: Any, status_code: Any, status: str) -> ColumnElement[bool]:
+    lowered = status.lower()
+    condition: ColumnElement[bool]
+    if lowered == "error":
+        condition = table_errors
+    elif lowered == "ok":
+        condition = and_(~table_errors, status_code != 2)
+    elif lowered == "unset":
+        condition = status_code == 0
+    else:
+        raise InvalidQuery(f"status must be one of ok, error, unset (got {status!r})")
+    return condition
+
+
+def _score_condition(f: Filters, trace_col: Any, span_col: Any | None) -> ColumnElement[bool]:
+    conditions: list[ColumnElement[bool]] = [scores.c.trace_id == trace_col]
+    if span_col is not None:
+        conditions.append(scores.c.span_id == span_col)
+    if f.score:
+        conditions.append(scores.c.name == f.score)
+    if f.min_score is not None:
+        conditions.append(scores.c.value >= f.min_score)
+    if f.max_score is not None:
+        conditions.append(scores.c.value <= f.max_score)
+    return exists(select(literal(1)).where(*conditions))
+
+
+def _shared_conditions(
+    conn: Connection, f: Filters, table: Any, project_id: int
+) -> list[ColumnElement[bool]]:
+    """Filters on columns that spans and traces both have, under the same names."""
+    c = table.c
+    out: list[ColumnElement[bool]] = [c.project_id == project_id]
+    if f.since is not None:
+        out.append(c.start_ns >= f.since)
+    if f.until is not None:
+        out.append(c.start_ns < f.until)
+    equal = {
+        "name": f.name,
+        "session_id": f.session_id,
+        "user_id": f.user_id,
+        "trace_id": f.trace_id,
+    }
+    out.extend(c[column] == value for column, value in equal.items() if value)
+    out.extend(_tag_condition(conn, c.tags, tag) for tag in f.tags)
+    out.extend(_metadata_condition(c.metadata, key, value) for key, value in f.metadata)
+    if f.min_duration_ms is not None:
+        out.append(c.duration_ns >= int(f.min_duration_ms * 1e6))
+    if f.max_duration_ms is not None:
+        out.append(c.duration_ns <= int(f.max_duration_ms * 1e6))
+    if f.min_cost is not None:
+        out.append(c.cost >= f.min_cost)
+    if f.max_cost is not None:
+        out.append(c.cost <= f.max_cost)
+    return out
+
+
+def _has_score_filter(f: Filters) -> bool:
+    return bool(f.score) or f.min_score is not None or f.max_score is not None
+
+
+def _span_conditions(conn: Connection, f: Filters, project_id: int) -> list[ColumnElement[bool]]:
+    s = spans.c
+    out = _shared_conditions(conn, f, spans, project_id)
+    if f.type:
+        out.append(s.type == f.type)
+    if f.model:
+        out.append(s.model == f.model)
+    if f.status:
+        out.append(_status_condition(s.is_error, s.status_code, f.status))
+    if _has_score_filter(f):
+        out.append(_score_condition(f, s.trace_id, s.span_id))
+    if f.q:
+        out.append(search.span_match(conn, f.q, project_id))
+    return out
+
+
+def _trace_conditions(conn: Connection, f: Filters, project_id: int) -> list[ColumnElement[bool]]:
+    t = traces.c
+    out = _shared_conditions(conn, f, traces, project_id)
+    if f.status:
+        out.append(_status_condition(t.error_count > 0, t.status_code, f.status))
+    if _has_score_filter(f):
+        out.append(_score_condition(f, t.trace_id, None))
+    # Conditions on the spans inside a trace: the trace matches if any of its spans does
+    # (each condition on its own: "used gpt-4o" and "mentions refund" may be different spans).
+    inner: list[ColumnElement[bool]] = []
+    if f.type:
+        inner.append(spans.c.type == f.type)
+    if f.model:
+        inner.append(spans.c.model == f.model)
+    if f.q:
+        inner.append(search.span_match(conn, f.q, project_id))
+    for condition in inner:
+        out.append(
+            t.trace_id.in_(
+                select(spans.c.trace_id).where(spans.c.project_id == project_id, condition)
+            )
+        )
+    return out
+
+
+def _sort_column(table: Any, sort: str) -> Any:
+    if sort == "start":
+        return table.c.start_ns
+    if sort == "duration":
+        return table.c.duration_ns
+    if sort == "cost":
+        return func.coalesce(table.c.cost, 0.0)
+    raise InvalidQuery(f"sort must be one of {', '.join(SORTS)} (got {sort!r})")
+
+
+def _paginate(
+    query: Select[Any],
+    sort_col: Any,
+    key_col: Any,
+    *,
+    order: str,
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    if order not in ("asc", "desc"):
+        raise InvalidQuery(f"order must be asc or desc (got {order!r})")
+    if cursor:
+        value, key = _decode_cursor(cursor)
+        if order == "desc":
+            query = query.where(tuple_(sort_col, key_col) < tuple_(literal(value), literal(key)))
+        else:
+            query = query.where(tuple_(sort_col, key_col) > tuple_(literal(value), literal(key)))
+    if order == "desc":
+        query = query.order_by(sort_col.desc(), key_col.desc())
+    else:
+        query = query.order_by(sort_col.asc(), key_col.asc())
+    return query.limit(limit + 1)
+
+
+def _sort_value(row: dict[str, Any], sort: str) -> Any:
+    if sort == "start":
+        return row["start_ns"]
+    if sort == "duration":
+        return row["duration_ns"]
+    return row["cost"] or 0.0
+
+
+TRACE_LIST_COLUMNS = [
+    traces.c.trace_id,
+    traces.c.root_span_id,
+    traces.c.name,
+    traces.c.start_ns,
+    traces.c.end_ns,
+    traces.c.duration_ns,
+    traces.c.status_code,
+    traces.c.span_count,
+    traces.c.error_count,
+    traces.c.input_tokens,
+    traces.c.output_tokens,
+    traces.c.total_tokens,
+    traces.c.cost,
+    traces.c.input_preview,
+    traces.c.output_preview,
+    traces.c.session_id,
+    traces.c.user_id,
+    traces.c.tags,
+    traces.c.metadata,
+]
+
+
+def list_traces(
+    conn: Connection,
+    project_id: int,
+    f: Filters,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    sort: str = "start",
+    order: str = "desc",
+) -> Page:
+    sort_col = _sort_column(traces, sort)
+    query = select(*TRACE_LIST_COLUMNS).where(*_trace_conditions(conn, f, project_id))
+    query = _paginate(query, sort_col, traces.c.trace_id, order=order, limit=limit, cursor=cursor)
+    rows = [dict(row._mapping) for row in conn.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    attach_scores(conn, rows, by="trace")
+    for row in rows:
+        row["status"] = "error" if row["error_count"] else _status_name(row["status_code"])
+    next_cursor = (
+        _encode_cursor(_sort_value(rows[-1], sort), rows[-1]["trace_id"]) if more else None
+    )
+    return Page(rows, next_cursor)
+
+
+SPAN_LIST_COLUMNS = [c for c in spans.c if c.name not in ("project_id",)]
+
+
+def list_spans(
+    conn: Connection,
+    project_id: int,
+    f: Filters,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    sort: str = "start",
+    order: str = "desc",
+) -> Page:
+    sort_col = _sort_column(spans, sort)
+    query = select(*SPAN_LIST_COLUMNS).where(*_span_conditions(conn, f, project_id))
+    query = _paginate(query, sort_col, spans.c.id, order=order, limit=limit, cursor=cursor)
+    rows = [span_dict(row._mapping) for row in conn.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    attach_scores(conn, rows, by="span")
+    next_cursor = _encode_cursor(_sort_value(rows[-1], sort), rows[-1]["id"]) if more else None
+    return Page(rows, next_cursor)
+
+
+def _status_name(code: int) -> str:
+    return {0: "unset", 1: "ok", 2: "error"}.get(code, "unset")
+
+
+def span_dict(mapping: Any) -> dict[str, Any]:
+    row = dict(mapping)
+    row["status"] = "error" if row.get("is_error") else _status_name(row["status_code"])
+    return row
+
+
+SCORE_COLUMNS = [
+    scores.c.id,
+    scores.c.trace_id,
+    scores.c.span_id,
+    scores.c.name,
+    scores.c.value,
+    scores.c.label,
+    scores.c.rationale,
+    scores.c.source,
+    scores.c.author,
+    scores.c.metadata,
+    scores.c.created_ns,
+]
+
+
+def attach_scores(conn: Connection, rows: Sequence[dict[str, Any]], *, by: str) -> None:
+    """Give each trace row its trace's scores, or each span row its own scores."""
+    for row in rows:
+        row["scores"] = []
+    if not rows:
+        return
+    trace_ids = sorted({row["trace_id"] for row in rows})
+    found = conn.execute(select(*SCORE_COLUMNS).where(scores.c.trace_id.in_(trace_ids))).all()
+    if by == "trace":
+        index = {row["trace_id"]: row for row in rows}
+        for score in found:
+            index[score.trace_id]["scores"].append(dict(score._mapping))
+    else:
+        index = {(row["trace_id"], row["span_id"]): row for row in rows}
+        for score in found:
+            target = index.get((score.trace_id, score.span_id))
+            if target is not None:
+                target["scores"].append(dict(score._mapping))
+
+
+def get_trace(conn: Connection, trace_id: str) -> dict[str, Any] | None:
+    """A whole trace: summary, every span as a tree (children by start time), all scores."""
+    summary = conn.execute(
+        select(traces.c.project_id, *TRACE_LIST_COLUMNS).where(traces.c.trace_id == trace_id)
+    ).first()
+    if summary is None:
+        return None
+    trace = dict(summary._mapping)
+    trace["status"] = "error" if trace["error_count"] else _status_name(trace["status_code"])
+    rows = [
+        span_dict(row._mapping)
+        for row in conn.execute(
+            select(*SPAN_LIST_COLUMNS)
+            .where(spans.c.trace_id == trace_id)
+            .order_by(spans.c.start_ns, spans.c.id)
+        )
+    ]
+    attach_scores(conn, rows, by="span")
+    trace["scores"] = [
+        dict(score._mapping)
+        for score in conn.execute(
+            select(*SCORE_COLUMNS).where(scores.c.trace_id == trace_id, scores.c.span_id.is_(None))
+        )
+    ]
+    by_id = {row["span_id"]: row for row in rows}
+    roots: list[dict[str, Any]] = []
+    for row in rows:
+        row["children"] = []
+    for row in rows:
+        parent = by_id.get(row["parent_span_id"] or "")
+        if parent is not None and parent is not row:
+            parent["children"].append(row)
+        else:
+            # A root, or an orphan whose parent has not arrived (yet): shown at the top.
+            roots.append(row)
+    trace["spans"] = roots
+    trace["span_count"] = len(rows)
+    return trace
+
+
+def trace_project_id(conn: Connection, trace_id: str) -> int | None:
+    value = conn.execute(select(traces.c.project_id).where(traces.c.trace_id == trace_id)).scalar()
+    return None if value is None else int(value)

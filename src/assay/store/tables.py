@@ -1,0 +1,168 @@
+"""The schema: one definition for SQLite and PostgreSQL.
+
+Times are integers in nanoseconds since the epoch (OpenTelemetry's unit), so nothing is lost in
+conversion and both engines compare them the same way. JSON is JSONB on PostgreSQL.
+Alembic migrations restate this schema on their own (they import nothing from the app);
+``tests/test_migrations.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid, which FTS5 joins on.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_ns", BigInteger, nullable=False),
+    # Per-project settings such as price overrides: {"prices": {"model": {...}}}.
+    Column("settings", Json, nullable=False, default=dict),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    # Raw OpenTelemetry content.
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16)),
+    Column("name", Text, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("end_ns", BigInteger, nullable=False),
+    Column("status_code", SmallInteger, nullable=False),
+    Column("status_message", Text),
+    Column("attributes", Json, nullable=False),
+    Column("events", Json, nullable=False),
+    Column("links", Json, nullable=False),
+    Column("resource", Json, nullable=False),
+    Column("scope", Json, nullable=False),
+    # Derived at ingest.
+    Column("is_root", Boolean, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("is_error", Boolean, nullable=False),
+    Column("error", Text),
+    Column("duration_ns", BigInteger, nullable=False),
+    Column("input", Text),
+    Column("output", Text),
+    Column("model", String(200)),
+    Column("provider", String(100)),
+    Column("operation", String(100)),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("reasoning_tokens", Integer),
+    Column("total_tokens", Integer),
+    Column("cost", Float),
+    Column("session_id", String(200)),
+    Column("user_id", String(200)),
+    Column("tags", Json, nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("ingested_ns", BigInteger, nullable=False),
+    UniqueConstraint("trace_id", "span_id", name="uq_spans_trace_span"),
+    Index("ix_spans_project_start", "project_id", "start_ns"),
+    Index("ix_spans_trace", "trace_id"),
+    Index("ix_spans_project_type_start", "project_id", "type", "start_ns"),
+    Index("ix_spans_project_model", "project_id", "model"),
+)
+
+# One row per trace, kept current by the writer: the root span's fields and the sums the
+# trace list shows and filters on, so listing never aggregates a million spans.
+traces = Table(
+    "traces",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("root_span_id", String(16)),
+    Column("name", Text),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("end_ns", BigInteger, nullable=False),
+    Column("duration_ns", BigInteger, nullable=False),
+    Column("status_code", SmallInteger, nullable=False, default=0),
+    Column("span_count", Integer, nullable=False),
+    Column("error_count", Integer, nullable=False),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("total_tokens", Integer),
+    Column("cost", Float),
+    Column("input_preview", Text),
+    Column("output_preview", Text),
+    Column("session_id", String(200)),
+    Column("user_id", String(200)),
+    Column("tags", Json, nullable=False, default=list),
+    Column("metadata", Json, nullable=False, default=dict),
+    Index("ix_traces_project_start", "project_id", "start_ns"),
+    Index("ix_traces_project_duration", "project_id", "duration_ns"),
+    Index("ix_traces_project_cost", "project_id", "cost"),
+    Index("ix_traces_project_session", "project_id", "session_id", "start_ns"),
+    Index("ix_traces_project_user", "project_id", "user_id", "start_ns"),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("name", String(200), nullable=False),
+    Column("value", Float),
+    Column("label", String(200)),
+    Column("rationale", Text),
+    Column("source", String(16), nullable=False),  # code | llm | human
+    Column("author", String(200)),
+    Column("metadata", Json, nullable=False, default=dict),
+    Column("created_ns", BigInteger, nullable=False),
+    Index("ix_scores_trace", "trace_id"),
+    Index("ix_scores_project_name_value", "project_id", "name", "value"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # NULL project: the key works for every project (an administrator's key).
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE")),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    # SHA-256 of the whole key: keys are 256-bit random, so a fast hash is safe here.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("revoked_ns", BigInteger),
+    Column("last_used_ns", BigInteger),
+)
+
+# Small key/value state, e.g. how far the background search indexer has got.
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

@@ -1,0 +1,342 @@
+"""The span writer: one thread, group commit.
+
+Request handlers hand their normalised spans to the writer and wait. The writer takes every
+request that is waiting, writes all their spans in one transaction, commits, and only then wakes
+the handlers, which answer 200. So an acknowledged span is on disk (SQLite runs with
+synchronous=FULL), and the cost of a commit is shared by every request in the group. One writer
+per database is also what SQLite wants; on PostgreSQL it keeps inserts in large batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from assay.errors import IngestError
+from assay.store import projects as project_store
+from assay.store.tables import spans, traces
+
+log = logging.getLogger("assay.writer")
+
+PREVIEW_CHARS = 500
+_STOP = object()
+
+
+@dataclass(slots=True)
+class _Job:
+    rows: list[dict[str, Any]]
+    project_of_row: list[str]
+    future: asyncio.Future[None] | None
+    loop: asyncio.AbstractEventLoop | None
+    done: threading.Event | None = None
+    error: BaseException | None = field(default=None)
+
+
+class SpanWriter:
+    """Serialises all span writes through one connection and commits them in groups."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_spans: int = 5_000,
+        max_pending: int = 200_000,
+        indexer: Callable[[Connection], int] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.indexer = indexer
+        self.idle_seconds = 0.25
+        self.batch_spans = batch_spans
+        self.max_pending = max_pending
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        self._projects: dict[str, int] = {}
+        self.spans_written = 0
+        self.commits = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="assay-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what was handed over, then stop: nothing queued is dropped on shutdown."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    # --- submitting ---------------------------------------------------------------------
+
+    def _reserve(self, count: int) -> None:
+        with self._pending_lock:
+            if self._pending and self._pending + count > self.max_pending:
+                raise IngestError(
+                    "the server is busy writing earlier spans; retry shortly",
+                    status=503,
+                    code="busy",
+                )
+            self._pending += count
+
+    def _release(self, count: int) -> None:
+        with self._pending_lock:
+            self._pending -= count
+
+    async def write(self, rows: list[dict[str, Any]], projects: list[str]) -> None:
+        """Store ``rows`` (normalised spans; ``projects[i]`` names row i's project) durably."""
+        if not rows:
+            return
+        self._reserve(len(rows))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Job(rows, projects, future, loop))
+        await future
+
+    def write_sync(self, rows: list[dict[str, Any]], projects: list[str]) -> None:
+        """Blocking variant for callers outside an event loop (CLI, tests)."""
+        if not rows:
+            return
+        self._reserve(len(rows))
+        job = _Job(rows, projects, None, None, threading.Event())
+        self._queue.put(job)
+        assert job.done is not None
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+
+    # --- the writer thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        idle_wait: float | None = 0.0 if self.indexer else None
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=idle_wait)
+            except queue.Empty:
+                # Nothing to ingest: spend the time on the search index, then wait longer
+                # once it has caught up.
+                idle_wait = 0.0 if self._index_some() else self.idle_seconds
+                continue
+            if self.indexer:
+                idle_wait = 0.0
+            if first is _STOP:
+                break
+            jobs = [first]
+            count = len(first.rows)
+            while count < self.batch_spans:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stopping = True
+                    break
+                jobs.append(job)
+                count += len(job.rows)
+            self._commit_jobs(jobs)
+
+    def _index_some(self) -> int:
+        assert self.indexer is not None
+        try:
+            with self.engine.begin() as conn:
+                return self.indexer(conn)
+        except Exception:
+            log.exception("search indexing failed; will retry")
+            return 0
+
+    def _commit_jobs(self, jobs: list[_Job]) -> None:
+        try:
+            self._commit([job for job in jobs])
+            for job in jobs:
+                self._finish(job, None)
+        except Exception as exc:
+            log.exception("group commit of %d requests failed", len(jobs))
+            if len(jobs) == 1:
+                self._finish(jobs[0], exc)
+                return
+            # One bad request must not fail the others: retry each on its own.
+            for job in jobs:
+                try:
+                    self._commit([job])
+                    self._finish(job, None)
+                except Exception as single_exc:
+                    self._finish(job, single_exc)
+
+    def _finish(self, job: _Job, error: BaseException | None) -> None:
+        self._release(len(job.rows))
+        if error is None:
+            self.spans_written += len(job.rows)
+        if job.future is not None and job.loop is not None:
+            future = job.future
+
+            def resolve() -> None:
+                if future.done():
+                    return
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+            job.loop.call_soon_threadsafe(resolve)
+        else:
+            job.error = error
+            assert job.done is not None
+            job.done.set()
+
+    def _commit(self, jobs: Sequence[_Job]) -> None:
+        with self.engine.begin() as conn:
+            rows: list[dict[str, Any]] = []
+            for job in jobs:
+                for row, project in zip(job.rows, job.project_of_row, strict=True):
+                    row["project_id"] = self._project_id(conn, project)
+                    rows.append(row)
+            insert_spans(conn, rows)
+            refresh_traces(conn, rows)
+        self.commits += 1
+
+    def _project_id(self, conn: Connection, name: str) -> int:
+        project_id = self._projects.get(name)
+        if project_id is None:
+            project_id = project_store.ensure(conn, name)
+            self._projects[name] = project_id
+        return project_id
+
+    def forget_projects(self) -> None:
+        """Drop the name→id cache (after a project is deleted)."""
+        self._projects.clear()
+
+
+def _dialect_insert(conn: Connection, table: Any) -> Any:
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    return postgresql.insert(table)
+
+
+def insert_spans(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert spans, ignoring ones already stored (same trace id and span id)."""
+    statement = _dialect_insert(conn, spans).on_conflict_do_nothing(
+        index_elements=["trace_id", "span_id"]
+    )
+    conn.execute(statement, rows)
+
+
+def _trace_aggregates() -> Any:
+    s = spans.c
+    return (
+        select(
+            s.trace_id,
+            func.min(s.project_id),
+            func.min(s.start_ns),
+            func.max(s.end_ns),
+            func.max(s.end_ns) - func.min(s.start_ns),
+            func.count(),
+            func.sum(case((s.is_error, 1), else_=0)),
+            func.coalesce(func.sum(s.input_tokens), 0),
+            func.coalesce(func.sum(s.output_tokens), 0),
+            func.coalesce(func.sum(s.total_tokens), 0),
+            func.coalesce(func.sum(s.cost), 0),
+            func.max(s.session_id),
+            func.max(s.user_id),
+        )
+        .where(s.trace_id.in_(bindparam("trace_ids", expanding=True)))
+        .group_by(s.trace_id)
+    )
+
+
+_AGGREGATE_COLUMNS = [
+    "trace_id",
+    "project_id",
+    "start_ns",
+    "end_ns",
+    "duration_ns",
+    "span_count",
+    "error_count",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost",
+    "session_id",
+    "user_id",
+]
+
+
+def refresh_traces(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+    """Recompute the trace rows touched by ``rows`` from their stored spans.
+
+    Recomputing (rather than adding) keeps the sums right when a batch is re-sent or a trace's
+    spans arrive over several requests in any order.
+    """
+    rows = list(rows)
+    trace_ids = sorted({row["trace_id"] for row in rows})
+    if not trace_ids:
+        return
+    insert = _dialect_insert(conn, traces)
+    statement = insert.from_select(_AGGREGATE_COLUMNS, _trace_aggregates())
+    updates = {name: getattr(statement.excluded, name) for name in _AGGREGATE_COLUMNS[2:]}
+    # A trace's session/user may come from any span; keep the one from the root if set.
+    updates["session_id"] = func.coalesce(traces.c.session_id, statement.excluded.session_id)
+    updates["user_id"] = func.coalesce(traces.c.user_id, statement.excluded.user_id)
+    statement = statement.on_conflict_do_update(index_elements=["trace_id"], set_=updates)
+    # SQLite caps bound parameters per statement; chunk to stay far below it.
+    for start in range(0, len(trace_ids), 500):
+        conn.execute(statement, {"trace_ids": trace_ids[start : start + 500]})
+
+    roots = [row for row in rows if row["is_root"]]
+    if roots:
+        conn.execute(
+            update(traces)
+            .where(traces.c.trace_id == bindparam("t_trace_id"))
+            .values(
+                root_span_id=bindparam("t_span_id"),
+                name=bindparam("t_name"),
+                status_code=bindparam("t_status"),
+                input_preview=bindparam("t_input"),
+                output_preview=bindparam("t_output"),
+                tags=bindparam("t_tags", type_=traces.c.tags.type),
+                metadata=bindparam("t_metadata", type_=traces.c.metadata.type),
+                session_id=func.coalesce(
+                    bindparam("t_session", type_=traces.c.session_id.type), traces.c.session_id
+                ),
+                user_id=func.coalesce(
+                    bindparam("t_user", type_=traces.c.user_id.type), traces.c.user_id
+                ),
+            ),
+            [
+                {
+                    "t_trace_id": row["trace_id"],
+                    "t_span_id": row["span_id"],
+                    "t_name": row["name"],
+                    "t_status": row["status_code"],
+                    "t_input": _preview(row["input"]),
+                    "t_output": _preview(row["output"]),
+                    "t_tags": row["tags"],
+                    "t_metadata": row["metadata"],
+                    "t_session": row["session_id"],
+                    "t_user": row["user_id"],
+                }
+                for row in roots
+            ],
+        )
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None or len(text) <= PREVIEW_CHARS:
+        return text
+    return text[:PREVIEW_CHARS] + "…"
