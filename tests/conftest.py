@@ -1,0 +1,107 @@
+"""Shared fixtures: every storage test runs on SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from assay.server.app import create_app
+from assay.server.runtime import Runtime
+from assay.settings import Settings
+
+PG_ADMIN_DSN = os.environ.get("ASSAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dialect(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _pg_url(database: str) -> str:
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    return f"{base}/{database}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def db_url(dialect: str, tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """A fresh, empty database of the given dialect for one test."""
+    if dialect == "sqlite":
+        yield f"sqlite:///{tmp_path}/assay.db"
+        return
+    name = f"assay_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    runtime: Runtime
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+def start_server(settings: Settings) -> LiveServer:
+    """A real uvicorn server on a loopback port, in a thread of this process."""
+    runtime = Runtime.open(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "server thread died"
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    return LiveServer(f"http://127.0.0.1:{port}", runtime, server, thread)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: os.PathLike[str]) -> Settings:
+    return Settings(database_url=db_url, home=tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveServer]:
+    server = start_server(settings)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(live: LiveServer) -> Iterator[httpx.Client]:
+    with live.client() as c:
+        yield c
