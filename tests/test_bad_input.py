@@ -47,20 +47,35 @@ def test_each_kind_of_bad_body_is_refused_clearly(small_live: LiveServer) -> Non
         good = _accepted(client)
         _error(client.post("/v1/traces", content=good[:-7], headers=PB), 400, "protobuf")
         _error(client.post("/v1/traces", content=b"{not json", headers=JSON_HEADERS), 400, "JSON")
-        _error(client.post("/v1/traces", content=b"[1, 2]", headers=JSON_HEADERS), 400,
-               "resourceSpans")
-        _error(client.post("/v1/traces", content=good, headers={"content-type": "text/plain"}),
-               415, "text/plain")
+        _error(
+            client.post("/v1/traces", content=b"[1, 2]", headers=JSON_HEADERS), 400, "resourceSpans"
+        )
+        _error(
+            client.post("/v1/traces", content=good, headers={"content-type": "text/plain"}),
+            415,
+            "text/plain",
+        )
         _error(client.post("/v1/traces", content=good), 415, "Content-Type")
         _error(client.post("/v1/traces", content=b"x" * 2_500_000, headers=PB), 413, "larger")
         # A gzip bomb: small on the wire, far past the limit once inflated.
         bomb = gzip.compress(b"\0" * 10_000_000)
-        _error(client.post("/v1/traces", content=bomb, headers={**PB, "content-encoding": "gzip"}),
-               413, "larger")
-        _error(client.post("/v1/traces", content=b"not gzip",
-                           headers={**PB, "content-encoding": "gzip"}), 400, "gzip")
-        _error(client.post("/v1/traces", content=good, headers={**PB, "content-encoding": "br"}),
-               415, "br")
+        _error(
+            client.post("/v1/traces", content=bomb, headers={**PB, "content-encoding": "gzip"}),
+            413,
+            "larger",
+        )
+        _error(
+            client.post(
+                "/v1/traces", content=b"not gzip", headers={**PB, "content-encoding": "gzip"}
+            ),
+            400,
+            "gzip",
+        )
+        _error(
+            client.post("/v1/traces", content=good, headers={**PB, "content-encoding": "br"}),
+            415,
+            "br",
+        )
         _still_intact(client)
 
 
@@ -70,7 +85,7 @@ def test_invalid_utf8_is_refused(small_live: LiveServer) -> None:
         body = protobuf([span(new_trace_id(), new_span_id(), "MARKER")], service="bad")
         broken = body.replace(b"MARKER", b"MA\xff\xfeER")
         _error(client.post("/v1/traces", content=broken, headers=PB), 400, "protobuf")
-        json_body = (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "\xff"}]}]}]}')
+        json_body = b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "\xff"}]}]}]}'
         _error(client.post("/v1/traces", content=json_body, headers=JSON_HEADERS), 400, "JSON")
         _still_intact(client)
 
@@ -97,10 +112,26 @@ def test_invalid_ids_are_rejected_per_span_with_partial_success(small_live: Live
         names = sorted(i["name"] for i in client.get("/api/v1/projects/bad/spans").json()["items"])
         assert names == ["kept", "kept"]
 
-        json_body = {"resourceSpans": [{"resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": "bad"}}]},
-            "scopeSpans": [{"spans": [{"traceId": "xyz", "spanId": "0102030405060708",
-                                       "name": "bad-json-id"}]}]}]}
+        json_body = {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "bad"}}]
+                    },
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    "traceId": "xyz",
+                                    "spanId": "0102030405060708",
+                                    "name": "bad-json-id",
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        }
         answer = client.post("/v1/traces", content=orjson.dumps(json_body), headers=JSON_HEADERS)
         assert answer.status_code == 200
         assert answer.json()["partialSuccess"]["rejectedSpans"] == "1"
@@ -123,18 +154,20 @@ def test_a_huge_attribute_is_kept_truncated_with_a_marker(small_live: LiveServer
 
 def test_bad_query_parameters_get_clear_errors(client: httpx.Client) -> None:
     _accepted(client)
-    _error(client.get("/api/v1/projects/bad/traces", params={"since": "yesterday"}), 400,
-           "since")
+    _error(client.get("/api/v1/projects/bad/traces", params={"since": "yesterday"}), 400, "since")
     _error(client.get("/api/v1/projects/bad/traces", params={"cursor": "!!!"}), 400, "cursor")
     _error(client.get("/api/v1/projects/bad/traces", params={"limit": 0}), 422, "limit")
     _error(client.get("/api/v1/projects/bad/traces", params={"status": "meh"}), 422, "status")
-    _error(client.get("/api/v1/projects/bad/traces", params={"metadata": "nokey"}), 400,
-           "key=value")
+    _error(
+        client.get("/api/v1/projects/bad/traces", params={"metadata": "nokey"}), 400, "key=value"
+    )
     _error(client.get("/api/v1/projects/bad/spans", params={"sort": "size"}), 422, "sort")
     _error(client.get("/api/v1/projects/missing/traces"), 404, "missing")
     _error(client.get(f"/api/v1/traces/{'0' * 32}"), 404, "does not exist")
     # Filter values are data, never SQL.
-    injected = client.get("/api/v1/projects/bad/traces",
-                          params={"name": "x' OR '1'='1", "metadata": "a'--=1", "q": "\" OR *"})
+    injected = client.get(
+        "/api/v1/projects/bad/traces",
+        params={"name": "x' OR '1'='1", "metadata": "a'--=1", "q": '" OR *'},
+    )
     assert injected.status_code == 200 and injected.json()["items"] == []
     _still_intact(client)

@@ -40,9 +40,7 @@ def test_json_body_is_accepted_and_answered_in_json(client: httpx.Client) -> Non
                                     {"key": "n", "value": {"intValue": "42"}},
                                     {
                                         "key": "list",
-                                        "value": {
-                                            "arrayValue": {"values": [{"boolValue": True}]}
-                                        },
+                                        "value": {"arrayValue": {"values": [{"boolValue": True}]}},
                                     },
                                 ],
                                 "status": {"code": 2, "message": "boom"},
@@ -83,10 +81,22 @@ def test_split_out_of_order_and_duplicated_batches_make_one_correct_trace(
     trace_id = new_trace_id()
     root, child, grandchild = new_span_id(), new_span_id(), new_span_id()
     t0 = 1_700_000_000_000_000_000
-    leaf = span(trace_id, grandchild, "leaf", parent=child, start=t0 + 2_000_000,
-                attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 10})
-    middle = span(trace_id, child, "middle", parent=root, start=t0 + 1_000_000,
-                  attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 5})
+    leaf = span(
+        trace_id,
+        grandchild,
+        "leaf",
+        parent=child,
+        start=t0 + 2_000_000,
+        attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 10},
+    )
+    middle = span(
+        trace_id,
+        child,
+        "middle",
+        parent=root,
+        start=t0 + 1_000_000,
+        attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 5},
+    )
     top = span(trace_id, root, "top", start=t0, duration_ms=50, attributes={"input.value": "q"})
     # Children first, in separate requests; then the root; then everything again.
     for batch in ([leaf], [middle], [top], [leaf, middle, top], [top]):
@@ -112,9 +122,12 @@ def test_project_header_wins_over_resource(client: httpx.Client) -> None:
         resource={"assay.project": "from-resource"},
     )
     assert client.post("/v1/traces", content=body, headers=PB).status_code == 200
-    assert client.post(
-        "/v1/traces", content=body, headers={**PB, "x-assay-project": "from-header"}
-    ).status_code == 200
+    assert (
+        client.post(
+            "/v1/traces", content=body, headers={**PB, "x-assay-project": "from-header"}
+        ).status_code
+        == 200
+    )
     names = {p["name"] for p in client.get("/api/v1/projects").json()["items"]}
     assert names == {"from-resource", "from-header"}
 
@@ -122,8 +135,13 @@ def test_project_header_wins_over_resource(client: httpx.Client) -> None:
 def test_pagination_and_sorting(client: httpx.Client) -> None:
     t0 = 1_700_000_000_000_000_000
     batch = [
-        span(new_trace_id(), new_span_id(), f"run-{i}", start=t0 + i * 1_000_000_000,
-             duration_ms=(i * 7) % 10 + 1)
+        span(
+            new_trace_id(),
+            new_span_id(),
+            f"run-{i}",
+            start=t0 + i * 1_000_000_000,
+            duration_ms=(i * 7) % 10 + 1,
+        )
         for i in range(25)
     ]
     assert client.post("/v1/traces", content=protobuf(batch, service="p"), headers=PB).is_success
@@ -184,3 +202,32 @@ def test_scores_attach_and_filter(client: httpx.Client) -> None:
     assert [s["label"] for s in tree["spans"][0]["scores"]] == ["ok"]
     bad = client.post("/api/v1/projects/s/scores", json={"trace_id": "zz", "name": "x"})
     assert bad.status_code == 422 and "trace_id" in bad.json()["error"]["message"]
+
+
+def test_project_price_overrides_apply_to_new_spans(client: httpx.Client) -> None:
+    llm = {
+        "gen_ai.request.model": "house-model",
+        "gen_ai.usage.input_tokens": 1_000_000,
+        "gen_ai.usage.output_tokens": 0,
+    }
+    first = protobuf(
+        [span(new_trace_id(), new_span_id(), "before", attributes=llm)], service="priced"
+    )
+    assert client.post("/v1/traces", content=first, headers=PB).is_success
+    bad = client.patch(
+        "/api/v1/projects/priced", json={"settings": {"prices": {"house-model": {"input": -1}}}}
+    )
+    assert bad.status_code == 422 and "house-model" in bad.json()["error"]["message"]
+    ok = client.patch(
+        "/api/v1/projects/priced",
+        json={"settings": {"prices": {"house-model": {"input": 3, "output": 1}}}},
+    )
+    assert ok.status_code == 200, ok.text
+    second = protobuf(
+        [span(new_trace_id(), new_span_id(), "after", attributes=llm)], service="priced"
+    )
+    assert client.post("/v1/traces", content=second, headers=PB).is_success
+    costs = {
+        i["name"]: i["cost"] for i in client.get("/api/v1/projects/priced/spans").json()["items"]
+    }
+    assert costs == {"before": None, "after": 3.0}

@@ -1,0 +1,128 @@
+"""API keys: required once one exists, scoped to a project, and a public bind needs one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+from assay.settings import Settings
+from assay.store import keys as key_store
+from tests.conftest import LiveServer, free_port
+from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
+
+
+def _create_key(live: LiveServer, project: str | None, role: str = "editor") -> str:
+    with live.runtime.engine.begin() as conn:
+        secret, _ = key_store.create(conn, name="t", role=role, project=project)
+    live.runtime._key_count = None  # the test should not wait for the cache to expire
+    return secret
+
+
+def test_open_on_loopback_until_a_key_exists(live: LiveServer, client: httpx.Client) -> None:
+    assert client.get("/api/v1/projects").status_code == 200
+    _create_key(live, "a")
+    response = client.get("/api/v1/projects")
+    assert response.status_code == 401
+    assert "assay keys create" in response.json()["error"]["message"]
+    ingest = client.post(
+        "/v1/traces", content=protobuf([span(new_trace_id(), new_span_id(), "x")]), headers=PB
+    )
+    assert ingest.status_code == 401
+    assert client.get("/healthz").status_code == 200
+    bad = client.get("/api/v1/projects", headers={"Authorization": "Bearer assay_nope"})
+    assert bad.status_code == 401 and "not valid" in bad.json()["error"]["message"]
+
+
+def test_a_key_for_project_a_cannot_touch_project_b(live: LiveServer) -> None:
+    key_a = _create_key(live, "a")
+    key_b = _create_key(live, "b")
+    admin = _create_key(live, None, role="admin")
+    viewer_a = _create_key(live, "a", role="viewer")
+    trace_b = new_trace_id()
+    with live.client(headers={"Authorization": f"Bearer {key_b}"}) as as_b:
+        sent = as_b.post(
+            "/v1/traces",
+            content=protobuf([span(trace_b, new_span_id(), "secret")], service="whatever"),
+            headers=PB,
+        )
+        assert sent.status_code == 200
+        # The key's project wins over the resource's service.name.
+        assert [i["name"] for i in as_b.get("/api/v1/projects/b/spans").json()["items"]] == [
+            "secret"
+        ]
+    with live.client(headers={"Authorization": f"Bearer {key_a}"}) as as_a:
+        assert as_a.get("/api/v1/projects/b/traces").status_code == 404
+        assert as_a.get("/api/v1/projects/b/spans").status_code == 404
+        assert as_a.get(f"/api/v1/traces/{trace_b.hex()}").status_code == 404
+        assert [p["name"] for p in as_a.get("/api/v1/projects").json()["items"]] == ["a"]
+        wrong = as_a.post(
+            "/v1/traces",
+            content=protobuf([span(new_trace_id(), new_span_id(), "x")]),
+            headers={**PB, "x-assay-project": "b"},
+        )
+        assert wrong.status_code == 403
+    with live.client(headers={"Authorization": f"Bearer {viewer_a}"}) as viewer:
+        ingest = viewer.post(
+            "/v1/traces", content=protobuf([span(new_trace_id(), new_span_id(), "x")]), headers=PB
+        )
+        assert ingest.status_code == 403 and "editor" in ingest.json()["error"]["message"]
+    with live.client(headers={"Authorization": f"Bearer {admin}"}) as as_admin:
+        assert as_admin.get(f"/api/v1/traces/{trace_b.hex()}").status_code == 200
+        assert {p["name"] for p in as_admin.get("/api/v1/projects").json()["items"]} == {"a", "b"}
+
+
+def test_revoked_key_is_refused(live: LiveServer) -> None:
+    secret = _create_key(live, "a")
+    with live.runtime.engine.begin() as conn:
+        assert key_store.revoke(conn, secret.split("_")[1])
+    live.runtime._keys.clear()
+    with live.client(headers={"Authorization": f"Bearer {secret}"}) as client:
+        assert client.get("/api/v1/projects").status_code == 401
+
+
+def _assay(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "assay.cli", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_public_bind_without_keys_refuses_to_start(settings: Settings) -> None:
+    env = {"ASSAY_DATABASE_URL": settings.resolved_database_url()}
+    proc = _assay("server", "--host", "0.0.0.0", "--port", str(free_port()), env=env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "refusing to listen on 0.0.0.0" in err and "assay keys create" in err
+
+    created = _assay("keys", "create", "--project", "a", env=env)
+    out, err = created.communicate(timeout=60)
+    assert created.returncode == 0, err
+    secret = out.strip().splitlines()[-1]
+    assert secret.startswith("assay_")
+
+    port = free_port()
+    server = _assay("server", "--host", "0.0.0.0", "--port", str(port), env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/api/v1/projects"
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(url, headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

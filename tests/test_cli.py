@@ -1,0 +1,114 @@
+"""The command line: the demo, db upgrade, keys, and durability across a hard kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from assay.store.engine import make_engine
+from assay.store.tables import spans
+from tests.conftest import free_port
+from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
+
+
+def _run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assay.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_demo_fills_the_default_store(tmp_path: Path) -> None:
+    port = free_port()
+    result = _run(
+        "demo",
+        "--no-serve",
+        "--port",
+        str(port),
+        "--runs",
+        "12",
+        env={"ASSAY_HOME": str(tmp_path), "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "project demo now holds" in result.stdout
+    assert (tmp_path / "assay.db").exists()
+    engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(spans.select()).mappings().all()
+    engine.dispose()
+    types = {row["type"] for row in rows}
+    assert {"agent", "llm", "tool", "retrieval"} <= types
+    assert any(row["is_error"] for row in rows)
+    # The supervisor and its sub-agent (another service) share one trace.
+    services = {}
+    for row in rows:
+        services.setdefault(row["trace_id"], set()).add(row["resource"]["service.name"])
+    assert any(s == {"research-supervisor", "web-researcher"} for s in services.values())
+
+
+def test_db_upgrade_and_keys(tmp_path: Path) -> None:
+    env = {"ASSAY_HOME": str(tmp_path)}
+    assert _run("db", "upgrade", env=env).returncode == 0
+    bad = _run("keys", "create", "--role", "king", env=env)
+    assert bad.returncode == 1 and "--role must be one of" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    created = _run("keys", "create", "--project", "p", "--name", "ci", env=env)
+    assert created.returncode == 0
+    listing = _run("keys", "list", env=env)
+    assert "ci" in listing.stdout and "p" in listing.stdout
+    assert created.stdout.strip().splitlines()[-1] not in listing.stdout
+    missing = _run("keys", "revoke", "nope", env=env)
+    assert missing.returncode == 1 and "no active key" in missing.stderr
+
+
+def test_acknowledged_spans_survive_a_hard_kill(tmp_path: Path) -> None:
+    port = free_port()
+    db = tmp_path / "assay.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "assay.cli",
+            "server",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:///{db}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        sent = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(20):
+                batch = [span(new_trace_id(), new_span_id(), "s") for _ in range(50)]
+                response = client.post("/v1/traces", content=protobuf(batch), headers=PB)
+                assert response.status_code == 200
+                sent += len(batch)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        stored = len(conn.execute(spans.select()).all())
+    engine.dispose()
+    assert stored == sent

@@ -1,0 +1,214 @@
+"""Normalisation of the three vocabularies into Assay's derived columns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from assay.ingest.normalize import normalize
+from assay.ingest.otlp import RawSpan
+from assay.ingest.prices import DEFAULT_PRICES, ModelPrice, PriceTable
+
+
+def _raw(attributes: dict[str, Any], **kwargs: Any) -> RawSpan:
+    values: dict[str, Any] = {
+        "project": "p",
+        "trace_id": "ab" * 16,
+        "span_id": "cd" * 8,
+        "parent_span_id": None,
+        "name": "s",
+        "kind": 1,
+        "start_ns": 1_000,
+        "end_ns": 5_000,
+        "status_code": 0,
+        "status_message": None,
+        "attributes": attributes,
+        "events": [],
+        "links": [],
+        "resource": {},
+        "scope": {},
+    }
+    values.update(kwargs)
+    return RawSpan(**values)
+
+
+PRICES = PriceTable({"model-x": ModelPrice(input=2.0, output=8.0, cached_input=0.5)})
+
+
+def test_gen_ai_chat_span() -> None:
+    row = normalize(
+        _raw(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "model-x",
+                "gen_ai.response.model": "model-x-2025-01-01",
+                "gen_ai.usage.input_tokens": 1_000_000,
+                "gen_ai.usage.output_tokens": 100_000,
+                "gen_ai.usage.cache_read.input_tokens": 400_000,
+                "gen_ai.usage.reasoning.output_tokens": 50_000,
+                "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Be kind"}]),
+                "gen_ai.input.messages": json.dumps([{"role": "user", "parts": []}]),
+                "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": []}]),
+            }
+        ),
+        PRICES.cost,
+        0,
+    )
+    assert row["type"] == "llm" and row["operation"] == "chat"
+    assert row["model"] == "model-x-2025-01-01" and row["provider"] == "openai"
+    assert (row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (
+        1_000_000,
+        100_000,
+        1_100_000,
+    )
+    assert (row["cached_tokens"], row["reasoning_tokens"]) == (400_000, 50_000)
+    # 600k uncached at $2/M + 400k cached at $0.5/M + 100k output at $8/M
+    assert row["cost"] == pytest.approx(1.2 + 0.2 + 0.8)
+    messages = json.loads(row["input"])
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert json.loads(row["output"])[0]["role"] == "assistant"
+
+
+def test_openinference_llm_span_with_flattened_messages_and_tool_calls() -> None:
+    row = normalize(
+        _raw(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "gpt-4o-mini",
+                "llm.provider": "openai",
+                "llm.token_count.prompt": 2000,
+                "llm.token_count.completion": 500,
+                "llm.token_count.total": 2500,
+                "llm.token_count.prompt_details.cache_read": 1000,
+                "input.value": '{"raw": "request"}',
+                "llm.input_messages.0.message.role": "system",
+                "llm.input_messages.0.message.content": "You help.",
+                "llm.input_messages.1.message.role": "user",
+                "llm.input_messages.1.message.content": "Weather?",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "weather",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": "{}",
+                "session.id": "s1",
+                "user.id": "u1",
+                "tag.tags": ["a", "b", "a"],
+                "metadata": '{"k": "v"}',
+            }
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert row["type"] == "llm" and row["model"] == "gpt-4o-mini"
+    assert json.loads(row["input"]) == [
+        {"role": "system", "content": "You help."},
+        {"role": "user", "content": "Weather?"},
+    ]
+    assert json.loads(row["output"]) == [
+        {"role": "assistant", "tool_calls": [{"function": {"name": "weather", "arguments": "{}"}}]}
+    ]
+    assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"]) == (2000, 500, 1000)
+    expected = DEFAULT_PRICES.cost("gpt-4o-mini", "openai", 2000, 500, 1000)
+    assert expected is not None and row["cost"] == pytest.approx(expected)
+    assert (row["session_id"], row["user_id"]) == ("s1", "u1")
+    assert row["tags"] == ["a", "b"] and row["metadata"] == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"openinference.span.kind": "RETRIEVER"}, "retrieval"),
+        ({"openinference.span.kind": "TOOL"}, "tool"),
+        ({"openinference.span.kind": "CHAIN"}, "chain"),
+        ({"gen_ai.operation.name": "execute_tool"}, "tool"),
+        ({"gen_ai.operation.name": "invoke_agent"}, "agent"),
+        ({"gen_ai.operation.name": "embeddings"}, "embedding"),
+        ({"assay.span.type": "Scorer", "openinference.span.kind": "LLM"}, "scorer"),
+        ({"gen_ai.request.model": "x"}, "llm"),
+        ({"http.method": "GET"}, "span"),
+    ],
+)
+def test_span_type(attributes: dict[str, Any], expected: str) -> None:
+    assert normalize(_raw(attributes), DEFAULT_PRICES.cost, 0)["type"] == expected
+
+
+def test_tool_span_io_and_assay_vocabulary() -> None:
+    tool = normalize(
+        _raw(
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.call.arguments": '{"q": 1}',
+                "gen_ai.tool.call.result": "42",
+            }
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert (tool["input"], tool["output"]) == ('{"q": 1}', "42")
+    own = normalize(
+        _raw(
+            {
+                "assay.span.type": "task",
+                "assay.input": '{"x": 1}',
+                "assay.output": "y",
+                "assay.metadata.team": "search",
+                "assay.tags": ["t"],
+                "assay.cost": 0.25,
+                "assay.session_id": "s",
+                "gen_ai.usage.input_tokens": 3,
+            }
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert (own["type"], own["input"], own["output"]) == ("task", '{"x": 1}', "y")
+    assert own["metadata"] == {"team": "search"} and own["tags"] == ["t"]
+    assert own["cost"] == 0.25 and own["session_id"] == "s"
+
+
+def test_errors_and_odd_values_never_fail_a_span() -> None:
+    row = normalize(
+        _raw(
+            {
+                "gen_ai.usage.input_tokens": "not a number",
+                "metadata": "{broken",
+                "tag.tags": 5,
+                "gen_ai.request.model": ["weird"],
+            },
+            status_code=2,
+            status_message="failed",
+            events=[
+                {
+                    "name": "exception",
+                    "attributes": {"exception.type": "ValueError", "exception.message": "bad"},
+                }
+            ],
+            end_ns=10,
+            start_ns=20,
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert row["is_error"] and row["error"] == "ValueError: bad"
+    assert row["input_tokens"] is None and row["cost"] is None
+    assert row["metadata"] == {"metadata": "{broken"}
+    assert row["duration_ns"] == 0
+    assert row["model"] == "['weird']"
+
+
+def test_older_genai_message_events() -> None:
+    row = normalize(
+        _raw(
+            {"gen_ai.system": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5"},
+            events=[
+                {"name": "gen_ai.user.message", "attributes": {"content": "hello"}},
+                {"name": "gen_ai.choice", "attributes": {"message": '{"content": "hi"}'}},
+            ],
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert json.loads(row["input"]) == [{"role": "user", "content": "hello"}]
+    assert json.loads(row["output"]) == [{"content": "hi"}]
+    assert row["provider"] == "anthropic"

@@ -1,0 +1,98 @@
+"""Text search: the background index and the not-yet-indexed tail give the same answers."""
+
+from __future__ import annotations
+
+import time
+
+from assay.store import migrate, queries, search
+from assay.store.engine import make_engine
+from assay.store.writer import SpanWriter
+
+
+def _row(i: int, text: str) -> dict[str, object]:
+    return {
+        "trace_id": f"{i:032x}",
+        "span_id": f"{i + 1:016x}",
+        "parent_span_id": None,
+        "name": f"s{i}",
+        "kind": 1,
+        "start_ns": i,
+        "end_ns": i + 1,
+        "status_code": 0,
+        "status_message": None,
+        "attributes": {},
+        "events": [],
+        "links": [],
+        "resource": {},
+        "scope": {},
+        "is_root": True,
+        "type": "span",
+        "is_error": False,
+        "error": None,
+        "duration_ns": 1,
+        "input": text,
+        "output": None,
+        "model": None,
+        "provider": None,
+        "operation": None,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cached_tokens": None,
+        "reasoning_tokens": None,
+        "total_tokens": None,
+        "cost": None,
+        "session_id": None,
+        "user_id": None,
+        "tags": [],
+        "metadata": {},
+        "ingested_ns": time.time_ns(),
+    }
+
+
+TEXTS = [
+    "The refund was approved for the damaged blender",
+    "Shipping to Norway takes five days",
+    "Refunds take five business days",
+    "Un café crème, s'il vous plaît",
+]
+
+
+def _names(conn: object, q: str) -> list[str]:
+    page = queries.list_spans(conn, 1, queries.Filters(q=q), limit=100)  # type: ignore[arg-type]
+    return sorted(item["name"] for item in page.items)
+
+
+def test_index_and_tail_agree(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    writer = SpanWriter(make_engine(db_url, role="writer"))
+    writer.start()
+    writer.write_sync([_row(i, t) for i, t in enumerate(TEXTS)], ["p"] * len(TEXTS))
+    writer.stop()
+    cases = {
+        # Every word must appear; the last one may be a prefix ("refund" finds "Refunds").
+        "refund": ["s0", "s2"],
+        "refund blender": ["s0"],
+        "refunds": ["s2"],
+        "five days": ["s1", "s2"],
+        "REFUND": ["s0", "s2"],
+        "nothing-here": [],
+    }
+    with engine.connect() as conn:
+        before = {q: _names(conn, q) for q in cases}
+    with engine.begin() as conn:
+        assert search.index_batch(conn, batch=2) == 2
+    with engine.connect() as conn:
+        half = {q: _names(conn, q) for q in cases}
+    with engine.begin() as conn:
+        assert search.index_batch(conn) == 2
+        assert search.index_batch(conn) == 0
+        assert search.watermark(conn) == 4
+    with engine.connect() as conn:
+        after = {q: _names(conn, q) for q in cases}
+        # Prefix match on the last word comes from the index.
+        assert _names(conn, "refu") == ["s0", "s2"]
+        assert _names(conn, "café") == ["s3"]
+    for q, expected in cases.items():
+        assert before[q] == half[q] == after[q] == expected, q
+    engine.dispose()
