@@ -171,3 +171,22 @@ def test_bad_query_parameters_get_clear_errors(client: httpx.Client) -> None:
     )
     assert injected.status_code == 200 and injected.json()["items"] == []
     _still_intact(client)
+
+
+def test_nul_characters_are_kept_as_data(client: httpx.Client) -> None:
+    trace_id = new_trace_id()
+    body = protobuf(
+        [
+            span(
+                trace_id,
+                new_span_id(),
+                "nul\x00name",
+                attributes={"input.value": "a\x00b", "k\x00": "v"},
+            )
+        ],
+        service="nul",
+    )
+    assert client.post("/v1/traces", content=body, headers=PB).status_code == 200
+    [item] = client.get("/api/v1/projects/nul/spans").json()["items"]
+    assert item["input"] in ("a\x00b", "a\ufffdb")
+    assert item["name"] in ("nul\x00name", "nul\ufffdname")

@@ -166,41 +166,138 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, lis
     return inputs or None, outputs or None
 
 
-def _span_type(attrs: dict[str, Any], has_model: bool) -> str:
-    explicit = attrs.get("assay.span.type")
-    if isinstance(explicit, str) and explicit:
+# Where each derived value may come from, best source first. One pass over a span's attributes
+# looks every key up in _SOURCES, so normalising costs one dict lookup per attribute.
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "assay.model"),
+    "provider": (
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "llm.provider",
+        "llm.system",
+        "assay.provider",
+    ),
+    "input_tokens": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.token_count.prompt",
+        "assay.usage.input_tokens",
+    ),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.token_count.completion",
+        "assay.usage.output_tokens",
+    ),
+    "cached_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.input_tokens.cached",
+        "llm.token_count.prompt_details.cache_read",
+        "assay.usage.cached_tokens",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.output_tokens.reasoning",
+        "gen_ai.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+        "assay.usage.reasoning_tokens",
+    ),
+    "total_tokens": (
+        "gen_ai.usage.total_tokens",
+        "llm.token_count.total",
+        "assay.usage.total_tokens",
+    ),
+    "cost": ("assay.cost", "llm.cost.total", "gen_ai.usage.cost"),
+    "session_id": ("session.id", "gen_ai.conversation.id", "assay.session_id"),
+    "user_id": ("user.id", "enduser.id", "assay.user_id"),
+    "operation": ("gen_ai.operation.name",),
+    "explicit_type": ("assay.span.type",),
+    "openinference_kind": ("openinference.span.kind",),
+    "assay_in": ("assay.input",),
+    "assay_out": ("assay.output",),
+    "messages_in": ("gen_ai.input.messages", "gen_ai.prompt"),
+    "messages_out": ("gen_ai.output.messages", "gen_ai.completion"),
+    "system": ("gen_ai.system_instructions",),
+    "tool_in": ("gen_ai.tool.call.arguments", "tool.parameters"),
+    "tool_out": ("gen_ai.tool.call.result",),
+    "plain_in": ("input.value",),
+    "plain_out": ("output.value",),
+    "assay_tags": ("assay.tags",),
+    "openinference_tags": ("tag.tags",),
+    "openinference_metadata": ("metadata",),
+    "assay_metadata": ("assay.metadata",),
+}
+_SOURCES = {key: (name, rank) for name, keys in _FIELDS.items() for rank, key in enumerate(keys)}
+_FLATTENED = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
+_METADATA_PREFIX = "assay.metadata."
+
+
+class _Found:
+    """The derived-column sources present on one span."""
+
+    __slots__ = ("flattened", "metadata_keys", "values")
+
+    def __init__(self, attrs: dict[str, Any]) -> None:
+        values: dict[str, Any] = {}
+        ranks: dict[str, int] = {}
+        flattened = False
+        metadata_keys: list[str] = []
+        sources = _SOURCES
+        for key, value in attrs.items():
+            hit = sources.get(key)
+            if hit is None:
+                if key.startswith(_FLATTENED):
+                    flattened = True
+                elif key.startswith(_METADATA_PREFIX):
+                    metadata_keys.append(key)
+                continue
+            if value is None or value == "":
+                continue
+            name, rank = hit
+            if rank < ranks.get(name, 99):
+                values[name] = value
+                ranks[name] = rank
+        self.values = values
+        self.flattened = flattened
+        self.metadata_keys = metadata_keys
+
+
+def _span_type(found: dict[str, Any], has_model: bool) -> str:
+    explicit = found.get("explicit_type")
+    if isinstance(explicit, str):
         return explicit[:32].lower()
-    kind = attrs.get("openinference.span.kind")
-    if isinstance(kind, str) and kind:
+    kind = found.get("openinference_kind")
+    if isinstance(kind, str):
         return OPENINFERENCE_KINDS.get(kind.upper(), kind[:32].lower())
-    operation = attrs.get("gen_ai.operation.name")
-    if isinstance(operation, str) and operation:
+    operation = found.get("operation")
+    if isinstance(operation, str):
         return GENAI_OPERATIONS.get(operation, "llm" if has_model else operation[:32])
     if has_model:
         return "llm"
     return "span"
 
 
-def _io(attrs: dict[str, Any], events: list[dict[str, Any]], span_type: str) -> tuple[Any, Any]:
-    assay_in = attrs.get("assay.input")
-    assay_out = attrs.get("assay.output")
-    messages_in = _first(attrs, "gen_ai.input.messages", "gen_ai.prompt")
-    messages_out = _first(attrs, "gen_ai.output.messages", "gen_ai.completion")
-    if messages_in is None or messages_out is None:
+def _io(
+    attrs: dict[str, Any], found: _Found, events: list[dict[str, Any]], span_type: str
+) -> tuple[Any, Any]:
+    values = found.values
+    messages_in = values.get("messages_in")
+    messages_out = values.get("messages_out")
+    if found.flattened and (messages_in is None or messages_out is None):
         flat_in, flat_out = _unflatten_messages(attrs)
         messages_in = messages_in if messages_in is not None else flat_in
         messages_out = messages_out if messages_out is not None else flat_out
     if messages_in is None and messages_out is None and events:
         messages_in, messages_out = _event_messages(events)
-    system = attrs.get("gen_ai.system_instructions")
+    system = values.get("system")
     if system is not None and messages_in is not None:
         parsed = _maybe_json(messages_in)
         if isinstance(parsed, list):
             messages_in = [{"role": "system", "content": _maybe_json(system)}, *parsed]
-    tool_in = _first(attrs, "gen_ai.tool.call.arguments", "tool.parameters")
-    tool_out = attrs.get("gen_ai.tool.call.result")
-    plain_in = attrs.get("input.value")
-    plain_out = attrs.get("output.value")
+    assay_in, assay_out = values.get("assay_in"), values.get("assay_out")
+    tool_in, tool_out = values.get("tool_in"), values.get("tool_out")
+    plain_in, plain_out = values.get("plain_in"), values.get("plain_out")
     # Conversations read best as messages; other spans as their plain values.
     if span_type == "llm":
         order_in = (assay_in, messages_in, plain_in, tool_in)
@@ -214,28 +311,27 @@ def _io(attrs: dict[str, Any], events: list[dict[str, Any]], span_type: str) -> 
     )
 
 
-def _tags(attrs: dict[str, Any]) -> list[str]:
+def _tags(values: dict[str, Any]) -> list[str]:
     tags: list[str] = []
-    for key in ("assay.tags", "tag.tags"):
-        value = _maybe_json(attrs.get(key))
+    for name in ("assay_tags", "openinference_tags"):
+        value = _maybe_json(values.get(name))
         if isinstance(value, list):
             tags.extend(str(tag)[:200] for tag in value if tag is not None)
         elif isinstance(value, str) and value:
             tags.append(value[:200])
-    return list(dict.fromkeys(tags))[:100]
+    return list(dict.fromkeys(tags))[:100] if tags else tags
 
 
-def _metadata(attrs: dict[str, Any]) -> dict[str, Any]:
+def _metadata(attrs: dict[str, Any], found: _Found) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
-    for key in ("metadata", "assay.metadata"):
-        value = _maybe_json(attrs.get(key))
+    for name, key in (("openinference_metadata", "metadata"), ("assay_metadata", "assay.metadata")):
+        value = _maybe_json(found.values.get(name))
         if isinstance(value, dict):
             metadata.update(value)
         elif value is not None:
             metadata[key] = value
-    for key, value in attrs.items():
-        if key.startswith("assay.metadata."):
-            metadata[key[len("assay.metadata.") :]] = value
+    for key in found.metadata_keys:
+        metadata[key[len(_METADATA_PREFIX) :]] = attrs[key]
     return metadata
 
 
@@ -252,77 +348,28 @@ def _error(span: RawSpan) -> str | None:
     return span.status_message or "error"
 
 
+def _bounded(value: Any, limit: int) -> str | None:
+    return None if value is None else str(value)[:limit]
+
+
 def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[str, Any]:
     """One storable row: the raw span plus every derived column."""
     attrs = span.attributes
-    model = _first(
-        attrs, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "assay.model"
-    )
-    model = str(model)[:200] if model is not None else None
-    provider = _first(
-        attrs,
-        "gen_ai.provider.name",
-        "gen_ai.system",
-        "llm.provider",
-        "llm.system",
-        "assay.provider",
-    )
-    provider = str(provider)[:100] if provider is not None else None
-    span_type = _span_type(attrs, model is not None)
-    input_value, output_value = _io(attrs, span.events, span_type)
-
-    input_tokens = _as_int(
-        _first(
-            attrs,
-            "gen_ai.usage.input_tokens",
-            "gen_ai.usage.prompt_tokens",
-            "llm.token_count.prompt",
-            "assay.usage.input_tokens",
-        )
-    )
-    output_tokens = _as_int(
-        _first(
-            attrs,
-            "gen_ai.usage.output_tokens",
-            "gen_ai.usage.completion_tokens",
-            "llm.token_count.completion",
-            "assay.usage.output_tokens",
-        )
-    )
-    cached_tokens = _as_int(
-        _first(
-            attrs,
-            "gen_ai.usage.cache_read.input_tokens",
-            "gen_ai.usage.cache_read_input_tokens",
-            "gen_ai.usage.input_tokens.cached",
-            "llm.token_count.prompt_details.cache_read",
-            "assay.usage.cached_tokens",
-        )
-    )
-    reasoning_tokens = _as_int(
-        _first(
-            attrs,
-            "gen_ai.usage.reasoning.output_tokens",
-            "gen_ai.usage.output_tokens.reasoning",
-            "gen_ai.usage.reasoning_tokens",
-            "llm.token_count.completion_details.reasoning",
-            "assay.usage.reasoning_tokens",
-        )
-    )
-    total_tokens = _as_int(
-        _first(
-            attrs, "gen_ai.usage.total_tokens", "llm.token_count.total", "assay.usage.total_tokens"
-        )
-    )
+    found = _Found(attrs)
+    values = found.values
+    model = _bounded(values.get("model"), 200)
+    provider = _bounded(values.get("provider"), 100)
+    span_type = _span_type(values, model is not None)
+    input_value, output_value = _io(attrs, found, span.events, span_type)
+    input_tokens = _as_int(values.get("input_tokens"))
+    output_tokens = _as_int(values.get("output_tokens"))
+    cached_tokens = _as_int(values.get("cached_tokens"))
+    total_tokens = _as_int(values.get("total_tokens"))
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
-    cost = _as_float(_first(attrs, "assay.cost", "llm.cost.total", "gen_ai.usage.cost"))
+    cost = _as_float(values.get("cost"))
     if cost is None and (input_tokens or output_tokens):
         cost = cost_of(model, provider, input_tokens, output_tokens, cached_tokens)
-
-    session_id = _first(attrs, "session.id", "gen_ai.conversation.id", "assay.session_id")
-    user_id = _first(attrs, "user.id", "enduser.id", "assay.user_id")
-    operation = attrs.get("gen_ai.operation.name")
     error = _error(span)
     return {
         "trace_id": span.trace_id,
@@ -348,16 +395,16 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
         "output": _as_text(output_value),
         "model": model,
         "provider": provider,
-        "operation": str(operation)[:100] if operation is not None else None,
+        "operation": _bounded(values.get("operation"), 100),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cached_tokens": cached_tokens,
-        "reasoning_tokens": reasoning_tokens,
+        "reasoning_tokens": _as_int(values.get("reasoning_tokens")),
         "total_tokens": total_tokens,
         "cost": cost,
-        "session_id": str(session_id)[:200] if session_id is not None else None,
-        "user_id": str(user_id)[:200] if user_id is not None else None,
-        "tags": _tags(attrs),
-        "metadata": _metadata(attrs),
+        "session_id": _bounded(values.get("session_id"), 200),
+        "user_id": _bounded(values.get("user_id"), 200),
+        "tags": _tags(values),
+        "metadata": _metadata(attrs, found),
         "ingested_ns": ingested_ns,
     }

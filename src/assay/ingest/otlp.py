@@ -194,7 +194,16 @@ def _pb_value(value: Any, limit: int) -> Any:
 
 
 def _pb_attributes(attributes: Any, limit: int) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value, limit) for kv in attributes}
+    out: dict[str, Any] = {}
+    for kv in attributes:
+        value = kv.value
+        # Most attribute values are strings: read those without another call.
+        if value.WhichOneof("value") == "string_value":
+            text: str = value.string_value
+            out[kv.key] = text if len(text) <= limit else _truncate(text, limit)
+        else:
+            out[kv.key] = _pb_value(value, limit)
+    return out
 
 
 def _decode_protobuf(

@@ -272,7 +272,7 @@ def _normalise_key(key: object) -> str:
 
 def _count(value: object) -> int:
     """A token count as a non-negative int; anything unusable counts as 0."""
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return 0
     if isinstance(value, int):
         number = value

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -30,6 +31,15 @@ def normalize_url(url: str) -> str:
             f"database {backend!r} is not supported; use SQLite (default) or PostgreSQL"
         )
     return parsed.render_as_string(hide_password=False)
+
+
+def json_text(value: Any) -> str:
+    """JSON for both engines: orjson (fast, never fails on odd types), with NUL escaped as
+    U+FFFD because PostgreSQL's JSONB cannot store \\u0000."""
+    text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    if "\\u0000" in text:
+        text = text.replace("\\u0000", "\\ufffd")
+    return text
 
 
 def is_sqlite(url: str) -> bool:
@@ -66,6 +76,7 @@ def make_engine(url: str, *, role: str = "reader") -> Engine:
             pool_size=1 if role == "writer" else 8,
             max_overflow=0 if role == "writer" else 8,
             connect_args={"check_same_thread": False},
+            json_serializer=json_text,
         )
         event.listen(
             engine,
@@ -82,6 +93,7 @@ def make_engine(url: str, *, role: str = "reader") -> Engine:
         pool_size=1 if role == "writer" else 10,
         max_overflow=0 if role == "writer" else 10,
         pool_pre_ping=True,
+        json_serializer=json_text,
     )
 
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
+from sqlalchemy import Connection, Engine, String, Text, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from assay.errors import IngestError
 from assay.store import projects as project_store
+from assay.store.engine import json_text
 from assay.store.tables import spans, traces
 
 log = logging.getLogger("assay.writer")
@@ -207,6 +209,8 @@ class SpanWriter:
                 for row, project in zip(job.rows, job.project_of_row, strict=True):
                     row["project_id"] = self._project_id(conn, project)
                     rows.append(row)
+            if not self._is_sqlite:
+                strip_nul(rows)
             insert_spans(conn, rows)
             refresh_traces(conn, rows)
         self.commits += 1
@@ -229,12 +233,92 @@ def _dialect_insert(conn: Connection, table: Any) -> Any:
     return postgresql.insert(table)
 
 
+JSON_COLUMNS = frozenset(
+    column.name
+    for column in spans.c
+    if column.name in ("attributes", "events", "links", "resource", "scope", "tags", "metadata")
+)
+_TEXT_COLUMNS = frozenset(
+    column.name for column in spans.c if isinstance(column.type, String | Text)
+)
+INSERT_COLUMNS = tuple(column.name for column in spans.c if column.name != "id")
+_compiled_inserts: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _compiled_span_insert(conn: Connection) -> tuple[str, tuple[str, ...]]:
+    """The span INSERT compiled once per dialect, with its parameter order."""
+    name = conn.dialect.name
+    cached = _compiled_inserts.get(name)
+    if cached is None:
+        statement = _dialect_insert(conn, spans).on_conflict_do_nothing(
+            index_elements=["trace_id", "span_id"]
+        )
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(INSERT_COLUMNS))
+        order = tuple(compiled.positiontup or ()) if compiled.positional else INSERT_COLUMNS
+        cached = (compiled.string, order)
+        _compiled_inserts[name] = cached
+    return cached
+
+
+def _span_params(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list[Any]:
+    json_positions = [i for i, name in enumerate(order) if name in JSON_COLUMNS]
+    values_of = operator.itemgetter(*order)
+    params: list[Any] = []
+    for row in rows:
+        values = list(values_of(row))
+        for i in json_positions:
+            values[i] = json_text(values[i])
+        params.append(tuple(values))
+    return params
+
+
+def strip_nul(rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL text cannot hold NUL: keep the span and mark where the NUL was."""
+    for row in rows:
+        for name in _TEXT_COLUMNS:
+            value = row[name]
+            if value is not None and "\x00" in value:
+                row[name] = value.replace("\x00", "\ufffd")
+
+
 def insert_spans(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert spans, ignoring ones already stored (same trace id and span id)."""
-    statement = _dialect_insert(conn, spans).on_conflict_do_nothing(
-        index_elements=["trace_id", "span_id"]
-    )
-    conn.execute(statement, rows)
+    """Insert spans, ignoring ones already stored (same trace id and span id).
+
+    The hot path of ingest: the statement is compiled once and rows go to the driver as plain
+    tuples with JSON already encoded (by orjson), skipping per-value type processing, which cost
+    more than the insert itself. On PostgreSQL the rows are COPYed; only when a batch holds a
+    span already stored (a re-sent batch) does it fall back to INSERT ... ON CONFLICT DO NOTHING.
+    """
+    if not rows:
+        return
+    sql, order = _compiled_span_insert(conn)
+    params = _span_params(rows, order)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(sql, params)
+        return
+    if _copy_spans(conn, order, params):
+        return
+    conn.exec_driver_sql(sql, [dict(zip(order, values, strict=True)) for values in params])
+
+
+def _copy_spans(conn: Connection, order: tuple[str, ...], params: list[Any]) -> bool:
+    """COPY rows into spans inside a savepoint; False if one of them was already stored."""
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    columns = ", ".join(f'"{name}"' for name in order)
+    try:
+        with (
+            driver.transaction(),
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY spans ({columns}) FROM STDIN") as copy,
+        ):
+            for values in params:
+                copy.write_row(values)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
 
 
 def _trace_aggregates() -> Any:
