@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import queue
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
 
@@ -56,9 +58,7 @@ class GeneratedBatches:
             yield batch
 
 
-def _post_with_retries(
-    client: httpx.Client, url: str, batch: Batch, result: WorkerResult
-) -> bool:
+def _post_with_retries(client: httpx.Client, url: str, batch: Batch, result: WorkerResult) -> bool:
     for attempt in range(MAX_ATTEMPTS):
         started = time.monotonic()
         try:
@@ -130,8 +130,39 @@ def _merge(workers: list[WorkerResult], started: float, clients: int) -> DriveRe
     )
 
 
-def drive(url: str, shares: list[Iterable[Batch]]) -> DriveResult:
-    """One worker process per share; returns once every worker has finished sending."""
+def _collect(
+    out: Queue[WorkerResult],
+    workers: Sequence[BaseProcess],
+    heartbeat: Callable[[], None] | None,
+    heartbeat_s: float,
+) -> list[WorkerResult]:
+    results: list[WorkerResult] = []
+    next_beat = time.monotonic() + heartbeat_s
+    while len(results) < len(workers):
+        try:
+            results.append(out.get(timeout=1.0))
+            continue
+        except queue.Empty:
+            pass
+        if not any(worker.is_alive() for worker in workers) and out.empty():
+            codes = [worker.exitcode for worker in workers]
+            raise RuntimeError(f"client processes died without a result (exit codes {codes})")
+        if heartbeat is not None and time.monotonic() >= next_beat:
+            next_beat = time.monotonic() + heartbeat_s
+            heartbeat()
+    return results
+
+
+def drive(
+    url: str,
+    shares: list[Iterable[Batch]],
+    heartbeat: Callable[[], None] | None = None,
+    heartbeat_s: float = 30.0,
+) -> DriveResult:
+    """One worker process per share; returns once every worker has finished sending.
+
+    ``heartbeat`` (if given) is called every ``heartbeat_s`` while the workers send.
+    """
     context = mp.get_context("fork")
     ready = context.Barrier(len(shares) + 1)
     go = context.Event()
@@ -145,7 +176,7 @@ def drive(url: str, shares: list[Iterable[Batch]]) -> DriveResult:
     ready.wait()
     started = time.monotonic()
     go.set()
-    results = [out.get() for _ in workers]
+    results = _collect(out, workers, heartbeat, heartbeat_s)
     for worker in workers:
         worker.join()
     return _merge(results, started, len(shares))

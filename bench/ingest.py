@@ -42,8 +42,8 @@ from driver import (
     split,
     wait_until_stored,
 )
-from payloads import DEFAULT_PROJECT, Batch, PayloadGenerator, Probe, batches_for_spans
-from queries import measure_queries, search_catch_up
+from payloads import DEFAULT_PROJECT, Batch, PayloadGenerator, batches_for_spans
+from queries import index_catch_up, measure_queries, search_finds
 from report import BigStore, IngestRun, Session, print_report
 from servers import (
     PHOENIX_VENV,
@@ -57,7 +57,7 @@ from servers import (
 )
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 180)
 
 
 @dataclass(frozen=True)
@@ -130,11 +130,11 @@ def _store_timeout_s(server: Server, spans: int) -> float:
     return 120.0 if server.system == "assay" else 120.0 + spans / 20
 
 
-def _search_lag(server: Server, sent: DriveResult) -> float | None:
+def _search_found(server: Server, sent: DriveResult, timeout_s: float) -> float | None:
     if server.system != "assay" or sent.last_probe is None:
         return None
     word = sent.last_probe.ref_word
-    return search_catch_up(server.base_url, server.project, word, sent.last_ack, timeout_s=120)
+    return search_finds(server.base_url, server.project, word, sent.last_ack, timeout_s)
 
 
 def _ingest_run(server: Server, batches: list[Batch], settings: Settings, run: int) -> IngestRun:
@@ -167,7 +167,8 @@ def _ingest_run(server: Server, batches: list[Batch], settings: Settings, run: i
         rss_mib=memory.rss_mib,
         peak_rss_mib=memory.peak_mib,
         startup_s=0.0,
-        search_lag_s=_search_lag(server, sent),
+        search_found_s=_search_found(server, sent, timeout_s=120),
+        index_lag_s=index_catch_up(server.search_backlog, sent.last_ack, timeout_s=600),
         errors=sent.errors,
     )
 
@@ -181,7 +182,9 @@ def _print_run(run: IngestRun) -> None:
     )
 
 
-def run_fresh_stores(system: str, engine: str, batches: list[Batch], settings: Settings) -> list:
+def run_fresh_stores(
+    system: str, engine: str, batches: list[Batch], settings: Settings
+) -> list[IngestRun]:
     """``settings.runs`` runs, each on a new server with an empty store."""
     results: list[IngestRun] = []
     for run in range(1, settings.runs + 1):
@@ -206,44 +209,56 @@ def run_fresh_stores(system: str, engine: str, batches: list[Batch], settings: S
 # --- big store ---------------------------------------------------------------------------------
 
 
-def _fill(server: Server, spans: int, settings: Settings, start_ns: int) -> DriveResult:
+def _fill(server: Server, spans: int, settings: Settings, start_ns: int) -> DriveResult | None:
+    """Top the store up by ``spans`` new spans, generated inside the client processes."""
+    if spans <= 0:
+        return None
+    console.print(f"  adding {spans:,} spans (clients generate as they send)...")
     per_client = -(-spans // settings.clients)
     shares = [
         GeneratedBatches(settings.seed * 1_000 + 101 + k, start_ns, per_client, settings.project)
         for k in range(settings.clients)
     ]
-    return drive(server.ingest_url, list(shares))
+
+    def progress() -> None:
+        try:
+            console.print(f"    {_count(server):,} spans stored")
+        except httpx.HTTPError as error:
+            console.print(f"    (count failed: {error})")
+
+    return drive(server.ingest_url, list(shares), heartbeat=progress)
 
 
-def big_store(engine: str, probes: list[Probe], settings: Settings, start_ns: int) -> BigStore:
+def big_store(engine: str, batches: list[Batch], settings: Settings, start_ns: int) -> BigStore:
     """Fill a fresh Assay store to ``store_spans`` (the run's payload first), then query it."""
     with scratch_dir(f"store-{engine}") as workdir:
         server = start_assay(engine, workdir, settings.project)
         try:
-            return _fill_and_query(server, probes, settings, start_ns)
+            return _fill_and_query(server, batches, settings, start_ns)
         finally:
             server.stop()
 
 
 def _fill_and_query(
-    server: Server, probes: list[Probe], settings: Settings, start_ns: int
+    server: Server, batches: list[Batch], settings: Settings, start_ns: int
 ) -> BigStore:
-    generator = PayloadGenerator(settings.seed, start_ns, settings.project)
-    seed_batches = batches_for_spans(generator, min(settings.spans, settings.store_spans))
-    first = drive(server.ingest_url, split(seed_batches, settings.clients))
-    console.print(f"  filling to {settings.store_spans:,} spans (generating as it goes)...")
-    remaining = max(0, settings.store_spans - first.acked_spans)
+    first = drive(server.ingest_url, split(batches, settings.clients))
+    remaining = settings.store_spans - first.acked_spans
     filled = _fill(server, remaining, settings, start_ns - 30 * 86_400 * 10**9)
-    acked = first.acked_spans + filled.acked_spans
+    last = filled if filled is not None and filled.last_probe is not None else first
+    acked = first.acked_spans + (filled.acked_spans if filled else 0)
     with httpx.Client(timeout=60) as client:
         stored = wait_until_stored(lambda: server.count_spans(client), acked, timeout_s=600)
-    fill_seconds = filled.last_ack - first.started
-    catch_up = None
-    if filled.last_probe is not None:
-        word = filled.last_probe.ref_word
-        catch_up = search_catch_up(server.base_url, server.project, word, filled.last_ack)
-    console.print(f"  {stored.stored_spans:,} spans stored; timing {settings.queries}x queries")
+    fill_seconds = last.last_ack - first.started
+    found = _search_found(server, last, timeout_s=600)
+    catch_up = index_catch_up(server.search_backlog, last.last_ack)
+    console.print(
+        f"  {stored.stored_spans:,} spans stored at {acked / fill_seconds:,.0f} spans/s; "
+        f"text index complete {catch_up or float('nan'):.1f}s after the last ack; "
+        f"timing {settings.queries} requests per query"
+    )
     memory = server.memory()
+    probes = [batch.probe for batch in batches]
     queries = measure_queries(server.base_url, server.project, probes, repeat=settings.queries)
     return BigStore(
         engine=server.engine,
@@ -251,11 +266,12 @@ def _fill_and_query(
         fill_spans=acked,
         fill_seconds=fill_seconds,
         fill_spans_per_s=acked / fill_seconds if fill_seconds > 0 else 0.0,
-        search_catch_up_s=catch_up,
+        search_found_s=found,
+        index_catch_up_s=catch_up,
         rss_mib=memory.rss_mib,
         peak_rss_mib=memory.peak_mib,
         queries=queries,
-        errors=first.errors + filled.errors,
+        errors=first.errors + (filled.errors if filled else []),
     )
 
 
@@ -313,7 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     start_ns = _payload_start_ns()
     console.print("generating payloads...")
     assay_batches, peer_batches = _payloads(settings, start_ns)
-    probes = [batch.probe for batch in assay_batches]
     has_assay = bool(session.environment["assay_available"])
     if not has_assay:
         session.notes.append("assay server not found (assay server --help failed): not measured")
@@ -326,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     for engine in settings.engines if has_assay and settings.store_spans > 0 else []:
         console.rule(f"assay on {engine}: query latency at {settings.store_spans:,} spans")
         try:
-            session.big_stores.append(big_store(engine, probes, settings, start_ns))
+            session.big_stores.append(big_store(engine, assay_batches, settings, start_ns))
         except (ServerError, httpx.HTTPError, OSError) as error:
             session.notes.append(f"big store on {engine} failed: {error}")
         session.write_json(results_path)

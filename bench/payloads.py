@@ -35,7 +35,12 @@ TOOLS = ("lookup_order", "search_web", "get_weather", "create_ticket", "convert_
 
 # --- vocabulary --------------------------------------------------------------------------------
 
-_COMMON_WORDS = """
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_COMMON_WORDS = _words("""
 the to and of a in is for that you it with on this be are your as we have can will or from
 customer order please account refund shipping payment delivery invoice support request issue
 product service price update information help policy return address email number date time
@@ -43,11 +48,11 @@ item status team check system data report agent tool result answer question cont
 model response error message user assistant search query review detail summary plan step need
 available within days business confirm process change contact manager subscription billing
 warranty replacement tracking package store online cancel option discount credit card balance
-""".split()
-_SYLLABLES = (
+""")
+_SYLLABLES = _words(
     "ka ve lo mi ra tu sen dor pla qui zen bro fal tis mun gar vel nor pex cul ash bim "
     "tor dri hal jun kel mos nix pru rav sol tem urn vox wel yar zor"
-).split()
+)
 _VOCAB_SIZE = 20_000
 _VOCAB_SEED = 20_240_601
 _ZIPF_EXPONENT = 1.0
@@ -227,7 +232,10 @@ def _plan_trace(rng: random.Random, start_ns: int, session_id: str, user_id: str
         user_id=user_id,
         ref_word=ref_word,
         tags=rng.sample(["prod", "beta", "mobile", "web", "vip", "eu", "us"], k=rng.randint(1, 3)),
-        metadata={"tenant": f"tenant-{rng.randint(1, 40)}", "app_version": f"2.{rng.randint(0, 9)}"},
+        metadata={
+            "tenant": f"tenant-{rng.randint(1, 40)}",
+            "app_version": f"2.{rng.randint(0, 9)}",
+        },
     )
     build = _TraceBuilder(rng, trace, start_ns)
     question = _text(rng, 700, 1_300, prefix=f"Question about {ref_word}:")

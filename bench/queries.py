@@ -8,6 +8,7 @@ through probes taken from different batches so repeated requests do not hit one 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -50,7 +51,9 @@ def query_specs(probes: list[Probe]) -> list[QuerySpec]:
     words = {"common": [COMMON_WORD], "medium": [MEDIUM_WORD], "rare": [RARE_WORD], "unique": refs}
     for resource in ("traces", "spans"):
         for label, values in words.items():
-            specs.append(QuerySpec(f"{resource} q=<{label} word>", f"/{resource}", each("q", values)))
+            specs.append(
+                QuerySpec(f"{resource} q=<{label} word>", f"/{resource}", each("q", values))
+            )
     return specs
 
 
@@ -97,18 +100,35 @@ def measure_queries(
         ]
 
 
-def search_catch_up(
-    base_url: str, project: str, word: str, since: float, timeout_s: float = 900
+def search_finds(
+    base_url: str, project: str, word: str, since: float, timeout_s: float = 300
 ) -> float | None:
-    """Seconds from ``since`` (a time.monotonic()) until ``/spans?q=word`` finds a span."""
+    """Seconds from ``since`` (a time.monotonic()) until ``/spans?q=word`` returns a span."""
     url = f"{base_url}/api/v1/projects/{quote(project, safe='')}/spans"
     with httpx.Client(timeout=60) as client:
         while time.monotonic() - since < timeout_s:
             try:
                 response = client.get(url, params={"q": word, "limit": "1"})
-                if response.status_code == 200 and response.json().get("items"):
-                    return time.monotonic() - since
             except httpx.HTTPError:
-                pass
+                response = None
+            if response is not None and response.status_code == 200:
+                if response.json().get("items"):
+                    return time.monotonic() - since
+            elif response is not None and 400 <= response.status_code < 500:
+                return None  # search not offered in this form: nothing to wait for
             time.sleep(0.1)
+    return None
+
+
+def index_catch_up(
+    backlog: Callable[[], int | None], since: float, timeout_s: float = 1_800
+) -> float | None:
+    """Seconds from ``since`` until the background text index covers every stored span."""
+    while time.monotonic() - since < timeout_s:
+        remaining = backlog()
+        if remaining is None:
+            return None
+        if remaining <= 0:
+            return time.monotonic() - since
+        time.sleep(0.2)
     return None

@@ -37,7 +37,8 @@ class IngestRun:
     rss_mib: float
     peak_rss_mib: float
     startup_s: float
-    search_lag_s: float | None = None  # last ack -> its unique word found by /spans?q=
+    search_found_s: float | None = None  # last ack -> its unique word found by /spans?q=
+    index_lag_s: float | None = None  # last ack -> background text index covers every span
     errors: list[str] = field(default_factory=list)
 
 
@@ -50,7 +51,8 @@ class BigStore:
     fill_spans: int
     fill_seconds: float
     fill_spans_per_s: float  # generator runs inside the clients: indicative only
-    search_catch_up_s: float | None
+    search_found_s: float | None  # last ack -> /spans?q=<word of the last batch> finds it
+    index_catch_up_s: float | None  # last ack -> background text index covers every span
     rss_mib: float
     peak_rss_mib: float
     queries: list[QueryStats]
@@ -88,13 +90,15 @@ class SummaryRow:
     request_p50_ms: float
     request_p95_ms: float
     rss_mib: float
-    search_lag_s: float | None
+    search_found_s: float | None
+    index_lag_s: float | None
     ratio_vs_peer: float | None  # spans/s of this row over the peer's; None for the peer
 
 
 def _summarise_group(runs: list[IngestRun]) -> SummaryRow:
     rates = [r.spans_per_s for r in runs]
-    lags = [r.search_lag_s for r in runs if r.search_lag_s is not None]
+    found = [r.search_found_s for r in runs if r.search_found_s is not None]
+    lags = [r.index_lag_s for r in runs if r.index_lag_s is not None]
     return SummaryRow(
         system=runs[0].system,
         engine=runs[0].engine,
@@ -109,7 +113,8 @@ def _summarise_group(runs: list[IngestRun]) -> SummaryRow:
         request_p50_ms=median([r.request_p50_ms for r in runs]),
         request_p95_ms=median([r.request_p95_ms for r in runs]),
         rss_mib=median([r.rss_mib for r in runs]),
-        search_lag_s=median(lags) if lags else None,
+        search_found_s=median(found) if found else None,
+        index_lag_s=median(lags) if lags else None,
         ratio_vs_peer=None,
     )
 
@@ -147,7 +152,8 @@ def _ingest_table(rows: list[SummaryRow]) -> Table:
         "req p50 ms",
         "req p95 ms",
         "RSS MiB",
-        "search lag s",
+        "found s",
+        "index lag s",
         "x peer",
     ):
         table.add_column(column, justify="left" if column in ("system", "engine") else "right")
@@ -165,20 +171,25 @@ def _ingest_table(rows: list[SummaryRow]) -> Table:
             _num(row.request_p50_ms),
             _num(row.request_p95_ms),
             _num(row.rss_mib),
-            _num(row.search_lag_s, 2),
+            _num(row.search_found_s, 2),
+            _num(row.index_lag_s, 1),
             _num(row.ratio_vs_peer, 1) + ("x" if row.ratio_vs_peer else ""),
         )
     return table
 
 
-def _store_table(store: BigStore) -> Table:
-    title = (
-        f"Assay {store.engine}: {store.spans_in_store:,} spans stored, "
-        f"fill {store.fill_spans_per_s:,.0f} spans/s (generator in the loop), "
-        f"search caught up {_num(store.search_catch_up_s, 1)} s after last ack, "
-        f"RSS {store.rss_mib:,.0f} MiB"
+def _store_caption(store: BigStore) -> str:
+    return (
+        f"Assay {store.engine} with {store.spans_in_store:,} spans: filled at "
+        f"{store.fill_spans_per_s:,.0f} spans/s (generator in the loop); last batch searchable "
+        f"{_num(store.search_found_s, 2)} s and text index complete "
+        f"{_num(store.index_catch_up_s, 1)} s after the last ack; "
+        f"RSS {store.rss_mib:,.0f} MiB (peak {store.peak_rss_mib:,.0f})"
     )
-    table = Table(title=title)
+
+
+def _store_table(store: BigStore) -> Table:
+    table = Table(title=f"Read latency, Assay {store.engine}, {store.spans_in_store:,} spans")
     for column in ("query", "requests", "p50 ms", "p95 ms", "items", "errors"):
         table.add_column(column, justify="left" if column in ("query", "errors") else "right")
     for query in store.queries:
@@ -197,6 +208,7 @@ def print_report(session: Session, console: Console) -> None:
     console.print(_ingest_table(summarise(session.runs)))
     for store in session.big_stores:
         console.print(_store_table(store))
+        console.print(_store_caption(store))
     for run in session.runs:
         if run.errors or not run.complete:
             status = "incomplete" if not run.complete else "errors"

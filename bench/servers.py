@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -99,6 +100,7 @@ class Server:
     log_path: Path
     count_spans: Callable[[httpx.Client], int]
     cleanup: Callable[[], None]
+    search_backlog: Callable[[], int | None] = lambda: None  # spans not yet in the text index
 
     @property
     def ingest_url(self) -> str:
@@ -163,13 +165,17 @@ def assay_available() -> bool:
 
 def _reset_postgres_database(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _drop_postgres_database(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def _assay_span_count(base_url: str, project: str) -> Callable[[httpx.Client], int]:
@@ -184,11 +190,44 @@ def _assay_span_count(base_url: str, project: str) -> Callable[[httpx.Client], i
     return count
 
 
+# The API does not say how far the background text indexer has got, so the benchmark reads the
+# indexer's watermark (the last indexed span row id) from the store itself. Internal to Assay's
+# schema; if it changes, the backlog reads as unknown (None) and the report shows "-".
+_BACKLOG_SQL = (
+    "SELECT (SELECT coalesce(max(id), 0) FROM spans) - coalesce("
+    "(SELECT CAST(value AS BIGINT) FROM store_state WHERE key = 'search_indexed_span_id'), 0)"
+)
+
+
+def _sqlite_backlog(path: Path) -> Callable[[], int | None]:
+    def backlog() -> int | None:
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
+                return int(conn.execute(_BACKLOG_SQL).fetchone()[0])
+        except sqlite3.Error:
+            return None
+
+    return backlog
+
+
+def _postgres_backlog(url: str) -> Callable[[], int | None]:
+    def backlog() -> int | None:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute(_BACKLOG_SQL).fetchone()
+                return int(row[0]) if row else None
+        except psycopg.Error:
+            return None
+
+    return backlog
+
+
 def start_assay(engine: str, workdir: Path, project: str) -> Server:
     """Assay on a fresh store: a SQLite file under ``workdir`` or the ``assay_bench`` database."""
     port = free_port()
     if engine == "sqlite":
         db_url = f"sqlite:///{workdir / 'assay.db'}"
+        backlog = _sqlite_backlog(workdir / "assay.db")
 
         def cleanup() -> None:
             return None
@@ -196,6 +235,7 @@ def start_assay(engine: str, workdir: Path, project: str) -> Server:
     else:
         _reset_postgres_database(POSTGRES_BENCH_DB)
         db_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{POSTGRES_BENCH_DB}"
+        backlog = _postgres_backlog(f"postgresql://postgres@127.0.0.1:5432/{POSTGRES_BENCH_DB}")
 
         def cleanup() -> None:
             _drop_postgres_database(POSTGRES_BENCH_DB)
@@ -213,6 +253,7 @@ def start_assay(engine: str, workdir: Path, project: str) -> Server:
         log_path=log_path,
         count_spans=_assay_span_count(base_url, project),
         cleanup=cleanup,
+        search_backlog=backlog,
     )
     wait_until_healthy(server, "/healthz", timeout_s=120)
     return server

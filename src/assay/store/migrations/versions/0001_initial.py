@@ -153,6 +153,19 @@ def upgrade() -> None:
         sa.Column("value", sa.BigInteger, nullable=False),
     )
 
+    if op.get_bind().dialect.name == "postgresql":
+        # lz4 compresses the large text and JSON values several times faster than the default
+        # pglz, which shows directly in ingest throughput. Only where the server supports it.
+        has_lz4 = op.get_bind().execute(
+            sa.text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            )
+        ).scalar()
+        if has_lz4:
+            for column in ("input", "output", "attributes", "events", "resource"):
+                op.execute(f"ALTER TABLE spans ALTER COLUMN {column} SET COMPRESSION lz4")
+
     # Text search over span input/output, filled in the background by the search indexer.
     if op.get_bind().dialect.name == "sqlite":
         # Contentless: the text lives in `spans`; the index holds only tokens, keyed by rowid.
