@@ -231,3 +231,16 @@ def test_project_price_overrides_apply_to_new_spans(client: httpx.Client) -> Non
         i["name"]: i["cost"] for i in client.get("/api/v1/projects/priced/spans").json()["items"]
     }
     assert costs == {"before": None, "after": 3.0}
+
+
+def test_openapi_describes_the_fixed_paths(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/traces",
+        "/api/v1/projects",
+        "/api/v1/projects/{project}/traces",
+        "/api/v1/projects/{project}/spans",
+        "/api/v1/traces/{trace_id}",
+    ):
+        assert path in paths, path
+    assert client.get("/docs").status_code == 404  # no page that pulls scripts from a CDN

@@ -60,7 +60,7 @@ def demo(
     console.print(f"  failed runs   {base}/api/v1/projects/{PROJECT}/traces?status=error")
     console.print(f"  LLM calls     {base}/api/v1/projects/{PROJECT}/spans?type=llm&limit=5")
     console.print(f"  text search   {base}/api/v1/projects/{PROJECT}/traces?q=refund")
-    console.print(f"  API docs      {base}/docs")
+    console.print(f"  API schema    {base}/openapi.json")
     console.print(f"  send your own: point any OTLP/HTTP exporter at {base}/v1/traces")
     if serve:
         console.print("\nPress Ctrl-C to stop.")

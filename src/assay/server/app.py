@@ -39,6 +39,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ),
         lifespan=lifespan,
         default_response_class=JSON,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; Assay serves nothing
+        # from elsewhere, so only the machine-readable description is offered.
+        docs_url=None,
+        redoc_url=None,
     )
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
