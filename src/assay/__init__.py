@@ -1,0 +1,36 @@
+"""Assay: trace, evaluate and annotate LLM agents, and check the judges.
+
+The public API. Everything else is internal and may change.
+"""
+
+from assay._version import __version__
+from assay.errors import AssayError, ConfigError, UserError
+from assay.sdk import (
+    Span,
+    current_span,
+    flush,
+    init,
+    log_feedback,
+    propagation,
+    shutdown,
+    span,
+    stats,
+    traced,
+)
+
+__all__ = [
+    "AssayError",
+    "ConfigError",
+    "Span",
+    "UserError",
+    "__version__",
+    "current_span",
+    "flush",
+    "init",
+    "log_feedback",
+    "propagation",
+    "shutdown",
+    "span",
+    "stats",
+    "traced",
+]

@@ -156,12 +156,16 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         # lz4 compresses the large text and JSON values several times faster than the default
         # pglz, which shows directly in ingest throughput. Only where the server supports it.
-        has_lz4 = op.get_bind().execute(
-            sa.text(
-                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
-                "WHERE name = 'default_toast_compression'"
+        has_lz4 = (
+            op.get_bind()
+            .execute(
+                sa.text(
+                    "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                    "WHERE name = 'default_toast_compression'"
+                )
             )
-        ).scalar()
+            .scalar()
+        )
         if has_lz4:
             for column in ("input", "output", "attributes", "events", "resource"):
                 op.execute(f"ALTER TABLE spans ALTER COLUMN {column} SET COMPRESSION lz4")
