@@ -69,10 +69,10 @@ class LiveServer:
         self.thread.join(20)
 
 
-def start_server(settings: Settings) -> LiveServer:
+def start_server(settings: Settings, port: int | None = None) -> LiveServer:
     """A real uvicorn server on a loopback port, in a thread of this process."""
     runtime = Runtime.open(settings)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         create_app(settings, runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
     )
