@@ -21,3 +21,34 @@ def test_the_two_commands_exist() -> None:
     assert "\ndemo:" in makefile and "\ntest:" in makefile
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_the_readme_sdk_example_runs(live: object, client: object) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import LiveServer
+
+    assert isinstance(live, LiveServer) and isinstance(client, httpx.Client)
+    example = re.search(r"```python\n(import assay\n.*?)```", README, re.S)
+    assert example is not None
+    done = subprocess.run(
+        [sys.executable, "-c", example.group(1)],
+        env={**os.environ, "ASSAY_URL": live.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    spans = client.get("/api/v1/projects/my-agent/spans").json()["items"]
+    names = {s["name"].rsplit(".", 1)[-1]: s for s in spans}
+    assert set(names) == {"conversation turn", "support_agent", "lookup_order", "draft answer"}
+    assert names["draft answer"]["input_tokens"] == 812
+    trace = client.get(f"/api/v1/traces/{names['conversation turn']['trace_id']}").json()
+    [root] = trace["spans"]
+    assert [s["name"] for s in root["scores"]] == ["thumbs_up"]
+    assert root["scores"][0]["author"] == "end-user-17"

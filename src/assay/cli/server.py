@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 import uvicorn
 from rich.console import Console
@@ -34,6 +36,13 @@ def serve(
     port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on."),
     db: str | None = DbOption,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error"),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Server processes. Decoding spans is CPU work: 2 uses both cores of a 2-core box.",
+    ),
 ) -> None:
     """Run the server: OTLP ingest at /v1/traces, the API under /api/v1."""
     settings = Settings.from_env(database_url=db, host=host, port=port)
@@ -41,7 +50,24 @@ def serve(
     url = runtime.engine.url.render_as_string(hide_password=True)
     console.print(f"Assay on [bold]http://{host}:{port}[/]  (database: {url})")
     mode = "API keys required" if runtime.keys_exist() else "open (loopback, no keys yet)"
-    console.print(f"auth: {mode}")
+    console.print(f"auth: {mode}; workers: {workers}")
+    if workers > 1:
+        # Each worker process opens the store itself, from the same settings.
+        runtime.close()
+        os.environ["ASSAY_DATABASE_URL"] = settings.resolved_database_url()
+        os.environ["ASSAY_HOST"] = host
+        os.environ["ASSAY_PORT"] = str(port)
+        uvicorn.run(
+            "assay.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=log_level == "debug",
+            timeout_graceful_shutdown=10,
+        )
+        return
     app = create_app(settings, runtime=runtime)
     uvicorn.run(
         app,

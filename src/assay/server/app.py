@@ -57,3 +57,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return error_response(503, "database_unavailable", "the database does not answer")
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for multi-process serving: each worker reads its settings from ASSAY_*."""
+    return create_app(Settings.from_env())

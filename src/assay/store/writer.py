@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from assay.errors import IngestError
 from assay.store import projects as project_store
 from assay.store.engine import json_text
+from assay.store.locks import WriteLock
 from assay.store.tables import spans, traces
 
 log = logging.getLogger("assay.writer")
@@ -54,6 +55,7 @@ class SpanWriter:
         indexer: Callable[[Connection], int] | None = None,
     ) -> None:
         self.engine = engine
+        self._write_lock = WriteLock(engine)
         self.indexer = indexer
         self.idle_seconds = 0.25
         self.batch_spans = batch_spans
@@ -80,6 +82,7 @@ class SpanWriter:
             self._queue.put(_STOP)
             self._thread.join(timeout)
             self._thread = None
+        self._write_lock.close()
 
     @property
     def pending(self) -> int:
@@ -157,7 +160,8 @@ class SpanWriter:
     def _index_some(self) -> int:
         assert self.indexer is not None
         try:
-            with self.engine.begin() as conn:
+            with self._write_lock.held(), self.engine.begin() as conn:
+                self._write_lock.in_transaction(conn)
                 return self.indexer(conn)
         except Exception:
             log.exception("search indexing failed; will retry")
@@ -203,7 +207,8 @@ class SpanWriter:
             job.done.set()
 
     def _commit(self, jobs: Sequence[_Job]) -> None:
-        with self.engine.begin() as conn:
+        with self._write_lock.held(), self.engine.begin() as conn:
+            self._write_lock.in_transaction(conn)
             rows: list[dict[str, Any]] = []
             for job in jobs:
                 for row, project in zip(job.rows, job.project_of_row, strict=True):
