@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,11 +119,21 @@ def _score_condition(f: Filters, trace_col: Any, span_col: Any | None) -> Column
 
 
 def _shared_conditions(
-    conn: Connection, f: Filters, table: Any, project_id: int
+    conn: Connection, f: Filters, table: Any, project_id: int, sort: str
 ) -> list[ColumnElement[bool]]:
     """Filters on columns that spans and traces both have, under the same names."""
     c = table.c
-    out: list[ColumnElement[bool]] = [c.project_id == project_id]
+    if f.q and search.words(f.q):
+        # Search hands over a short list of ids: let those, not the project's time index,
+        # drive the query ("+ 0" hides the project_id index from the planner).
+        project_condition: ColumnElement[bool] = c.project_id + 0 == project_id
+    else:
+        project_condition = c.project_id == project_id
+    # A range on duration or cost would tempt the planner to use that column's index and then
+    # sort every match by time; "+ 0" keeps it walking the time index, stopping at a page.
+    duration = c.duration_ns if sort == "duration" else c.duration_ns + 0
+    cost = c.cost if sort == "cost" else c.cost + 0
+    out: list[ColumnElement[bool]] = [project_condition]
     if f.since is not None:
         out.append(c.start_ns >= f.since)
     if f.until is not None:
@@ -138,13 +148,13 @@ def _shared_conditions(
     out.extend(_tag_condition(conn, c.tags, tag) for tag in f.tags)
     out.extend(_metadata_condition(c.metadata, key, value) for key, value in f.metadata)
     if f.min_duration_ms is not None:
-        out.append(c.duration_ns >= int(f.min_duration_ms * 1e6))
+        out.append(duration >= int(f.min_duration_ms * 1e6))
     if f.max_duration_ms is not None:
-        out.append(c.duration_ns <= int(f.max_duration_ms * 1e6))
+        out.append(duration <= int(f.max_duration_ms * 1e6))
     if f.min_cost is not None:
-        out.append(c.cost >= f.min_cost)
+        out.append(cost >= f.min_cost)
     if f.max_cost is not None:
-        out.append(c.cost <= f.max_cost)
+        out.append(cost <= f.max_cost)
     return out
 
 
@@ -152,9 +162,11 @@ def _has_score_filter(f: Filters) -> bool:
     return bool(f.score) or f.min_score is not None or f.max_score is not None
 
 
-def _span_conditions(conn: Connection, f: Filters, project_id: int) -> list[ColumnElement[bool]]:
+def _span_conditions(
+    conn: Connection, f: Filters, project_id: int, sort: str
+) -> list[ColumnElement[bool]]:
     s = spans.c
-    out = _shared_conditions(conn, f, spans, project_id)
+    out = _shared_conditions(conn, f, spans, project_id, sort)
     if f.type:
         out.append(s.type == f.type)
     if f.model:
@@ -163,33 +175,23 @@ def _span_conditions(conn: Connection, f: Filters, project_id: int) -> list[Colu
         out.append(_status_condition(s.is_error, s.status_code, f.status))
     if _has_score_filter(f):
         out.append(_score_condition(f, s.trace_id, s.span_id))
-    if f.q:
-        out.append(search.span_match(conn, f.q, project_id))
     return out
 
 
-def _trace_conditions(conn: Connection, f: Filters, project_id: int) -> list[ColumnElement[bool]]:
+def _trace_conditions(
+    conn: Connection, f: Filters, project_id: int, sort: str
+) -> list[ColumnElement[bool]]:
     t = traces.c
-    out = _shared_conditions(conn, f, traces, project_id)
+    out = _shared_conditions(conn, f, traces, project_id, sort)
     if f.status:
         out.append(_status_condition(t.error_count > 0, t.status_code, f.status))
     if _has_score_filter(f):
         out.append(_score_condition(f, t.trace_id, None))
-    # Conditions on the spans inside a trace: the trace matches if any of its spans does
-    # (each condition on its own: "used gpt-4o" and "mentions refund" may be different spans).
-    inner: list[ColumnElement[bool]] = []
+    # The trace matches if any of its spans has the type / model.
     if f.type:
-        inner.append(spans.c.type == f.type)
+        out.append(t.span_types.contains(f",{f.type},", autoescape=True))
     if f.model:
-        inner.append(spans.c.model == f.model)
-    if f.q:
-        inner.append(search.span_match(conn, f.q, project_id))
-    for condition in inner:
-        out.append(
-            t.trace_id.in_(
-                select(spans.c.trace_id).where(spans.c.project_id == project_id, condition)
-            )
-        )
+        out.append(t.models.contains(f",{f.model},", autoescape=True))
     return out
 
 
@@ -269,9 +271,27 @@ def list_traces(
     order: str = "desc",
 ) -> Page:
     sort_col = _sort_column(traces, sort)
-    query = select(*TRACE_LIST_COLUMNS).where(*_trace_conditions(conn, f, project_id))
-    query = _paginate(query, sort_col, traces.c.trace_id, order=order, limit=limit, cursor=cursor)
-    rows = [dict(row._mapping) for row in conn.execute(query)]
+    base = select(*TRACE_LIST_COLUMNS).where(*_trace_conditions(conn, f, project_id, sort))
+
+    def page(condition: Any = None) -> list[dict[str, Any]]:
+        query = base if condition is None else base.where(condition)
+        query = _paginate(
+            query, sort_col, traces.c.trace_id, order=order, limit=limit, cursor=cursor
+        )
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+    if f.q and search.words(f.q):
+        rows = _search_page(
+            conn,
+            project_id,
+            f.q,
+            lambda ids: page(traces.c.trace_id.in_(_trace_ids_of(conn, ids, project_id))),
+            "trace_id",
+            sort == "start" and order == "desc",
+            limit,
+        )
+    else:
+        rows = page()
     more = len(rows) > limit
     rows = rows[:limit]
     attach_scores(conn, rows, by="trace")
@@ -281,6 +301,61 @@ def list_traces(
         _encode_cursor(_sort_value(rows[-1], sort), rows[-1]["trace_id"]) if more else None
     )
     return Page(rows, next_cursor)
+
+
+SEARCH_CHUNK_SPANS = 2_000
+SEARCH_SCAN_BUDGET = 100_000
+
+
+def _search_page(
+    conn: Connection,
+    project_id: int,
+    q: str,
+    page: Callable[[Any], list[dict[str, Any]]],
+    key: str,
+    newest_first: bool,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Rows (traces or spans) matching ``q``: ``page(ids)`` reads one page of rows among the
+    spans whose ids the SELECT ``ids`` yields.
+
+    For the usual view (newest first) it walks the matching spans newest first and stops once
+    a page is full, instead of collecting every row a common word appears in. Span ids follow
+    arrival, which follows start time closely but not exactly: a span that arrived long after
+    it started can sort a little out of place. Other orders, and a page not filled within the
+    scan budget, use the exact query.
+    """
+    if newest_first:
+        found: dict[Any, dict[str, Any]] = {}
+        scanned = 0
+        for ids in search.newest_matching_span_ids(conn, q, project_id, SEARCH_CHUNK_SPANS):
+            scanned += len(ids)
+            for row in page(ids):
+                found[row[key]] = row
+            if len(found) > limit:
+                return _newest_first(found.values(), key, limit)
+            if scanned >= SEARCH_SCAN_BUDGET:
+                break
+        else:
+            return _newest_first(found.values(), key, limit)
+    return page(search.matching_span_ids(conn, q, project_id))
+
+
+def _trace_ids_of(conn: Connection, span_ids: Any, project_id: int) -> list[str]:
+    return sorted(
+        set(
+            conn.execute(
+                select(spans.c.trace_id).where(
+                    spans.c.id.in_(span_ids), spans.c.project_id + 0 == project_id
+                )
+            ).scalars()
+        )
+    )
+
+
+def _newest_first(rows: Any, key: str, limit: int) -> list[dict[str, Any]]:
+    ordered = sorted(rows, key=lambda r: (r["start_ns"], r[key]), reverse=True)
+    return ordered[: limit + 1]
 
 
 SPAN_LIST_COLUMNS = [c for c in spans.c if c.name not in ("project_id",)]
@@ -297,9 +372,25 @@ def list_spans(
     order: str = "desc",
 ) -> Page:
     sort_col = _sort_column(spans, sort)
-    query = select(*SPAN_LIST_COLUMNS).where(*_span_conditions(conn, f, project_id))
-    query = _paginate(query, sort_col, spans.c.id, order=order, limit=limit, cursor=cursor)
-    rows = [span_dict(row._mapping) for row in conn.execute(query)]
+    base = select(*SPAN_LIST_COLUMNS).where(*_span_conditions(conn, f, project_id, sort))
+
+    def page(condition: Any = None) -> list[dict[str, Any]]:
+        query = base if condition is None else base.where(condition)
+        query = _paginate(query, sort_col, spans.c.id, order=order, limit=limit, cursor=cursor)
+        return [span_dict(row._mapping) for row in conn.execute(query)]
+
+    if f.q and search.words(f.q):
+        rows = _search_page(
+            conn,
+            project_id,
+            f.q,
+            lambda ids: page(spans.c.id.in_(ids)),
+            "id",
+            sort == "start" and order == "desc",
+            limit,
+        )
+    else:
+        rows = page()
     more = len(rows) > limit
     rows = rows[:limit]
     attach_scores(conn, rows, by="span")

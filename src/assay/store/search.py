@@ -10,9 +10,10 @@ prefix match on the last word); PostgreSQL a GIN-indexed tsvector with the 'simp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, and_, literal_column, or_, select, text
+from sqlalchemy import Connection, literal_column, or_, select, text, union_all
 
 from assay.store.tables import spans, store_state
 
@@ -81,13 +82,31 @@ def _like_pattern(word: str) -> str:
     return f"%{escaped}%"
 
 
-def span_match(conn: Connection, query: str, project_id: int) -> Any:
-    """A condition on ``spans`` true for spans whose input or output contains every word."""
-    terms = words(query)
-    if not terms:
-        return literal_column("1") == literal_column("1")
+def _fts_condition(conn: Connection, terms: list[str], project_id: int) -> tuple[Any, Any]:
+    """(the id column of the index, a condition selecting the indexed spans that match)."""
+    if conn.dialect.name == "sqlite":
+        # Each word quoted, so FTS5 syntax in the query is just text. Whole words only: a
+        # prefix query merges every term sharing the prefix and costs 20x more.
+        fts_query = " ".join(f'"{term}"' for term in terms)
+        return literal_column("rowid"), text("span_search MATCH :fts_query").bindparams(
+            fts_query=fts_query
+        )
+    ts_query = " & ".join(terms)
+    return literal_column("span_id"), text(
+        "span_search.project_id = :search_project AND tsv @@ to_tsquery('simple', :ts_query)"
+    ).bindparams(search_project=project_id, ts_query=ts_query)
+
+
+def _tail_matches(conn: Connection, terms: list[str], project_id: int | None) -> list[int]:
+    """Ids of not-yet-indexed spans containing every word, newest first.
+
+    LIKE narrows the (small) tail down; a word-boundary check then gives the same answer the
+    index will give once it has caught up ("refund" does not match "refunds").
+    """
     mark = watermark(conn)
-    tail = and_(
+    # Only the id range may drive this scan; "+ 0" keeps the planner from walking a whole
+    # project through the project_id index instead.
+    query = select(spans.c.id, spans.c.input, spans.c.output).where(
         spans.c.id > mark,
         *[
             or_(
@@ -97,26 +116,55 @@ def span_match(conn: Connection, query: str, project_id: int) -> Any:
             for term in terms
         ],
     )
-    if conn.dialect.name == "sqlite":
-        # Each word quoted (so FTS5 syntax in the query is just text); the last one a prefix.
-        fts_query = " ".join(f'"{term}"' for term in terms) + "*"
-        indexed = spans.c.id.in_(
-            select(literal_column("rowid"))
-            .select_from(text("span_search"))
-            .where(text("span_search MATCH :fts_query").bindparams(fts_query=fts_query))
-        )
-    else:
-        ts_query = " & ".join(
-            f"{term}:*" if i == len(terms) - 1 else term for i, term in enumerate(terms)
-        )
-        indexed = spans.c.id.in_(
-            select(literal_column("span_id"))
-            .select_from(text("span_search"))
-            .where(
-                text(
-                    "span_search.project_id = :search_project "
-                    "AND tsv @@ to_tsquery('simple', :ts_query)"
-                ).bindparams(search_project=project_id, ts_query=ts_query)
-            )
-        )
-    return or_(and_(spans.c.id <= mark, indexed), tail)
+    if project_id is not None:
+        query = query.where(spans.c.project_id + 0 == project_id)
+    patterns = [re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE) for term in terms]
+    found = []
+    for row in conn.execute(query.order_by(spans.c.id.desc())):
+        text_value = f"{row.input or ''}\n{row.output or ''}"
+        if all(pattern.search(text_value) for pattern in patterns):
+            found.append(int(row.id))
+    return found
+
+
+def matching_span_ids(conn: Connection, query: str, project_id: int) -> Any:
+    """A SELECT of the ids of spans whose input or output contains every word of ``query``:
+    the index for what it covers, a direct scan for the newest spans it does not cover yet."""
+    terms = words(query) or [""]
+    id_column, condition = _fts_condition(conn, terms, project_id)
+    indexed = select(id_column.label("id")).select_from(text("span_search")).where(condition)
+    tail = _tail_matches(conn, terms, project_id)
+    if not tail:
+        return indexed
+    return union_all(indexed, select(spans.c.id).where(spans.c.id.in_(tail)))
+
+
+def span_match(conn: Connection, query: str, project_id: int) -> Any:
+    """A condition on ``spans`` true for spans whose input or output contains every word."""
+    if not words(query):
+        return literal_column("1") == literal_column("1")
+    return spans.c.id.in_(matching_span_ids(conn, query, project_id))
+
+
+def newest_matching_span_ids(
+    conn: Connection, query: str, project_id: int, chunk: int
+) -> Iterator[list[int]]:
+    """Ids of matching spans, newest first, ``chunk`` at a time (for the trace list, which
+    needs only enough matches to fill a page, not all of them)."""
+    terms = words(query)
+    if not terms:
+        return
+    tail = _tail_matches(conn, terms, project_id)
+    for start in range(0, len(tail), chunk):
+        yield tail[start : start + chunk]
+    id_column, condition = _fts_condition(conn, terms, project_id)
+    before: int | None = None
+    while True:
+        step = select(id_column).select_from(text("span_search")).where(condition)
+        if before is not None:
+            step = step.where(id_column < before)
+        ids = [int(i) for i in conn.execute(step.order_by(id_column.desc()).limit(chunk)).scalars()]
+        if not ids:
+            return
+        yield ids
+        before = ids[-1]

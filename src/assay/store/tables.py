@@ -115,6 +115,10 @@ traces = Table(
     Column("output_preview", Text),
     Column("session_id", String(200)),
     Column("user_id", String(200)),
+    # The distinct models and span types in the trace as ",a,b,": filtering traces by them
+    # reads this row instead of joining the trace's spans.
+    Column("models", Text),
+    Column("span_types", Text),
     Column("tags", Json, nullable=False, default=list),
     Column("metadata", Json, nullable=False, default=dict),
     Index("ix_traces_project_start", "project_id", "start_ns"),

@@ -18,7 +18,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Text, bindparam, case, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    Text,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from assay.errors import IngestError
@@ -326,7 +337,16 @@ def _copy_spans(conn: Connection, order: tuple[str, ...], params: list[Any]) -> 
     return True
 
 
-def _trace_aggregates() -> Any:
+def _delimited_set(column: Any, dialect: str) -> Any:
+    """The distinct values of ``column`` as ",a,b,"; NULL when there are none."""
+    if dialect == "sqlite":
+        joined = func.group_concat(column.distinct())
+    else:
+        joined = func.string_agg(column.distinct(), literal(","))
+    return literal(",").op("||")(joined).op("||")(literal(","))
+
+
+def _trace_aggregates(dialect: str) -> Any:
     s = spans.c
     return (
         select(
@@ -343,6 +363,8 @@ def _trace_aggregates() -> Any:
             func.coalesce(func.sum(s.cost), 0),
             func.max(s.session_id),
             func.max(s.user_id),
+            _delimited_set(s.model, dialect),
+            _delimited_set(s.type, dialect),
         )
         .where(s.trace_id.in_(bindparam("trace_ids", expanding=True)))
         .group_by(s.trace_id)
@@ -363,6 +385,8 @@ _AGGREGATE_COLUMNS = [
     "cost",
     "session_id",
     "user_id",
+    "models",
+    "span_types",
 ]
 
 
@@ -377,7 +401,7 @@ def refresh_traces(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     if not trace_ids:
         return
     insert = _dialect_insert(conn, traces)
-    statement = insert.from_select(_AGGREGATE_COLUMNS, _trace_aggregates())
+    statement = insert.from_select(_AGGREGATE_COLUMNS, _trace_aggregates(conn.dialect.name))
     updates = {name: getattr(statement.excluded, name) for name in _AGGREGATE_COLUMNS[2:]}
     # A trace's session/user may come from any span; keep the one from the root if set.
     updates["session_id"] = func.coalesce(traces.c.session_id, statement.excluded.session_id)

@@ -103,6 +103,8 @@ def upgrade() -> None:
         sa.Column("output_preview", sa.Text),
         sa.Column("session_id", sa.String(200)),
         sa.Column("user_id", sa.String(200)),
+        sa.Column("models", sa.Text),
+        sa.Column("span_types", sa.Text),
         sa.Column("tags", json_type, nullable=False),
         sa.Column("metadata", json_type, nullable=False),
     )
