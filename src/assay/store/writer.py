@@ -391,15 +391,70 @@ _AGGREGATE_COLUMNS = [
 
 
 def refresh_traces(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-    """Recompute the trace rows touched by ``rows`` from their stored spans.
+    """Bring the trace rows touched by ``rows`` (just inserted spans) up to date.
 
-    Recomputing (rather than adding) keeps the sums right when a batch is re-sent or a trace's
-    spans arrive over several requests in any order.
+    A trace seen for the first time (the usual case: all its spans in one batch) is summed
+    here from the batch. A trace that already has a row is recomputed from its stored spans,
+    which keeps the sums right when a batch is re-sent or spans arrive over several requests.
     """
-    rows = list(rows)
-    trace_ids = sorted({row["trace_id"] for row in rows})
-    if not trace_ids:
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_trace.setdefault(row["trace_id"], []).append(row)
+    if not by_trace:
         return
+    trace_ids = sorted(by_trace)
+    known: set[str] = set()
+    # SQLite caps bound parameters per statement; chunk to stay far below it.
+    for start in range(0, len(trace_ids), 500):
+        chunk = trace_ids[start : start + 500]
+        known.update(
+            conn.execute(select(traces.c.trace_id).where(traces.c.trace_id.in_(chunk))).scalars()
+        )
+    fresh = [_summarise(by_trace[trace_id]) for trace_id in trace_ids if trace_id not in known]
+    if fresh:
+        conn.execute(traces.insert(), fresh)
+    if known:
+        _recompute(conn, sorted(known), [row for t in known for row in by_trace[t]])
+
+
+def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A new trace's row, from its spans in this batch (each span counted once)."""
+    spans_by_id = {row["span_id"]: row for row in rows}
+    unique = list(spans_by_id.values())
+    start = min(row["start_ns"] for row in unique)
+    end = max(row["end_ns"] for row in unique)
+    root = next((row for row in unique if row["is_root"]), None)
+    sessions = [row["session_id"] for row in unique if row["session_id"]]
+    users = [row["user_id"] for row in unique if row["user_id"]]
+    models = sorted({row["model"] for row in unique if row["model"]})
+    types = sorted({row["type"] for row in unique})
+    return {
+        "trace_id": unique[0]["trace_id"],
+        "project_id": unique[0]["project_id"],
+        "root_span_id": root["span_id"] if root else None,
+        "name": root["name"] if root else None,
+        "start_ns": start,
+        "end_ns": end,
+        "duration_ns": end - start,
+        "status_code": root["status_code"] if root else 0,
+        "span_count": len(unique),
+        "error_count": sum(1 for row in unique if row["is_error"]),
+        "input_tokens": sum(row["input_tokens"] or 0 for row in unique),
+        "output_tokens": sum(row["output_tokens"] or 0 for row in unique),
+        "total_tokens": sum(row["total_tokens"] or 0 for row in unique),
+        "cost": sum(row["cost"] or 0.0 for row in unique),
+        "input_preview": _preview(root["input"]) if root else None,
+        "output_preview": _preview(root["output"]) if root else None,
+        "session_id": (root and root["session_id"]) or (max(sessions) if sessions else None),
+        "user_id": (root and root["user_id"]) or (max(users) if users else None),
+        "models": f",{','.join(models)}," if models else None,
+        "span_types": f",{','.join(types)},",
+        "tags": root["tags"] if root else [],
+        "metadata": root["metadata"] if root else {},
+    }
+
+
+def _recompute(conn: Connection, trace_ids: list[str], rows: list[dict[str, Any]]) -> None:
     insert = _dialect_insert(conn, traces)
     statement = insert.from_select(_AGGREGATE_COLUMNS, _trace_aggregates(conn.dialect.name))
     updates = {name: getattr(statement.excluded, name) for name in _AGGREGATE_COLUMNS[2:]}
@@ -407,7 +462,6 @@ def refresh_traces(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     updates["session_id"] = func.coalesce(traces.c.session_id, statement.excluded.session_id)
     updates["user_id"] = func.coalesce(traces.c.user_id, statement.excluded.user_id)
     statement = statement.on_conflict_do_update(index_elements=["trace_id"], set_=updates)
-    # SQLite caps bound parameters per statement; chunk to stay far below it.
     for start in range(0, len(trace_ids), 500):
         conn.execute(statement, {"trace_ids": trace_ids[start : start + 500]})
 
