@@ -42,6 +42,11 @@ def json_text(value: Any) -> str:
     return text
 
 
+def json_text_any(value: Any) -> str:
+    """JSON as SQLite stores it (NUL escapes and all)."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

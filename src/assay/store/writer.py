@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from assay.errors import IngestError
 from assay.store import projects as project_store
-from assay.store.engine import json_text
+from assay.store.engine import json_text, json_text_any
 from assay.store.locks import WriteLock
 from assay.store.tables import spans, traces
 
@@ -276,14 +276,29 @@ def _compiled_span_insert(conn: Connection) -> tuple[str, tuple[str, ...]]:
     return cached
 
 
-def _span_params(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list[Any]:
+def _span_params(
+    rows: list[dict[str, Any]], order: tuple[str, ...], encode: Callable[[Any], str]
+) -> list[Any]:
     json_positions = [i for i, name in enumerate(order) if name in JSON_COLUMNS]
     values_of = operator.itemgetter(*order)
+    # Spans of one request share their resource and scope objects: encode each once.
+    shared: dict[int, tuple[Any, str]] = {}
     params: list[Any] = []
     for row in rows:
         values = list(values_of(row))
         for i in json_positions:
-            values[i] = json_text(values[i])
+            value = values[i]
+            if not value:
+                values[i] = "[]" if isinstance(value, list) else "{}"
+                continue
+            known = shared.get(id(value))
+            if known is not None and known[0] is value:
+                values[i] = known[1]
+                continue
+            encoded = encode(value)
+            if isinstance(value, dict) and len(value) > 2:
+                shared[id(value)] = (value, encoded)
+            values[i] = encoded
         params.append(tuple(values))
     return params
 
@@ -308,10 +323,12 @@ def insert_spans(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     sql, order = _compiled_span_insert(conn)
-    params = _span_params(rows, order)
     if conn.dialect.name == "sqlite":
+        # SQLite keeps JSON's \\u0000 escapes as they are; only PostgreSQL needs them replaced.
+        params = _span_params(rows, order, json_text_any)
         conn.exec_driver_sql(sql, params)
         return
+    params = _span_params(rows, order, json_text)
     if _copy_spans(conn, order, params):
         return
     conn.exec_driver_sql(sql, [dict(zip(order, values, strict=True)) for values in params])
