@@ -17,6 +17,7 @@ from assay.sdk import (
     stats,
     traced,
 )
+from assay.sdk.wrappers import wrap_anthropic, wrap_openai
 
 __all__ = [
     "AssayError",
@@ -33,4 +34,6 @@ __all__ = [
     "span",
     "stats",
     "traced",
+    "wrap_anthropic",
+    "wrap_openai",
 ]

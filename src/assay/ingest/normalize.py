@@ -348,6 +348,46 @@ def _error(span: RawSpan) -> str | None:
     return span.status_message or "error"
 
 
+# An attribute whose text became the span's input or output column is stored once, in the
+# column; the attribute keeps this marker, and reads put the text back (store/queries.py).
+STORED_AS = "$assay.stored_as"
+_INPUT_KEYS = (
+    "assay.input",
+    "gen_ai.input.messages",
+    "gen_ai.prompt",
+    "input.value",
+    "gen_ai.tool.call.arguments",
+    "tool.parameters",
+)
+_OUTPUT_KEYS = (
+    "assay.output",
+    "gen_ai.output.messages",
+    "gen_ai.completion",
+    "output.value",
+    "gen_ai.tool.call.result",
+)
+_WORTH_SHARING = 256
+
+
+def _without_copies(
+    attrs: dict[str, Any], input_text: str | None, output_text: str | None
+) -> dict[str, Any]:
+    stored = attrs
+    for column, text, keys in (
+        ("input", input_text, _INPUT_KEYS),
+        ("output", output_text, _OUTPUT_KEYS),
+    ):
+        if text is None or len(text) < _WORTH_SHARING:
+            continue
+        for key in keys:
+            if stored.get(key) is text:
+                if stored is attrs:
+                    stored = dict(attrs)
+                stored[key] = {STORED_AS: column}
+                break
+    return stored
+
+
 def _bounded(value: Any, limit: int) -> str | None:
     return None if value is None else str(value)[:limit]
 
@@ -371,6 +411,8 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
     if cost is None and (input_tokens or output_tokens):
         cost = cost_of(model, provider, input_tokens, output_tokens, cached_tokens)
     error = _error(span)
+    input_text = _as_text(input_value)
+    output_text = _as_text(output_value)
     return {
         "trace_id": span.trace_id,
         "span_id": span.span_id,
@@ -381,7 +423,7 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
         "end_ns": span.end_ns,
         "status_code": span.status_code,
         "status_message": span.status_message,
-        "attributes": attrs,
+        "attributes": _without_copies(attrs, input_text, output_text),
         "events": span.events,
         "links": span.links,
         "resource": span.resource,
@@ -391,8 +433,8 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
         "is_error": error is not None,
         "error": error,
         "duration_ns": max(0, span.end_ns - span.start_ns),
-        "input": _as_text(input_value),
-        "output": _as_text(output_value),
+        "input": input_text,
+        "output": output_text,
         "model": model,
         "provider": provider,
         "operation": _bounded(values.get("operation"), 100),

@@ -402,8 +402,17 @@ def _status_name(code: int) -> str:
     return {0: "unset", 1: "ok", 2: "error"}.get(code, "unset")
 
 
+STORED_AS = "$assay.stored_as"  # see ingest/normalize.py
+
+
 def span_dict(mapping: Any) -> dict[str, Any]:
     row = dict(mapping)
+    attributes = row.get("attributes")
+    if attributes:
+        # Put back attribute text that ingest stored only once, in the input/output column.
+        for key, value in attributes.items():
+            if isinstance(value, dict) and len(value) == 1 and STORED_AS in value:
+                attributes[key] = row.get(value[STORED_AS])
     row["status"] = "error" if row.get("is_error") else _status_name(row["status_code"])
     return row
 
