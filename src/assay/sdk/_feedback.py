@@ -56,7 +56,7 @@ def _log_feedback(
             trace_id = ident
         elif len(ident) == 16 and _HEX.match(ident):
             span_id = ident
-            trace_id = STATE.recent_spans.get(ident)
+            trace_id = STATE.trace_of(ident)
         else:
             trace_id = None
     if not trace_id:

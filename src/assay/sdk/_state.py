@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import collections
-import threading
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,15 +25,21 @@ class State:
     mask: Mask | None = None
     max_value_chars: int = 100_000
     owns_provider: bool = False
-    #: span id -> trace id of recently finished spans, so feedback can name just a span.
-    recent_spans: collections.OrderedDict[str, str] = field(default_factory=collections.OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: span id -> trace id (as ints) of recently finished spans, so feedback can name just a
+    #: span. Plain dict operations, which the GIL makes atomic; no lock on the hot path.
+    recent_spans: dict[int, int] = field(default_factory=dict)
 
-    def remember(self, span_id: str, trace_id: str) -> None:
-        with self.lock:
-            self.recent_spans[span_id] = trace_id
-            if len(self.recent_spans) > 10_000:
-                self.recent_spans.popitem(last=False)
+    def remember(self, span_id: int, trace_id: int) -> None:
+        recent = self.recent_spans
+        recent[span_id] = trace_id
+        if len(recent) > 20_000:
+            # Forget the older half (dicts keep insertion order).
+            for key in list(itertools.islice(recent, 10_000)):
+                recent.pop(key, None)
+
+    def trace_of(self, span_id: str) -> str | None:
+        trace_id = self.recent_spans.get(int(span_id, 16))
+        return None if trace_id is None else format(trace_id, "032x")
 
 
 STATE = State()

@@ -294,7 +294,7 @@ class LlmCall:
                 span.set_status(Status(StatusCode.ERROR, str(error)[:1000]))
             span.end()
             context = span.get_span_context()
-            STATE.remember(format(context.span_id, "016x"), format(context.trace_id, "032x"))
+            STATE.remember(context.span_id, context.trace_id)
         except Exception:
             log.debug("Assay: could not end a model call's span", exc_info=True)
 
