@@ -95,7 +95,7 @@ def test_split_out_of_order_and_duplicated_batches_make_one_correct_trace(
         "middle",
         parent=root,
         start=t0 + 1_000_000,
-        attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 5},
+        attributes={"openinference.span.kind": "CHAIN", "llm.token_count.prompt": 5},
     )
     top = span(trace_id, root, "top", start=t0, duration_ms=50, attributes={"input.value": "q"})
     # Children first, in separate requests; then the root; then everything again.
@@ -244,3 +244,26 @@ def test_openapi_describes_the_fixed_paths(client: httpx.Client) -> None:
     ):
         assert path in paths, path
     assert client.get("/docs").status_code == 404  # no page that pulls scripts from a CDN
+
+
+def test_nested_llm_spans_are_counted_once_in_trace_sums(client: httpx.Client) -> None:
+    usage = {
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 10,
+    }
+    for split_over_requests in (False, True):
+        trace_id, root, outer, inner = new_trace_id(), new_span_id(), new_span_id(), new_span_id()
+        batch = [
+            span(trace_id, root, "agent"),
+            span(trace_id, outer, "wrapper", parent=root, attributes=usage),
+            # The client library's own span for the same call, inside the wrapper's.
+            span(trace_id, inner, "client", parent=outer, attributes=usage),
+            span(trace_id, new_span_id(), "second call", parent=root, attributes=usage),
+        ]
+        batches = [[b] for b in batch] if split_over_requests else [batch]
+        for part in batches:
+            sent = client.post("/v1/traces", content=protobuf(part, service="nest"), headers=PB)
+            assert sent.status_code == 200
+        row = client.get(f"/api/v1/traces/{trace_id.hex()}").json()
+        assert (row["input_tokens"], row["output_tokens"]) == (200, 20), split_over_requests

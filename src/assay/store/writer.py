@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     String,
     Text,
+    and_,
     bindparam,
     case,
     func,
@@ -365,6 +366,15 @@ def _delimited_set(column: Any, dialect: str) -> Any:
 
 def _trace_aggregates(dialect: str) -> Any:
     s = spans.c
+    parent = spans.alias("parent")
+    # An LLM span inside an LLM span (a wrapper around a client that traces itself, say)
+    # reports the same call twice: only the outer one counts towards the trace's sums.
+    counted = ~and_(s.type == "llm", parent.c.type == "llm")
+    counted = func.coalesce(counted, True)
+
+    def counted_sum(column: Any) -> Any:
+        return func.coalesce(func.sum(case((counted, column), else_=None)), 0)
+
     return (
         select(
             s.trace_id,
@@ -374,14 +384,20 @@ def _trace_aggregates(dialect: str) -> Any:
             func.max(s.end_ns) - func.min(s.start_ns),
             func.count(),
             func.sum(case((s.is_error, 1), else_=0)),
-            func.coalesce(func.sum(s.input_tokens), 0),
-            func.coalesce(func.sum(s.output_tokens), 0),
-            func.coalesce(func.sum(s.total_tokens), 0),
-            func.coalesce(func.sum(s.cost), 0),
+            counted_sum(s.input_tokens),
+            counted_sum(s.output_tokens),
+            counted_sum(s.total_tokens),
+            counted_sum(s.cost),
             func.max(s.session_id),
             func.max(s.user_id),
             _delimited_set(s.model, dialect),
             _delimited_set(s.type, dialect),
+        )
+        .select_from(
+            spans.outerjoin(
+                parent,
+                and_(parent.c.trace_id == s.trace_id, parent.c.span_id == s.parent_span_id),
+            )
         )
         .where(s.trace_id.in_(bindparam("trace_ids", expanding=True)))
         .group_by(s.trace_id)
@@ -444,6 +460,15 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     sessions = [row["session_id"] for row in unique if row["session_id"]]
     users = [row["user_id"] for row in unique if row["user_id"]]
     models = sorted({row["model"] for row in unique if row["model"]})
+    # An LLM span inside an LLM span reports the same call twice: count the outer one only.
+    nested = {
+        row["span_id"]
+        for row in unique
+        if row["type"] == "llm"
+        and row["parent_span_id"] in spans_by_id
+        and spans_by_id[row["parent_span_id"]]["type"] == "llm"
+    }
+    counted = [row for row in unique if row["span_id"] not in nested]
     types = sorted({row["type"] for row in unique})
     return {
         "trace_id": unique[0]["trace_id"],
@@ -456,10 +481,10 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "status_code": root["status_code"] if root else 0,
         "span_count": len(unique),
         "error_count": sum(1 for row in unique if row["is_error"]),
-        "input_tokens": sum(row["input_tokens"] or 0 for row in unique),
-        "output_tokens": sum(row["output_tokens"] or 0 for row in unique),
-        "total_tokens": sum(row["total_tokens"] or 0 for row in unique),
-        "cost": sum(row["cost"] or 0.0 for row in unique),
+        "input_tokens": sum(row["input_tokens"] or 0 for row in counted),
+        "output_tokens": sum(row["output_tokens"] or 0 for row in counted),
+        "total_tokens": sum(row["total_tokens"] or 0 for row in counted),
+        "cost": sum(row["cost"] or 0.0 for row in counted),
         "input_preview": _preview(root["input"]) if root else None,
         "output_preview": _preview(root["output"]) if root else None,
         "session_id": (root and root["session_id"]) or (max(sessions) if sessions else None),
