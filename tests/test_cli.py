@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from assay.store import queries
 from assay.store.engine import make_engine
-from assay.store.tables import spans
+from assay.store.tables import scores, spans
 from tests.conftest import free_port
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
@@ -44,7 +45,13 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
     with engine.connect() as conn:
         rows = conn.execute(spans.select()).mappings().all()
+        feedback = conn.execute(scores.select()).mappings().all()
+        found = queries.list_traces(conn, 1, queries.Filters(q="damaged")).items
     engine.dispose()
+    # The SDK part of the demo left end-user feedback, and the printed search finds something.
+    assert feedback and {s["name"] for s in feedback} == {"thumbs_up"}
+    assert all(s["source"] == "human" for s in feedback)
+    assert found
     types = {row["type"] for row in rows}
     assert {"agent", "llm", "tool", "retrieval"} <= types
     assert any(row["is_error"] for row in rows)

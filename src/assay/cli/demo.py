@@ -26,6 +26,7 @@ def demo(
     import uvicorn
 
     from assay.cli.server import open_runtime
+    from assay.demo.sdk_agent import send_sdk_runs
     from assay.demo.traces import PROJECT, send_demo_traces
     from assay.server.app import create_app
 
@@ -49,6 +50,7 @@ def demo(
     )
     with console.status(f"sending {runs} agent runs through OpenTelemetry..."):
         sent = send_demo_traces(base, runs=runs)
+        sent += send_sdk_runs(base, runs=max(1, runs // 5))
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
@@ -59,7 +61,10 @@ def demo(
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")
     console.print(f"  failed runs   {base}/api/v1/projects/{PROJECT}/traces?status=error")
     console.print(f"  LLM calls     {base}/api/v1/projects/{PROJECT}/spans?type=llm&limit=5")
-    console.print(f"  text search   {base}/api/v1/projects/{PROJECT}/traces?q=refund")
+    console.print(f"  text search   {base}/api/v1/projects/{PROJECT}/traces?q=damaged")
+    console.print(
+        f"  thumbs down   {base}/api/v1/projects/{PROJECT}/spans?score=thumbs_up&max_score=0"
+    )
     console.print(f"  API schema    {base}/openapi.json")
     console.print(f"  send your own: point any OTLP/HTTP exporter at {base}/v1/traces")
     if serve:
