@@ -245,3 +245,27 @@ def test_global_provider_is_created_when_none_exists(
     )
     assert done.returncode == 0, done.stderr
     assert [s["name"] for s in _spans(client, "global")] == ["g"]
+
+
+def test_many_spans_from_threads_are_all_exported(sdk: LiveServer, client: httpx.Client) -> None:
+    """Past the span-id memory's trim point, from several threads, no span goes missing."""
+    import threading
+
+    @assay.traced
+    def leaf(i: int) -> int:
+        return i
+
+    def work() -> None:
+        for i in range(6_000):
+            leaf(i)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert assay.flush(60)
+    stats = assay.stats()
+    assert stats["spans_sent"] + stats["spans_dropped"] == 24_000
+    project = client.get("/api/v1/projects").json()["items"][0]
+    assert project["span_count"] == stats["spans_sent"]

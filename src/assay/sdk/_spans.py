@@ -76,12 +76,17 @@ class Span:
         metadata: Mapping[str, Any] | None = None,
         tags: Sequence[str] | None = None,
         metrics: Mapping[str, float] | None = None,
+        model: str | None = None,
         **attributes: Any,
     ) -> None:
-        """Record input, output, metadata, tags or numeric metrics on this span."""
+        """Record input, output, metadata, tags, numeric metrics (``input_tokens``,
+        ``output_tokens``, ``cost``, ...) or the model on this span; other keyword arguments
+        become span attributes."""
         span = self._span
         if span is None:
             return
+        if model is not None:
+            attributes = {**attributes, "assay.model": model}
         _safe("span.log", lambda: _log(span, input, output, metadata, tags, metrics, attributes))
 
     def set_error(self, error: BaseException | str) -> None:
@@ -98,6 +103,11 @@ class Span:
 
 
 _NO_SPAN = Span(None)
+
+
+def _remember(span: trace.Span) -> None:
+    context = span.get_span_context()
+    STATE.remember(context.span_id, context.trace_id)
 
 
 def _log(
@@ -176,11 +186,11 @@ class _SpanContext(AbstractContextManager[Span]):
             if exc is not None and otel.is_recording():
                 otel.record_exception(exc)
                 otel.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:1000]))
-            context = otel.get_span_context()
-            STATE.remember(context.span_id, context.trace_id)
-            otel.end()
         except Exception:
-            log.debug("Assay: could not end span %r", self._name, exc_info=True)
+            log.debug("Assay: could not record an error on span %r", self._name, exc_info=True)
+        # Ending the span comes before any bookkeeping, so no bookkeeping error can lose it.
+        _safe("span.end", otel.end)
+        _safe("remember span", lambda: _remember(otel))
         try:
             otel_context.detach(self._token)  # type: ignore[arg-type]
         except Exception:
@@ -229,9 +239,8 @@ class _DetachedRun:
             log.debug("Assay: context detach failed", exc_info=True)
 
     def end(self) -> None:
-        context = self.span.get_span_context()
-        STATE.remember(context.span_id, context.trace_id)
         _safe("span.end", self.span.end)
+        _safe("remember span", lambda: _remember(self.span))
 
 
 # --- @traced ---------------------------------------------------------------------------------

@@ -33,8 +33,13 @@ class State:
         recent = self.recent_spans
         recent[span_id] = trace_id
         if len(recent) > 20_000:
-            # Forget the older half (dicts keep insertion order).
-            for key in list(itertools.islice(recent, 10_000)):
+            # Forget the older half (dicts keep insertion order). Other threads may add spans
+            # meanwhile; then this trim simply waits for the next span.
+            try:
+                oldest = list(itertools.islice(recent, 10_000))
+            except RuntimeError:
+                return
+            for key in oldest:
                 recent.pop(key, None)
 
     def trace_of(self, span_id: str) -> str | None:
