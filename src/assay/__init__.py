@@ -5,6 +5,7 @@ The public API. Everything else is internal and may change.
 
 from assay._version import __version__
 from assay.errors import AssayError, ConfigError, UserError
+from assay.evals import Dataset, dataset
 from assay.sdk import (
     Span,
     current_span,
@@ -20,6 +21,8 @@ from assay.sdk import (
 from assay.sdk.wrappers import wrap_anthropic, wrap_openai
 
 __all__ = [
+    "Dataset",
+    "dataset",
     "AssayError",
     "ConfigError",
     "Span",

@@ -20,7 +20,7 @@ console = Console()
 
 
 def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    engine = make_engine(Settings.from_env(database_url=db).resolved_database_url())
+    engine = make_engine(Settings.from_env(database_url=db).resolved_database_url(), role="updates")
     migrate.upgrade(engine)
     return engine
 

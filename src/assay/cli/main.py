@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from assay._version import __version__
-from assay.cli import db, demo, keys, server
+from assay.cli import datasets, db, demo, keys, server
 from assay.errors import UserError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command("server")(server.serve)
 app.command("demo")(demo.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(datasets.app, name="datasets")
 
 err = Console(stderr=True)
 

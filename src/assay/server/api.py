@@ -98,7 +98,7 @@ def filters(
     )
 
 
-def _project_id(conn: Connection, who: Principal, project: str) -> int:
+def project_id_for(conn: Connection, who: Principal, project: str) -> int:
     project_id = project_store.get_id(conn, project) if who.may_see(project) else None
     if project_id is None:
         raise ApiError(404, "not_found", f"project {project!r} does not exist")
@@ -139,8 +139,8 @@ def update_project(
 ) -> JSON:
     who.require("admin")
     runtime = runtime_of(request)
-    with runtime.engine.begin() as conn:
-        _project_id(conn, who, project)
+    with runtime.updates.begin() as conn:
+        project_id_for(conn, who, project)
         settings = project_store.update_settings(conn, project, body.settings)
     runtime.forget_prices(project)
     return JSON({"name": project, "settings": settings})
@@ -158,7 +158,7 @@ def list_traces(
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
     with runtime_of(request).engine.connect() as conn:
-        project_id = _project_id(conn, who, project)
+        project_id = project_id_for(conn, who, project)
         page = queries.list_traces(
             conn, project_id, f, limit=limit, cursor=cursor, sort=sort, order=order
         )
@@ -177,7 +177,7 @@ def list_spans(
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
     with runtime_of(request).engine.connect() as conn:
-        project_id = _project_id(conn, who, project)
+        project_id = project_id_for(conn, who, project)
         page = queries.list_spans(
             conn, project_id, f, limit=limit, cursor=cursor, sort=sort, order=order
         )
@@ -225,7 +225,7 @@ def create_scores(
     items = body if isinstance(body, list) else [body]
     if any(item.value is None and item.label is None for item in items):
         raise ApiError(400, "bad_request", "a score needs a value, a label, or both")
-    with runtime_of(request).engine.begin() as conn:
+    with runtime_of(request).updates.begin() as conn:
         project_id = project_store.ensure(conn, project)
         ids = score_store.insert(conn, project_id, [item.model_dump() for item in items])
     return JSON({"ids": ids}, status_code=201)

@@ -32,6 +32,8 @@ class Runtime:
     settings: Settings
     engine: Engine
     writer: SpanWriter
+    #: For the API's own small writes (scores, datasets, settings).
+    updates: Engine
     #: Whether a request without a key may pass when no key exists (loopback binds only).
     allow_open: bool = True
     _keys: dict[str, _Cached] = field(default_factory=dict)
@@ -53,7 +55,11 @@ class Runtime:
         from assay.server.auth import is_loopback
 
         return cls(
-            settings=settings, engine=engine, writer=writer, allow_open=is_loopback(settings.host)
+            settings=settings,
+            engine=engine,
+            writer=writer,
+            updates=make_engine(url, role="updates") if engine.dialect.name == "sqlite" else engine,
+            allow_open=is_loopback(settings.host),
         )
 
     def start(self) -> None:
@@ -62,6 +68,7 @@ class Runtime:
     def close(self) -> None:
         self.writer.stop()
         self.writer.engine.dispose()
+        self.updates.dispose()
         self.engine.dispose()
 
     # --- auth --------------------------------------------------------------------------

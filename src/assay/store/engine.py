@@ -70,7 +70,9 @@ def _sqlite_pragmas(cache_kib: int, synchronous: str) -> Any:
 
 
 def make_engine(url: str, *, role: str = "reader") -> Engine:
-    """An engine for readers (a pool) or for the writer (one connection)."""
+    """An engine for readers (a pool), for the span writer (one connection), or for small
+    writes from the API and the CLI ("updates": a pool whose transactions take SQLite's write
+    lock when they begin, so they wait for it rather than fail half-way)."""
     url = normalize_url(url)
     if is_sqlite(url):
         database = make_url(url).database
@@ -91,7 +93,8 @@ def make_engine(url: str, *, role: str = "reader") -> Engine:
         # pysqlite's own transaction handling defers BEGIN; take control so that a write
         # transaction starts with BEGIN IMMEDIATE and never fails half-way on a lock.
         event.listen(engine, "connect", _disable_pysqlite_begin)
-        event.listen(engine, "begin", _begin_immediate if role == "writer" else _begin_deferred)
+        immediate = role in ("writer", "updates")
+        event.listen(engine, "begin", _begin_immediate if immediate else _begin_deferred)
         return engine
     return create_engine(
         url,

@@ -161,6 +161,59 @@ api_keys = Table(
     Column("last_used_ns", BigInteger),
 )
 
+# Datasets are versioned by validity ranges: a record row is part of every version from
+# version_added up to (not including) version_removed. An update retires the old row and adds a
+# new one under the same record_id, so any past version can be read back exactly.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text),
+    Column("version", Integer, nullable=False, default=0),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_datasets_project_name"),
+)
+
+dataset_records = Table(
+    "dataset_records",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("version_added", Integer, nullable=False),
+    Column("version_removed", Integer),
+    Column("source_trace_id", String(32)),
+    Column("source_span_id", String(16)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("input", Json, nullable=False),
+    Column("expected", Json),
+    Column("metadata", Json, nullable=False),
+    Column("tags", Json, nullable=False),
+    Index("ix_dataset_records_dataset_record", "dataset_id", "record_id"),
+    Index("ix_dataset_records_dataset_added", "dataset_id", "version_added"),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column(
+        "dataset_id",
+        Integer,
+        ForeignKey("datasets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("author", String(200)),
+    Column("message", Text),
+    Column("added", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("deleted", Integer, nullable=False),
+)
+
 # Small key/value state, e.g. how far the background search indexer has got.
 store_state = Table(
     "store_state",

@@ -1,0 +1,55 @@
+"""A small client for Assay's REST API, configured like the SDK (ASSAY_URL, ASSAY_API_KEY)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from assay.errors import AssayError, UserError
+
+DEFAULT_URL = "http://127.0.0.1:8600"
+
+
+class ApiError(AssayError):
+    """The server refused a request; the message is the server's."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Client:
+    def __init__(
+        self, url: str | None = None, api_key: str | None = None, timeout: float = 30.0
+    ) -> None:
+        self.url = (url or os.environ.get("ASSAY_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key or os.environ.get("ASSAY_API_KEY")
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise UserError(
+                f"cannot reach the Assay server at {self.url} ({exc}); start it with "
+                "`assay server` or set ASSAY_URL"
+            ) from None
+        if response.is_success:
+            return response.json() if response.content else None
+        try:
+            message = response.json()["error"]["message"]
+        except Exception:
+            message = response.text[:500]
+        raise ApiError(response.status_code, f"{message} (HTTP {response.status_code})")
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def close(self) -> None:
+        self._http.close()
