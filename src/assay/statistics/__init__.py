@@ -1,0 +1,59 @@
+"""Statistics for evals and judge calibration, on the standard library alone.
+
+Estimates: ``mean_interval`` (Student t), ``clustered_mean_interval`` (cluster-robust, for
+several trials per case), ``per_case_variance``. Comparisons against a baseline:
+``paired_difference`` (paired t, counts of improved / regressed / unchanged rows) and ``mcnemar``
+(pass/fail; exact binomial below 25 discordant pairs, else chi-square with continuity
+correction). Repeated trials: ``pass_at_k``, ``pass_hat_k`` and their means over cases.
+Agreement: ``confusion``, ``precision_recall_f1``, ``cohens_kappa``, ``krippendorff_alpha``.
+Distributions: ``t_quantile``, ``t_cdf``, ``normal_quantile``, ``normal_cdf``.
+
+Conventions: NaN or infinite input raises ValueError; a statistic that the data cannot support
+(no values, a single value, no variation to measure agreement on) is None, never NaN.
+"""
+
+from assay.statistics._agreement import (
+    Confusion,
+    PrecisionRecallF1,
+    cohens_kappa,
+    confusion,
+    krippendorff_alpha,
+    precision_recall_f1,
+)
+from assay.statistics._dist import normal_cdf, normal_quantile, t_cdf, t_quantile, t_two_sided_p
+from assay.statistics._means import (
+    CaseSpread,
+    Estimate,
+    clustered_mean_interval,
+    mean_interval,
+    per_case_variance,
+)
+from assay.statistics._paired import Comparison, McNemarResult, mcnemar, paired_difference
+from assay.statistics._passk import mean_pass_at_k, mean_pass_hat_k, pass_at_k, pass_hat_k
+
+__all__ = [
+    "CaseSpread",
+    "Comparison",
+    "Confusion",
+    "Estimate",
+    "McNemarResult",
+    "PrecisionRecallF1",
+    "clustered_mean_interval",
+    "cohens_kappa",
+    "confusion",
+    "krippendorff_alpha",
+    "mcnemar",
+    "mean_interval",
+    "mean_pass_at_k",
+    "mean_pass_hat_k",
+    "normal_cdf",
+    "normal_quantile",
+    "paired_difference",
+    "pass_at_k",
+    "pass_hat_k",
+    "per_case_variance",
+    "precision_recall_f1",
+    "t_cdf",
+    "t_quantile",
+    "t_two_sided_p",
+]
