@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -67,6 +68,7 @@ class Settings:
     peer: str
     peer_spans: int
     clients: int
+    workers: int | None
     runs: int
     store_spans: int
     queries: int
@@ -81,6 +83,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--peer", choices=["phoenix", "none"], default="phoenix")
     parser.add_argument("--peer-spans", type=int, default=5_000, help="spans per Phoenix run")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--workers", type=int, help="assay server --workers (default: its own)")
     parser.add_argument("--runs", type=int, default=3, help="fresh-store runs per server")
     parser.add_argument("--store-spans", type=int, default=1_000_000, help="0 skips queries")
     parser.add_argument("--queries", type=int, default=50, help="requests per query")
@@ -94,6 +97,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         peer=args.peer,
         peer_spans=args.peer_spans,
         clients=args.clients,
+        workers=args.workers,
         runs=args.runs,
         store_spans=args.store_spans,
         queries=args.queries,
@@ -191,7 +195,7 @@ def run_fresh_stores(
         with scratch_dir(f"{system}-{engine}") as workdir:
             started = time.monotonic()
             server = (
-                start_assay(engine, workdir, settings.project)
+                start_assay(engine, workdir, settings.project, settings.workers)
                 if system == "assay"
                 else start_phoenix(workdir, settings.project)
             )
@@ -232,7 +236,7 @@ def _fill(server: Server, spans: int, settings: Settings, start_ns: int) -> Driv
 def big_store(engine: str, batches: list[Batch], settings: Settings, start_ns: int) -> BigStore:
     """Fill a fresh Assay store to ``store_spans`` (the run's payload first), then query it."""
     with scratch_dir(f"store-{engine}") as workdir:
-        server = start_assay(engine, workdir, settings.project)
+        server = start_assay(engine, workdir, settings.project, settings.workers)
         try:
             return _fill_and_query(server, batches, settings, start_ns)
         finally:
@@ -319,8 +323,13 @@ def _run_system(
         console.print(f"[red]{system}/{engine} failed:[/red] {error}")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop servers
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     results_path = RESULTS_DIR / f"ingest-{stamp}.json"
     if settings.peer == "phoenix":

@@ -93,6 +93,7 @@ class SummaryRow:
     search_found_s: float | None
     index_lag_s: float | None
     ratio_vs_peer: float | None  # spans/s of this row over the peer's; None for the peer
+    rss_ratio_vs_peer: float | None  # RSS of this row over the peer's
 
 
 def _summarise_group(runs: list[IngestRun]) -> SummaryRow:
@@ -116,6 +117,7 @@ def _summarise_group(runs: list[IngestRun]) -> SummaryRow:
         search_found_s=median(found) if found else None,
         index_lag_s=median(lags) if lags else None,
         ratio_vs_peer=None,
+        rss_ratio_vs_peer=None,
     )
 
 
@@ -128,6 +130,8 @@ def summarise(runs: list[IngestRun]) -> list[SummaryRow]:
     for row in rows:
         if peer and row is not peer and peer.spans_per_s > 0:
             row.ratio_vs_peer = row.spans_per_s / peer.spans_per_s
+        if peer and row is not peer and peer.rss_mib > 0:
+            row.rss_ratio_vs_peer = row.rss_mib / peer.rss_mib
     return rows
 
 
@@ -135,6 +139,10 @@ def _num(value: float | None, digits: int = 0) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _ingest_table(rows: list[SummaryRow]) -> Table:
@@ -154,7 +162,8 @@ def _ingest_table(rows: list[SummaryRow]) -> Table:
         "RSS MiB",
         "found s",
         "index lag s",
-        "x peer",
+        "vs peer",
+        "RSS vs peer",
     ):
         table.add_column(column, justify="left" if column in ("system", "engine") else "right")
     for row in rows:
@@ -173,7 +182,8 @@ def _ingest_table(rows: list[SummaryRow]) -> Table:
             _num(row.rss_mib),
             _num(row.search_found_s, 2),
             _num(row.index_lag_s, 1),
-            _num(row.ratio_vs_peer, 1) + ("x" if row.ratio_vs_peer else ""),
+            _ratio(row.ratio_vs_peer),
+            _ratio(row.rss_ratio_vs_peer),
         )
     return table
 

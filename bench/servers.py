@@ -6,8 +6,11 @@ file next to that store, and is measured as a process tree (a server may fork wo
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -26,7 +29,8 @@ REPO_DIR = BENCH_DIR.parent
 ASSAY_BIN = REPO_DIR / ".venv" / "bin" / "assay"
 PHOENIX_VENV = BENCH_DIR / ".venvs" / "phoenix"
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-POSTGRES_BENCH_DB = "assay_bench"
+# One database per benchmark process, so two benchmarks on one machine never drop each other's.
+POSTGRES_BENCH_DB = f"assay_bench_{os.getpid()}"
 
 
 class ServerError(RuntimeError):
@@ -116,20 +120,42 @@ class Server:
             return "(no log)"
 
     def stop(self) -> None:
+        """Stop the server and any worker processes it forked (its own process group)."""
         if self.process.poll() is None:
-            self.process.terminate()
+            _signal_group(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                _signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self.cleanup()
+
+
+def _signal_group(leader: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader, signum)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the benchmark dies, so no server outlives it."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _launch(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("wb")
     try:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own, stopped as a whole
+            preexec_fn=_die_with_parent,
+        )
     finally:
         log.close()  # the child holds its own descriptor
 
@@ -222,8 +248,9 @@ def _postgres_backlog(url: str) -> Callable[[], int | None]:
     return backlog
 
 
-def start_assay(engine: str, workdir: Path, project: str) -> Server:
-    """Assay on a fresh store: a SQLite file under ``workdir`` or the ``assay_bench`` database."""
+def start_assay(engine: str, workdir: Path, project: str, workers: int | None = None) -> Server:
+    """Assay on a fresh store: a SQLite file under ``workdir`` or a new ``assay_bench_<pid>``
+    database; ``workers`` server processes if given, else the server's default."""
     port = free_port()
     if engine == "sqlite":
         db_url = f"sqlite:///{workdir / 'assay.db'}"
@@ -241,6 +268,8 @@ def start_assay(engine: str, workdir: Path, project: str) -> Server:
             _drop_postgres_database(POSTGRES_BENCH_DB)
 
     command = [str(ASSAY_BIN), "server", "--host", "127.0.0.1", "--port", str(port)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     env = {**os.environ, "ASSAY_HOME": str(workdir / "home")}
     log_path = workdir / "assay.log"
     base_url = f"http://127.0.0.1:{port}"
