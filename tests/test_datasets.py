@@ -36,8 +36,10 @@ def test_every_change_makes_a_version_and_old_versions_stay_readable(api: Client
     assert (v1, v2, v3, v4) == (1, 2, 3, 4)
 
     def at(version: int) -> dict[str, object]:
-        return {r["record_id"]: r["expected"] for r in assay.dataset("qa", "proj", version=version,
-                                                                       client=api)}
+        return {
+            r["record_id"]: r["expected"]
+            for r in assay.dataset("qa", "proj", version=version, client=api)
+        }
 
     assert at(1) == {"r1": "4", "r2": "Paris"}
     assert at(2) == {"r1": "four", "r2": "Paris"}
@@ -48,7 +50,10 @@ def test_every_change_makes_a_version_and_old_versions_stay_readable(api: Client
     assert latest["r3"]["source_trace_id"] == "ab" * 16
     history = ds.versions()
     assert [(v["version"], v["added"], v["updated"], v["deleted"]) for v in history] == [
-        (4, 1, 0, 0), (3, 0, 0, 1), (2, 0, 1, 0), (1, 2, 0, 0)
+        (4, 1, 0, 0),
+        (3, 0, 0, 1),
+        (2, 0, 1, 0),
+        (1, 2, 0, 0),
     ]
 
 

@@ -5,7 +5,7 @@ The public API. Everything else is internal and may change.
 
 from assay._version import __version__
 from assay.errors import AssayError, ConfigError, UserError
-from assay.evals import Dataset, dataset
+from assay.evals import Case, Dataset, Eval, Score, dataset, scorer
 from assay.sdk import (
     Span,
     current_span,
@@ -21,8 +21,12 @@ from assay.sdk import (
 from assay.sdk.wrappers import wrap_anthropic, wrap_openai
 
 __all__ = [
+    "Case",
     "Dataset",
+    "Eval",
+    "Score",
     "dataset",
+    "scorer",
     "AssayError",
     "ConfigError",
     "Span",

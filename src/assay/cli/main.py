@@ -9,6 +9,7 @@ from rich.console import Console
 
 from assay._version import __version__
 from assay.cli import datasets, db, demo, keys, server
+from assay.cli.eval import eval_command
 from assay.errors import UserError
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command("server")(server.serve)
 app.command("demo")(demo.demo)
+app.command("eval")(eval_command)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(datasets.app, name="datasets")

@@ -260,6 +260,67 @@ TRACE_LIST_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """What differs between the trace list and the span list."""
+
+    table: Any
+    columns: list[Any]
+    key: str
+    conditions: Callable[[Connection, Filters, int, str], list[ColumnElement[bool]]]
+    to_row: Callable[[Any], dict[str, Any]]
+    # Condition selecting this listing's rows among the given span ids (text search).
+    among_spans: Callable[[Connection, list[int], int], ColumnElement[bool]]
+    scores_by: str
+
+
+def _list(
+    listing: _Listing,
+    conn: Connection,
+    project_id: int,
+    f: Filters,
+    limit: int,
+    cursor: str | None,
+    sort: str,
+    order: str,
+) -> Page:
+    sort_col = _sort_column(listing.table, sort)
+    key_col = listing.table.c[listing.key]
+    base = select(*listing.columns).where(*listing.conditions(conn, f, project_id, sort))
+
+    def page(condition: Any = None) -> list[dict[str, Any]]:
+        query = base if condition is None else base.where(condition)
+        query = _paginate(query, sort_col, key_col, order=order, limit=limit, cursor=cursor)
+        return [listing.to_row(row._mapping) for row in conn.execute(query)]
+
+    if f.q and search.words(f.q):
+        rows = _search_page(
+            conn,
+            project_id,
+            f.q,
+            lambda ids: page(listing.among_spans(conn, ids, project_id)),
+            listing.key,
+            sort == "start" and order == "desc",
+            limit,
+        )
+    else:
+        rows = page()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    attach_scores(conn, rows, by=listing.scores_by)
+    last = rows[-1] if rows else None
+    next_cursor = (
+        _encode_cursor(_sort_value(last, sort), last[listing.key]) if more and last else None
+    )
+    return Page(rows, next_cursor)
+
+
+def _trace_row(mapping: Any) -> dict[str, Any]:
+    row = dict(mapping)
+    row["status"] = "error" if row["error_count"] else _status_name(row["status_code"])
+    return row
+
+
 def list_traces(
     conn: Connection,
     project_id: int,
@@ -270,37 +331,7 @@ def list_traces(
     sort: str = "start",
     order: str = "desc",
 ) -> Page:
-    sort_col = _sort_column(traces, sort)
-    base = select(*TRACE_LIST_COLUMNS).where(*_trace_conditions(conn, f, project_id, sort))
-
-    def page(condition: Any = None) -> list[dict[str, Any]]:
-        query = base if condition is None else base.where(condition)
-        query = _paginate(
-            query, sort_col, traces.c.trace_id, order=order, limit=limit, cursor=cursor
-        )
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-    if f.q and search.words(f.q):
-        rows = _search_page(
-            conn,
-            project_id,
-            f.q,
-            lambda ids: page(traces.c.trace_id.in_(_trace_ids_of(conn, ids, project_id))),
-            "trace_id",
-            sort == "start" and order == "desc",
-            limit,
-        )
-    else:
-        rows = page()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    attach_scores(conn, rows, by="trace")
-    for row in rows:
-        row["status"] = "error" if row["error_count"] else _status_name(row["status_code"])
-    next_cursor = (
-        _encode_cursor(_sort_value(rows[-1], sort), rows[-1]["trace_id"]) if more else None
-    )
-    return Page(rows, next_cursor)
+    return _list(_TRACES, conn, project_id, f, limit, cursor, sort, order)
 
 
 SEARCH_CHUNK_SPANS = 2_000
@@ -371,31 +402,7 @@ def list_spans(
     sort: str = "start",
     order: str = "desc",
 ) -> Page:
-    sort_col = _sort_column(spans, sort)
-    base = select(*SPAN_LIST_COLUMNS).where(*_span_conditions(conn, f, project_id, sort))
-
-    def page(condition: Any = None) -> list[dict[str, Any]]:
-        query = base if condition is None else base.where(condition)
-        query = _paginate(query, sort_col, spans.c.id, order=order, limit=limit, cursor=cursor)
-        return [span_dict(row._mapping) for row in conn.execute(query)]
-
-    if f.q and search.words(f.q):
-        rows = _search_page(
-            conn,
-            project_id,
-            f.q,
-            lambda ids: page(spans.c.id.in_(ids)),
-            "id",
-            sort == "start" and order == "desc",
-            limit,
-        )
-    else:
-        rows = page()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    attach_scores(conn, rows, by="span")
-    next_cursor = _encode_cursor(_sort_value(rows[-1], sort), rows[-1]["id"]) if more else None
-    return Page(rows, next_cursor)
+    return _list(_SPANS, conn, project_id, f, limit, cursor, sort, order)
 
 
 def _status_name(code: int) -> str:
@@ -495,3 +502,25 @@ def get_trace(conn: Connection, trace_id: str) -> dict[str, Any] | None:
 def trace_project_id(conn: Connection, trace_id: str) -> int | None:
     value = conn.execute(select(traces.c.project_id).where(traces.c.trace_id == trace_id)).scalar()
     return None if value is None else int(value)
+
+
+_TRACES = _Listing(
+    table=traces,
+    columns=TRACE_LIST_COLUMNS,
+    key="trace_id",
+    conditions=_trace_conditions,
+    to_row=_trace_row,
+    among_spans=lambda conn, ids, project_id: traces.c.trace_id.in_(
+        _trace_ids_of(conn, ids, project_id)
+    ),
+    scores_by="trace",
+)
+_SPANS = _Listing(
+    table=spans,
+    columns=SPAN_LIST_COLUMNS,
+    key="id",
+    conditions=_span_conditions,
+    to_row=span_dict,
+    among_spans=lambda conn, ids, project_id: spans.c.id.in_(ids),
+    scores_by="span",
+)

@@ -139,13 +139,6 @@ def matching_span_ids(conn: Connection, query: str, project_id: int) -> Any:
     return union_all(indexed, select(spans.c.id).where(spans.c.id.in_(tail)))
 
 
-def span_match(conn: Connection, query: str, project_id: int) -> Any:
-    """A condition on ``spans`` true for spans whose input or output contains every word."""
-    if not words(query):
-        return literal_column("1") == literal_column("1")
-    return spans.c.id.in_(matching_span_ids(conn, query, project_id))
-
-
 def newest_matching_span_ids(
     conn: Connection, query: str, project_id: int, chunk: int
 ) -> Iterator[list[int]]:

@@ -1,0 +1,156 @@
+"""`assay eval PATH...`: find Evals in files and folders, run them, exit 1 on a failed
+threshold."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assay.errors import UserError
+
+console = Console()
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*.py")
+                    if p.name.startswith("eval") or p.name.endswith("_eval.py")
+                )
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UserError(f"{path}: no such file or folder")
+    return found
+
+
+def discover(paths: list[Path]) -> list[Any]:
+    """Import each file; every Eval it defines is collected (its tasks do not run yet)."""
+    from assay.evals._eval import REGISTRY
+
+    evals = []
+    for index, file in enumerate(_files(paths)):
+        REGISTRY.clear()
+        spec = importlib.util.spec_from_file_location(f"_assay_eval_{index}", file)
+        if spec is None or spec.loader is None:
+            raise UserError(f"{file}: cannot be imported as Python")
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(file.parent.resolve()))
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise UserError(f"{file}: importing it failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            sys.path.pop(0)
+        evals.extend(REGISTRY)
+    REGISTRY.clear()
+    return evals
+
+
+def _summary_table(result: Any) -> Table:
+    table = Table("score", "mean", "95% interval", "n", "errors", title=result.name)
+    for name, item in sorted(result.summary.items()):
+        estimate = item.estimate
+        if estimate is None:
+            table.add_row(name, "-", "-", str(item.scored), str(item.errors))
+            continue
+        interval = f"[{estimate.low:.3f}, {estimate.high:.3f}]" if estimate.low is not None else "-"
+        table.add_row(name, f"{estimate.mean:.3f}", interval, str(item.scored), str(item.errors))
+    return table
+
+
+def _as_json(result: Any) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "passed": result.passed,
+        "failed_thresholds": result.failed_thresholds,
+        "rows": len(result.rows),
+        "errored_rows": result.errored_rows,
+        "scores": {
+            name: {
+                "mean": item.estimate.mean if item.estimate else None,
+                "low": item.estimate.low if item.estimate else None,
+                "high": item.estimate.high if item.estimate else None,
+                "n": item.scored,
+                "errors": item.errors,
+            }
+            for name, item in result.summary.items()
+        },
+    }
+
+
+def _junit(results: list[Any], path: Path) -> None:
+    suites = ElementTree.Element("testsuites", name="assay eval")
+    for result in results:
+        cases = [("row " + r.case_id + f"#{r.trial}", r.error) for r in result.rows]
+        checks = [(f"threshold {f.split(':')[0]}", f) for f in result.failed_thresholds]
+        suite = ElementTree.SubElement(
+            suites,
+            "testsuite",
+            name=result.name,
+            tests=str(len(cases) + len(checks)),
+            failures=str(len(checks)),
+            errors=str(sum(1 for _, e in cases if e)),
+        )
+        for name, error in cases:
+            case = ElementTree.SubElement(suite, "testcase", classname=result.name, name=name)
+            if error:
+                ElementTree.SubElement(case, "error", message=error)
+        for name, failure in checks:
+            case = ElementTree.SubElement(suite, "testcase", classname=result.name, name=name)
+            ElementTree.SubElement(case, "failure", message=failure)
+    ElementTree.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def eval_command(
+    paths: list[Path] = typer.Argument(..., help="Eval files or folders (eval*.py, *_eval.py)."),
+    list_only: bool = typer.Option(False, "--list", help="List the Evals found; run nothing."),
+    name_filter: str | None = typer.Option(
+        None, "--filter", help="Run Evals whose name matches this glob."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here (for CI)."),
+    no_send: bool = typer.Option(
+        True,
+        "--no-send/--send",
+        help="Keep results local. (Storing experiments on the server is not built yet.)",
+    ),
+) -> None:
+    """Run Evals and summarise each score (mean, 95% interval); exit 1 if a threshold fails."""
+    evals = discover(paths)
+    if name_filter:
+        evals = [e for e in evals if fnmatch(e.name, name_filter)]
+    if list_only:
+        for evaluation in evals:
+            print(evaluation.name)
+        return
+    if not evals:
+        raise UserError("no Evals found; define assay.Eval(...) at the top level of the files")
+    results = [evaluation.run() for evaluation in evals]
+    if as_json:
+        print(json.dumps([_as_json(r) for r in results], indent=2))
+    else:
+        for result in results:
+            console.print(_summary_table(result))
+            if result.errored_rows:
+                console.print(f"[yellow]{result.errored_rows} rows errored[/]")
+            for failure in result.failed_thresholds:
+                console.print(f"[bold red]threshold failed[/] {failure}")
+    if junit:
+        _junit(results, junit)
+    if any(not r.passed for r in results):
+        raise typer.Exit(1)

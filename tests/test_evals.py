@@ -1,0 +1,203 @@
+"""assay.Eval run locally: scoring, errors per row, summaries checked by hand, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+import assay
+from assay.errors import UserError
+from assay.evals._scorer import as_scorer
+
+HERE = Path(__file__).parent
+
+
+def test_summary_matches_hand_computed_interval() -> None:
+    # exact on [T, F, T, T] -> mean 0.75, sd 0.5, se 0.25, t(0.975, 3) = 3.182446
+    # -> interval 0.75 -/+ 0.795612 = [-0.045612, 1.545612]
+    data = [{"input": i, "expected": e} for i, e in [(1, 1), (2, 0), (3, 3), (4, 4)]]
+    result = assay.Eval(
+        "hand",
+        data,
+        task=lambda x: x,
+        scores=[as_scorer(lambda output, expected: output == expected, name="exact")],
+    ).run()
+    estimate = result.summary["exact"].estimate
+    assert estimate is not None and estimate.mean == pytest.approx(0.75)
+    assert estimate.low == pytest.approx(-0.045612, abs=1e-5)
+    assert estimate.high == pytest.approx(1.545612, abs=1e-5)
+
+
+def test_task_and_scorer_errors_are_recorded_per_row_and_the_run_completes() -> None:
+    def task(x: int) -> int:
+        if x == 2:
+            raise ValueError("bad case")
+        return x
+
+    @assay.scorer
+    def fragile(output: int) -> float:
+        if output == 3:
+            raise RuntimeError("scorer broke")
+        return 1.0
+
+    @assay.scorer
+    def many(output: int) -> dict[str, float]:
+        return {"is_odd": float(output % 2), "small": output < 3}
+
+    result = assay.Eval("errors", [{"input": x} for x in (1, 2, 3)], task, [fragile, many]).run()
+    rows = {row.input: row for row in result.rows}
+    assert rows[1].error is None and rows[1].output == 1
+    assert [(s.name, s.value, s.error) for s in rows[1].scores] == [
+        ("fragile", 1.0, None),
+        ("is_odd", 1.0, None),
+        ("small", 1.0, None),
+    ]
+    assert rows[2].error == "ValueError: bad case" and rows[2].scores == []
+    assert rows[3].scores[0].error == "RuntimeError: scorer broke"
+    assert result.summary["fragile"].errors == 1 and result.summary["fragile"].scored == 1
+    assert result.summary["is_odd"].estimate is not None
+    assert result.summary["is_odd"].estimate.mean == pytest.approx(1.0)
+    assert result.errored_rows == 1
+
+
+def test_trials_are_clustered_by_case_and_thresholds_checked() -> None:
+    calls: dict[int, int] = {}
+
+    def flaky(x: int) -> int:
+        calls[x] = calls.get(x, 0) + 1
+        return x if (x + calls[x]) % 2 else -1  # half the trials of each case are right
+
+    evaluation = assay.Eval(
+        "trials",
+        [{"input": x, "expected": x} for x in range(4)],
+        flaky,
+        [as_scorer(lambda output, expected: output == expected, name="exact")],
+        trials=2,
+        thresholds={"exact": 0.9, "missing": 0.5},
+    )
+    result = evaluation.run()
+    estimate = result.summary["exact"].estimate
+    assert estimate is not None and estimate.n == 8 and estimate.clusters == 4
+    assert estimate.mean == pytest.approx(0.5)
+    assert result.failed_thresholds == ["exact: mean 0.500 < 0.9", "missing: mean no scores < 0.5"]
+    assert not result.passed
+
+
+def test_async_tasks_hooks_concurrency_and_timeouts() -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    async def task(x: int, hooks: assay.evals.Hooks) -> str:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        await asyncio.sleep(0.3 if x == 0 else 0.02)
+        with lock:
+            running -= 1
+        return f"{x}:{hooks.metadata['tag']}"
+
+    data = [assay.Case(input=x, metadata={"tag": "t"}) for x in range(10)]
+    result = assay.Eval("async", data, task, max_concurrency=3, timeout=0.2).run()
+    outputs = {row.input: row.output for row in result.rows}
+    assert outputs[5] == "5:t"
+    assert result.rows[0].error is not None and "TimeoutError" in result.rows[0].error
+    assert peak <= 3
+
+    def slow_sync(x: int) -> int:
+        time.sleep(0.05)
+        return x
+
+    started = time.perf_counter()
+    assay.Eval("threads", [{"input": x} for x in range(8)], slow_sync, max_concurrency=8).run()
+    assert time.perf_counter() - started < 0.35  # ran side by side on worker threads
+
+
+def test_scorer_signatures_and_returns_are_checked() -> None:
+    with pytest.raises(UserError, match="asks for 'answer'"):
+        assay.scorer(lambda answer: 1.0)
+    bad_range = as_scorer(lambda output: 2.5, name="too_big")
+    result = assay.Eval("range", [{"input": 1}], lambda x: x, [bad_range]).run()
+    assert "need a value in [0, 1]" in (result.rows[0].scores[0].error or "")
+    with pytest.raises(UserError, match="dict with 'input'"):
+        assay.Eval("bad data", [{"question": 1}], lambda x: x).run()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assay.cli", "eval", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", **_env()},
+    )
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def test_cli_lists_filters_and_fails_on_thresholds(tmp_path: Path) -> None:
+    listed = _cli(str(HERE / "eval_files"), "--list")
+    assert listed.returncode == 0 and listed.stdout.split() == ["math-ok", "math-bad"]
+    ok = _cli(str(HERE / "eval_files"), "--filter", "math-ok", "--json")
+    assert ok.returncode == 0, ok.stderr
+    [summary] = json.loads(ok.stdout)
+    assert summary["passed"] and summary["scores"]["exact"]["mean"] == 1.0
+    junit = tmp_path / "junit.xml"
+    failed = _cli(str(HERE / "eval_files" / "eval_math.py"), "--junit", str(junit))
+    assert failed.returncode == 1
+    assert "threshold failed" in failed.stdout and "exact: mean 0.500 < 0.9" in failed.stdout
+    suites = ElementTree.parse(junit).getroot()
+    bad = [s for s in suites if s.get("name") == "math-bad"][0]
+    assert bad.get("failures") == "1"
+    missing = _cli(str(tmp_path / "nope.py"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_each_case_is_one_trace_with_task_and_scorer_spans(live: object) -> None:
+    import httpx
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tests.conftest import LiveServer
+
+    assert isinstance(live, LiveServer)
+    provider = TracerProvider()
+    assay.init("evals", url=live.url, tracer_provider=provider)
+    try:
+
+        @assay.traced(type="tool")
+        def lookup(x: int) -> int:
+            return x * 10
+
+        def task(x: int) -> int:
+            return lookup(x)
+
+        result = assay.Eval(
+            "traced",
+            [{"input": x, "expected": x * 10} for x in range(3)],
+            task,
+            [as_scorer(lambda output, expected: output == expected, name="exact")],
+        ).run()
+        assert assay.flush(10)
+    finally:
+        assay.shutdown()
+        provider.shutdown()
+    trace_ids = {row.trace_id for row in result.rows}
+    assert len(trace_ids) == 3 and None not in trace_ids
+    with httpx.Client(base_url=live.url) as client:
+        tree = client.get(f"/api/v1/traces/{result.rows[0].trace_id}").json()
+    [root] = tree["spans"]
+    assert root["name"] == "eval traced"
+    assert sorted(c["type"] for c in root["children"]) == ["scorer", "tool"]
