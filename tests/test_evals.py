@@ -149,14 +149,14 @@ def _env() -> dict[str, str]:
 
 
 def test_cli_lists_filters_and_fails_on_thresholds(tmp_path: Path) -> None:
-    listed = _cli(str(HERE / "eval_files"), "--list")
+    listed = _cli(str(HERE / "eval_files"), "--list", "--no-send")
     assert listed.returncode == 0 and listed.stdout.split() == ["math-ok", "math-bad"]
-    ok = _cli(str(HERE / "eval_files"), "--filter", "math-ok", "--json")
+    ok = _cli(str(HERE / "eval_files"), "--filter", "math-ok", "--json", "--no-send")
     assert ok.returncode == 0, ok.stderr
     [summary] = json.loads(ok.stdout)
     assert summary["passed"] and summary["scores"]["exact"]["mean"] == 1.0
     junit = tmp_path / "junit.xml"
-    failed = _cli(str(HERE / "eval_files" / "eval_math.py"), "--junit", str(junit))
+    failed = _cli(str(HERE / "eval_files" / "eval_math.py"), "--junit", str(junit), "--no-send")
     assert failed.returncode == 1
     assert "threshold failed" in failed.stdout and "exact: mean 0.500 < 0.9" in failed.stdout
     suites = ElementTree.parse(junit).getroot()
@@ -201,3 +201,83 @@ def test_each_case_is_one_trace_with_task_and_scorer_spans(live: object) -> None
     [root] = tree["spans"]
     assert root["name"] == "eval traced"
     assert sorted(c["type"] for c in root["children"]) == ["scorer", "tool"]
+
+
+def test_runs_are_stored_compared_and_resumed(live: object) -> None:
+    import httpx
+
+    from assay.client import Client
+    from tests.conftest import LiveServer
+
+    assert isinstance(live, LiveServer)
+    api = Client(live.url)
+    ds = assay.dataset("arith", "exp", client=api)
+    ds.insert_many([{"record_id": f"r{i}", "input": i, "expected": i * 2} for i in range(12)])
+    exact = as_scorer(lambda output, expected: output == expected, name="exact")
+    import os
+
+    os.environ["ASSAY_URL"] = live.url
+    try:
+        # Baseline: right on every case. Candidate: wrong on cases 0..7 -> a real regression.
+        first = assay.Eval(
+            "arith",
+            assay.dataset("arith", "exp", client=api),
+            lambda x: x * 2,
+            [exact],
+            project="exp",
+        ).run()
+        second = assay.Eval(
+            "arith",
+            assay.dataset("arith", "exp", client=api),
+            lambda x: x * 2 if x >= 8 else -1,
+            [exact],
+            project="exp",
+        ).run()
+        assert first.experiment_id and second.experiment_id
+        comparison = second.comparison
+        assert comparison is not None and comparison["baseline"] == first.experiment_id
+        score = comparison["scores"]["exact"]
+        assert (score["improved"], score["regressed"], score["unchanged"]) == (0, 8, 4)
+        assert score["delta"] == pytest.approx(-8 / 12) and score["test"] == "mcnemar"
+        # McNemar exact: b=8, c=0 -> p = 2 * 0.5**8 = 0.0078125
+        assert score["p_value"] == pytest.approx(0.0078125) and comparison["significant_regression"]
+        assert comparison["cases"][0]["delta"] == -1.0
+
+        # A run that stops half-way is resumed: only the missing rows run again.
+        calls: list[int] = []
+
+        def interrupted(x: int) -> int:
+            calls.append(x)
+            if x == 5:
+                raise KeyboardInterrupt
+            return x * 2
+
+        with pytest.raises(KeyboardInterrupt):
+            assay.Eval(
+                "resumable",
+                [{"input": x, "expected": x * 2} for x in range(10)],
+                interrupted,
+                [exact],
+                project="exp",
+                max_concurrency=1,
+            ).run()
+        with httpx.Client(base_url=live.url) as client:
+            stored = client.get(
+                "/api/v1/projects/exp/experiments", params={"eval_name": "resumable"}
+            ).json()["items"]
+        assert stored[0]["status"] == "incomplete"
+        ran_before = set(calls)
+        calls.clear()
+        resumed = assay.Eval(
+            "resumable",
+            [{"input": x, "expected": x * 2} for x in range(10)],
+            lambda x: calls.append(x) or x * 2,
+            [exact],
+            project="exp",
+        ).run(resume=True)
+        assert set(calls) == set(range(10)) - (ran_before - {5})
+        assert resumed.experiment_id == stored[0]["id"] and len(resumed.rows) == 10
+        assert resumed.summary["exact"].estimate is not None
+        assert resumed.summary["exact"].estimate.mean == 1.0
+    finally:
+        del os.environ["ASSAY_URL"]

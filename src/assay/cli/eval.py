@@ -76,6 +76,8 @@ def _summary_table(result: Any) -> Table:
 def _as_json(result: Any) -> dict[str, Any]:
     return {
         "name": result.name,
+        "experiment_id": result.experiment_id,
+        "comparison": result.comparison,
         "passed": result.passed,
         "failed_thresholds": result.failed_thresholds,
         "rows": len(result.rows),
@@ -124,10 +126,18 @@ def eval_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here (for CI)."),
-    no_send: bool = typer.Option(
+    send: bool = typer.Option(
         True,
-        "--no-send/--send",
-        help="Keep results local. (Storing experiments on the server is not built yet.)",
+        "--send/--no-send",
+        help="Store each run as an experiment on the server (--no-send: local only).",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the latest unfinished experiment of each Eval."
+    ),
+    fail_on_regression: bool = typer.Option(
+        False,
+        "--fail-on-regression",
+        help="Exit 1 when a score regresses significantly against the baseline.",
     ),
 ) -> None:
     """Run Evals and summarise each score (mean, 95% interval); exit 1 if a threshold fails."""
@@ -140,7 +150,7 @@ def eval_command(
         return
     if not evals:
         raise UserError("no Evals found; define assay.Eval(...) at the top level of the files")
-    results = [evaluation.run() for evaluation in evals]
+    results = [evaluation.run(send=send, resume=resume) for evaluation in evals]
     if as_json:
         print(json.dumps([_as_json(r) for r in results], indent=2))
     else:
@@ -150,7 +160,44 @@ def eval_command(
                 console.print(f"[yellow]{result.errored_rows} rows errored[/]")
             for failure in result.failed_thresholds:
                 console.print(f"[bold red]threshold failed[/] {failure}")
+            if result.comparison:
+                console.print(_comparison_table(result.comparison))
     if junit:
         _junit(results, junit)
-    if any(not r.passed for r in results):
+    regressed = fail_on_regression and any(
+        r.comparison and r.comparison.get("significant_regression") for r in results
+    )
+    if regressed:
+        console.print("[bold red]significant regression against the baseline[/]")
+    if any(not r.passed for r in results) or regressed:
         raise typer.Exit(1)
+
+
+def _comparison_table(comparison: dict[str, Any]) -> Table:
+    table = Table(
+        "score",
+        "baseline",
+        "candidate",
+        "delta",
+        "95% interval",
+        "p",
+        "test",
+        "+/-/=",
+        title=f"against experiment {comparison.get('baseline')}",
+    )
+    for name, item in sorted(comparison["scores"].items()):
+        low, high = item.get("low"), item.get("high")
+        interval = f"[{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else "-"
+        p_value = item.get("p_value")
+        mark = " *" if item.get("significant") else ""
+        table.add_row(
+            name,
+            f"{item['baseline_mean']:.3f}",
+            f"{item['candidate_mean']:.3f}",
+            f"{item['delta']:+.3f}{mark}",
+            interval,
+            "-" if p_value is None else f"{p_value:.3g}",
+            item.get("test", ""),
+            f"{item['improved']}/{item['regressed']}/{item['unchanged']}",
+        )
+    return table

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.client import Client
 from assay.errors import UserError
+from assay.evals._datasets import Dataset
+from assay.evals._experiment import ExperimentRecorder, case_key
 from assay.evals._scorer import Score, Scorer, as_scorer, to_scores
+from assay.sdk import _state as sdk_state
 from assay.sdk import span as trace_span
+from assay.sdk._serialize import to_json
 from assay.statistics import Estimate, clustered_mean_interval, mean_interval
 
 log = logging.getLogger("assay.evals")
@@ -69,6 +76,10 @@ class EvalResult:
     rows: list[Row]
     summary: dict[str, ScoreSummary]
     failed_thresholds: list[str]
+    #: The stored experiment's id, when the run was sent to a server.
+    experiment_id: int | None = None
+    #: Against the baseline experiment: per-score deltas, per-case deltas (see _compare.py).
+    comparison: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -163,26 +174,97 @@ class Eval:
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, *, on_row: Callable[[Row], None] | None = None) -> EvalResult:
-        return asyncio.run(self.run_async(on_row=on_row))
+    def run(
+        self,
+        *,
+        send: bool | None = None,
+        resume: bool = False,
+        on_row: Callable[[Row], None] | None = None,
+    ) -> EvalResult:
+        """Run every case. ``send`` stores the run as an experiment on the Assay server
+        (default: when ``assay.init()`` was called or ASSAY_URL is set); ``resume`` continues
+        the latest unfinished experiment of this eval, re-running only missing or errored
+        rows."""
+        return asyncio.run(self.run_async(send=send, resume=resume, on_row=on_row))
 
-    async def run_async(self, *, on_row: Callable[[Row], None] | None = None) -> EvalResult:
+    def _project(self) -> str:
+        if self.project:
+            return self.project
+        if sdk_state.STATE.exporter is not None:
+            return sdk_state.STATE.project
+        return os.environ.get("ASSAY_PROJECT") or "default"
+
+    def _recorder(self, resume: bool) -> tuple[ExperimentRecorder, set[tuple[str, int]]]:
+        # The server `assay.init()` points at, else ASSAY_URL / ASSAY_API_KEY.
+        state = sdk_state.STATE
+        client = Client(state.url or None, state.api_key) if state.exporter else Client()
+        project = self._project()
+        if resume:
+            found = ExperimentRecorder.resume(client, project, self.name)
+            if found is not None:
+                return found, found.done_rows()
+        dataset = self.data if isinstance(self.data, Dataset) else None
+        recorder = ExperimentRecorder.start(
+            client,
+            project,
+            self.name,
+            name=self.experiment,
+            dataset=dataset.name if dataset else None,
+            dataset_version=dataset.pin().version if dataset else None,
+            metadata={**self.metadata, "trials": self.trials},
+        )
+        return recorder, set()
+
+    async def run_async(
+        self,
+        *,
+        send: bool | None = None,
+        resume: bool = False,
+        on_row: Callable[[Row], None] | None = None,
+    ) -> EvalResult:
+        if send is None:
+            send = bool(os.environ.get("ASSAY_URL")) or sdk_state.STATE.exporter is not None
+        recorder, done = self._recorder(resume) if send else (None, set())
         cases = _cases(self.data)
         limit = asyncio.Semaphore(self.max_concurrency)
         takes_hooks = _takes_hooks(self.task)
+        finished: list[Row] = []
 
         async def one(case: Case, trial: int) -> Row:
             async with limit:
                 row = await self._run_case(case, trial, takes_hooks)
+            finished.append(row)
             if on_row is not None:
                 on_row(row)
             return row
 
-        rows = await asyncio.gather(
-            *(one(case, trial) for case in cases for trial in range(self.trials))
-        )
+        work = [
+            one(case, trial)
+            for case in cases
+            for trial in range(self.trials)
+            if (case_key(case.id, case.input), trial) not in done
+        ]
+        try:
+            rows = list(await asyncio.gather(*work))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # Ctrl-C: keep what finished; the experiment is marked incomplete, resumable.
+            if recorder is not None:
+                recorder.add_rows([_stored(row) for row in finished])
+                recorder.finish("incomplete", _summary_dict(summarise(finished)))
+            raise
+        if recorder is None:
+            summary = summarise(rows)
+            return EvalResult(self.name, rows, summary, self._check_thresholds(summary))
+        recorder.add_rows([_stored(row) for row in rows])
+        if done:
+            rows = [_from_stored(item) for item in recorder.all_rows()]
         summary = summarise(rows)
-        return EvalResult(self.name, list(rows), summary, self._check_thresholds(summary))
+        recorder.finish("complete", _summary_dict(summary))
+        baseline_id = recorder.baseline_id(self.baseline, self.name)
+        comparison = recorder.compare(baseline_id) if baseline_id is not None else None
+        return EvalResult(
+            self.name, rows, summary, self._check_thresholds(summary), recorder.id, comparison
+        )
 
     async def _call_task(self, case: Case, hooks: Hooks | None) -> Any:
         args = (case.input, hooks) if hooks is not None else (case.input,)
@@ -195,7 +277,7 @@ class Eval:
         return await asyncio.wait_for(call, self.timeout)
 
     async def _run_case(self, case: Case, trial: int, takes_hooks: bool) -> Row:
-        row = Row(str(case.id), trial, case.input, case.expected, case.metadata)
+        row = Row(case_key(case.id, case.input), trial, case.input, case.expected, case.metadata)
         with trace_span(f"eval {self.name}", type="task") as root:
             root.log(input=case.input, metadata={"case_id": row.case_id, "trial": trial})
             row.trace_id = root.trace_id
@@ -272,3 +354,74 @@ def summarise(rows: Sequence[Row]) -> dict[str, ScoreSummary]:
             estimate = mean_interval(flat)
         summary[name] = ScoreSummary(name, estimate, len(flat), errors.get(name, 0))
     return summary
+
+
+def _jsonable(value: Any) -> Any:
+    text = to_json(value, 1_000_000)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _stored(row: Row) -> dict[str, Any]:
+    return {
+        "case_key": row.case_id,
+        "trial": row.trial,
+        "input": _jsonable(row.input),
+        "expected": _jsonable(row.expected),
+        "metadata": _jsonable(dict(row.metadata)),
+        "output": _jsonable(row.output),
+        "error": row.error,
+        "latency_ms": row.latency_s * 1000,
+        "trace_id": row.trace_id,
+        "scores": [
+            {
+                "name": s.name,
+                "value": s.value,
+                "label": s.label,
+                "rationale": s.rationale,
+                "error": s.error,
+                "metadata": _jsonable(dict(s.metadata)),
+            }
+            for s in row.scores
+        ],
+    }
+
+
+def _from_stored(item: Mapping[str, Any]) -> Row:
+    return Row(
+        case_id=item["case_key"],
+        trial=int(item["trial"]),
+        input=item.get("input"),
+        expected=item.get("expected"),
+        metadata=item.get("metadata") or {},
+        output=item.get("output"),
+        error=item.get("error"),
+        scores=[
+            Score(
+                s["name"],
+                s.get("value"),
+                s.get("label"),
+                s.get("rationale"),
+                s.get("metadata") or {},
+                s.get("error"),
+            )
+            for s in item.get("scores") or []
+        ],
+        latency_s=(item.get("latency_ms") or 0) / 1000,
+        trace_id=item.get("trace_id"),
+    )
+
+
+def _summary_dict(summary: Mapping[str, ScoreSummary]) -> dict[str, Any]:
+    return {
+        name: {
+            "mean": item.estimate.mean if item.estimate else None,
+            "low": item.estimate.low if item.estimate else None,
+            "high": item.estimate.high if item.estimate else None,
+            "n": item.scored,
+            "errors": item.errors,
+        }
+        for name, item in summary.items()
+    }

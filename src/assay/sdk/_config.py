@@ -102,6 +102,7 @@ def _init(
     STATE.tracer = provider.get_tracer("assay", __version__)
     STATE.project = project
     STATE.url = url
+    STATE.api_key = api_key
     STATE.mask = mask
     STATE.max_value_chars = max_value_chars
     STATE.owns_provider = owns

@@ -22,6 +22,7 @@ class State:
     exporter: AssayExporter | None = None
     project: str = "default"
     url: str = ""
+    api_key: str | None = None
     mask: Mask | None = None
     max_value_chars: int = 100_000
     owns_provider: bool = False

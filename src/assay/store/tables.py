@@ -214,6 +214,53 @@ dataset_versions = Table(
     Column("deleted", Integer, nullable=False),
 )
 
+# An experiment: one run of an eval's task over its cases; one row per case and trial.
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("eval_name", String(200), nullable=False),
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="SET NULL")),
+    Column("dataset_version", Integer),
+    Column("status", String(16), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("finished_ns", BigInteger),
+    Column("metadata", Json, nullable=False),
+    Column("summary", Json, nullable=False),
+    Index("ix_experiments_project_eval", "project_id", "eval_name", "created_ns"),
+)
+
+experiment_rows = Table(
+    "experiment_rows",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # The dataset record id when there is one, else a hash of the input: what rows of two
+    # experiments are matched on.
+    Column("case_key", String(64), nullable=False),
+    Column("trial", Integer, nullable=False),
+    Column("latency_ms", Float),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cost", Float),
+    Column("trace_id", String(32)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("error", Text),
+    Column("input", Json),
+    Column("expected", Json),
+    Column("metadata", Json, nullable=False),
+    Column("output", Json),
+    Column("scores", Json, nullable=False),
+    UniqueConstraint("experiment_id", "case_key", "trial", name="uq_experiment_rows_case"),
+)
+
 # Small key/value state, e.g. how far the background search indexer has got.
 store_state = Table(
     "store_state",

@@ -1,0 +1,119 @@
+"""Experiments: runs of an eval, with one row per case and trial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from assay.errors import UserError
+from assay.store.engine import now_ns
+from assay.store.tables import experiment_rows, experiments
+
+STATUSES = ("running", "complete", "incomplete")
+ROW_FIELDS = (
+    "case_key",
+    "trial",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "trace_id",
+    "error",
+    "input",
+    "expected",
+    "metadata",
+    "output",
+    "scores",
+)
+
+
+def create(conn: Connection, project_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    now = now_ns()
+    experiment_id = conn.execute(
+        experiments.insert()
+        .values(
+            project_id=project_id,
+            name=values.get("name") or f"{values['eval_name']}-{now // 1_000_000}",
+            eval_name=values["eval_name"],
+            dataset_id=values.get("dataset_id"),
+            dataset_version=values.get("dataset_version"),
+            status="running",
+            created_ns=now,
+            metadata=values.get("metadata") or {},
+            summary={},
+        )
+        .returning(experiments.c.id)
+    ).scalar_one()
+    found = get(conn, int(experiment_id))
+    assert found is not None
+    return found
+
+
+def get(conn: Connection, experiment_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(experiments).where(experiments.c.id == experiment_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def list_experiments(
+    conn: Connection, project_id: int, eval_name: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    query = select(experiments).where(experiments.c.project_id == project_id)
+    if eval_name:
+        query = query.where(experiments.c.eval_name == eval_name)
+    query = query.order_by(experiments.c.created_ns.desc(), experiments.c.id.desc()).limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def finish(
+    conn: Connection, experiment_id: int, status: str, summary: dict[str, Any] | None
+) -> None:
+    if status not in STATUSES:
+        raise UserError(f"status must be one of {', '.join(STATUSES)}")
+    values: dict[str, Any] = {"status": status, "finished_ns": now_ns()}
+    if summary is not None:
+        values["summary"] = summary
+    conn.execute(experiments.update().where(experiments.c.id == experiment_id).values(**values))
+
+
+def upsert_rows(conn: Connection, experiment_id: int, rows: list[dict[str, Any]]) -> int:
+    """Store rows; a row for a (case, trial) already stored replaces it (a resumed re-run)."""
+    keys = [(str(r["case_key"]), int(r.get("trial") or 0)) for r in rows]
+    for case_key, trial in keys:
+        conn.execute(
+            experiment_rows.delete().where(
+                experiment_rows.c.experiment_id == experiment_id,
+                experiment_rows.c.case_key == case_key,
+                experiment_rows.c.trial == trial,
+            )
+        )
+    now = now_ns()
+    values = [
+        {
+            **{name: row.get(name) for name in ROW_FIELDS},
+            "case_key": str(row["case_key"]),
+            "trial": int(row.get("trial") or 0),
+            "metadata": row.get("metadata") or {},
+            "scores": row.get("scores") or [],
+            "experiment_id": experiment_id,
+            "created_ns": now,
+        }
+        for row in rows
+    ]
+    if values:
+        conn.execute(experiment_rows.insert(), values)
+    return len(values)
+
+
+def rows(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
+    found = conn.execute(
+        select(experiment_rows)
+        .where(experiment_rows.c.experiment_id == experiment_id)
+        .order_by(experiment_rows.c.case_key, experiment_rows.c.trial)
+    ).all()
+    out = []
+    for row in found:
+        item = dict(row._mapping)
+        item.pop("experiment_id", None)
+        out.append(item)
+    return out
