@@ -41,6 +41,8 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "project demo now holds" in result.stdout
+    # The eval part: two stored runs, the second compared with the first.
+    assert "eval support-answers: contains_expected 0.50 -> 0.88" in result.stdout
     assert (tmp_path / "assay.db").exists()
     engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
     with engine.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -26,6 +27,7 @@ def demo(
     import uvicorn
 
     from assay.cli.server import open_runtime
+    from assay.demo.evals import run_demo_evals
     from assay.demo.sdk_agent import send_sdk_runs
     from assay.demo.traces import PROJECT, send_demo_traces
     from assay.server.app import create_app
@@ -51,12 +53,22 @@ def demo(
     with console.status(f"sending {runs} agent runs through OpenTelemetry..."):
         sent = send_demo_traces(base, runs=runs)
         sent += send_sdk_runs(base, runs=max(1, runs // 5))
+    os.environ["ASSAY_URL"] = base
+    with console.status("running an eval twice (baseline, then an improved agent)..."):
+        _, improved = run_demo_evals(base, PROJECT)
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
     demo_project = next((p for p in summary if p["name"] == PROJECT), None)
     spans = demo_project["span_count"] if demo_project else 0
     console.print(f"sent {sent} agent runs; project [bold]{PROJECT}[/] now holds {spans} spans.\n")
+    comparison = (improved.comparison or {}).get("scores", {}).get("contains_expected")
+    if comparison:
+        console.print(
+            f"eval [bold]support-answers[/]: contains_expected "
+            f"{comparison['baseline_mean']:.2f} -> {comparison['candidate_mean']:.2f} "
+            f"({comparison['improved']} cases improved, {comparison['regressed']} regressed)\n"
+        )
     console.print("Where to look:")
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")
     console.print(f"  failed runs   {base}/api/v1/projects/{PROJECT}/traces?status=error")
@@ -65,6 +77,12 @@ def demo(
     console.print(
         f"  thumbs down   {base}/api/v1/projects/{PROJECT}/spans?score=thumbs_up&max_score=0"
     )
+    console.print(f"  experiments   {base}/api/v1/projects/{PROJECT}/experiments")
+    console.print(
+        f"  comparison    {base}/api/v1/experiments/{improved.experiment_id - 1}/compare/"
+        f"{improved.experiment_id}"
+    )
+    console.print(f"  dataset       {base}/api/v1/projects/{PROJECT}/datasets/support-questions")
     console.print(f"  API schema    {base}/openapi.json")
     console.print(f"  send your own: point any OTLP/HTTP exporter at {base}/v1/traces")
     if serve:
