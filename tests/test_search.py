@@ -95,3 +95,36 @@ def test_index_and_tail_agree(db_url: str) -> None:
     for q, expected in cases.items():
         assert before[q] == half[q] == after[q] == expected, q
     engine.dispose()
+
+
+def test_postgres_indexer_thread_catches_up(live: object) -> None:
+    import httpx
+
+    from tests.conftest import LiveServer
+    from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
+
+    assert isinstance(live, LiveServer)
+    if live.runtime.indexer is None:
+        import pytest
+
+        pytest.skip("SQLite: the span writer builds the index (covered above)")
+    batch = [
+        span(new_trace_id(), new_span_id(), f"s{i}", attributes={"input.value": "zebra"})
+        for i in range(50)
+    ]
+    with httpx.Client(base_url=live.url) as client:
+        assert (
+            client.post(
+                "/v1/traces", content=protobuf(batch, service="idx"), headers=PB
+            ).status_code
+            == 200
+        )
+    deadline = time.monotonic() + 20
+    while True:
+        with live.runtime.engine.connect() as conn:
+            if search.watermark(conn) >= 50:
+                break
+        assert time.monotonic() < deadline, "the indexer did not catch up"
+        time.sleep(0.1)
+    with live.runtime.engine.connect() as conn:
+        assert len(_names(conn, "zebra")) == 50

@@ -14,6 +14,7 @@ from assay.settings import Settings
 from assay.store import keys as key_store
 from assay.store import migrate, search
 from assay.store.engine import make_engine
+from assay.store.indexer import SearchIndexer
 from assay.store.tables import projects
 from assay.store.writer import SpanWriter
 
@@ -34,6 +35,8 @@ class Runtime:
     writer: SpanWriter
     #: For the API's own small writes (scores, datasets, settings).
     updates: Engine
+    #: PostgreSQL's search indexer thread (SQLite's writer indexes by itself).
+    indexer: SearchIndexer | None = None
     #: Whether a request without a key may pass when no key exists (loopback binds only).
     allow_open: bool = True
     _keys: dict[str, _Cached] = field(default_factory=dict)
@@ -46,26 +49,34 @@ class Runtime:
         url = settings.resolved_database_url()
         engine = make_engine(url)
         migrate.upgrade(engine)
+        sqlite = engine.dialect.name == "sqlite"
         writer = SpanWriter(
             make_engine(url, role="writer"),
             batch_spans=settings.writer_batch_spans,
             max_pending=settings.writer_max_pending_spans,
-            indexer=search.index_batch if settings.search_index else None,
+            # SQLite: one writer per database, so the writer indexes between commits.
+            indexer=search.index_batch if settings.search_index and sqlite else None,
         )
+        indexer = SearchIndexer(engine) if settings.search_index and not sqlite else None
         from assay.server.auth import is_loopback
 
         return cls(
             settings=settings,
             engine=engine,
             writer=writer,
-            updates=make_engine(url, role="updates") if engine.dialect.name == "sqlite" else engine,
+            updates=make_engine(url, role="updates") if sqlite else engine,
+            indexer=indexer,
             allow_open=is_loopback(settings.host),
         )
 
     def start(self) -> None:
         self.writer.start()
+        if self.indexer is not None:
+            self.indexer.start()
 
     def close(self) -> None:
+        if self.indexer is not None:
+            self.indexer.stop()
         self.writer.stop()
         self.writer.engine.dispose()
         self.updates.dispose()
