@@ -87,6 +87,12 @@ def test_trials_are_clustered_by_case_and_thresholds_checked() -> None:
     estimate = result.summary["exact"].estimate
     assert estimate is not None and estimate.n == 8 and estimate.clusters == 4
     assert estimate.mean == pytest.approx(0.5)
+    # each case: one pass in 2 trials -> variance 0.5; pass@2 = 1 - C(1,2)/C(2,2) = 1;
+    # pass^2 = C(1,2)/C(2,2) = 0
+    exact = result.summary["exact"]
+    assert exact.k == 2 and exact.case_variance == pytest.approx(0.5)
+    assert exact.pass_at_k is not None and exact.pass_at_k.mean == pytest.approx(1.0)
+    assert exact.pass_hat_k is not None and exact.pass_hat_k.mean == pytest.approx(0.0)
     assert result.failed_thresholds == ["exact: mean 0.500 < 0.9", "missing: mean no scores < 0.5"]
     assert not result.passed
 

@@ -20,7 +20,14 @@ from assay.evals._scorer import Score, Scorer, as_scorer, to_scores
 from assay.sdk import _state as sdk_state
 from assay.sdk import span as trace_span
 from assay.sdk._serialize import to_json
-from assay.statistics import Estimate, clustered_mean_interval, mean_interval
+from assay.statistics import (
+    Estimate,
+    clustered_mean_interval,
+    mean_interval,
+    mean_pass_at_k,
+    mean_pass_hat_k,
+    per_case_variance,
+)
 
 log = logging.getLogger("assay.evals")
 
@@ -68,6 +75,12 @@ class ScoreSummary:
     estimate: Estimate | None
     scored: int
     errors: int
+    #: With several trials per case: the mean within-case variance, and for pass/fail scores
+    #: pass@k (some of k trials pass) and pass^k (all k pass), k = the fewest trials of a case.
+    case_variance: float | None = None
+    pass_at_k: Estimate | None = None
+    pass_hat_k: Estimate | None = None
+    k: int | None = None
 
 
 @dataclass
@@ -346,13 +359,29 @@ def summarise(rows: Sequence[Row]) -> dict[str, ScoreSummary]:
     summary = {}
     for name, by_case in values.items():
         flat = [v for case_values in by_case.values() for v in case_values]
+        repeated = any(len(v) > 1 for v in by_case.values())
         if not flat:
-            estimate = None
-        elif any(len(v) > 1 for v in by_case.values()):
-            estimate = clustered_mean_interval(by_case)
-        else:
-            estimate = mean_interval(flat)
-        summary[name] = ScoreSummary(name, estimate, len(flat), errors.get(name, 0))
+            summary[name] = ScoreSummary(name, None, 0, errors.get(name, 0))
+            continue
+        if not repeated:
+            summary[name] = ScoreSummary(name, mean_interval(flat), len(flat), errors.get(name, 0))
+            continue
+        spreads = [
+            s.variance for s in per_case_variance(by_case).values() if s.variance is not None
+        ]
+        k = min(len(v) for v in by_case.values())
+        boolean = all(v in (0.0, 1.0) for v in flat)
+        outcomes = {key: [v == 1.0 for v in vals] for key, vals in by_case.items()}
+        summary[name] = ScoreSummary(
+            name,
+            clustered_mean_interval(by_case),
+            len(flat),
+            errors.get(name, 0),
+            case_variance=sum(spreads) / len(spreads) if spreads else None,
+            pass_at_k=mean_pass_at_k(outcomes, k) if boolean and k > 1 else None,
+            pass_hat_k=mean_pass_hat_k(outcomes, k) if boolean and k > 1 else None,
+            k=k if boolean and k > 1 else None,
+        )
     return summary
 
 
@@ -422,6 +451,10 @@ def _summary_dict(summary: Mapping[str, ScoreSummary]) -> dict[str, Any]:
             "high": item.estimate.high if item.estimate else None,
             "n": item.scored,
             "errors": item.errors,
+            "case_variance": item.case_variance,
+            "k": item.k,
+            "pass_at_k": item.pass_at_k.mean if item.pass_at_k else None,
+            "pass_hat_k": item.pass_hat_k.mean if item.pass_hat_k else None,
         }
         for name, item in summary.items()
     }
