@@ -134,6 +134,8 @@ def test_scorer_signatures_and_returns_are_checked() -> None:
     bad_range = as_scorer(lambda output: 2.5, name="too_big")
     result = assay.Eval("range", [{"input": 1}], lambda x: x, [bad_range]).run()
     assert "need a value in [0, 1]" in (result.rows[0].scores[0].error or "")
+    generated = assay.Eval("gen", ({"input": x} for x in range(3)), lambda x: x)
+    assert len(generated.run().rows) == 3 and len(generated.run().rows) == 3
     with pytest.raises(UserError, match="dict with 'input'"):
         assay.Eval("bad data", [{"question": 1}], lambda x: x).run()
 

@@ -150,7 +150,7 @@ def eval_command(
         return
     if not evals:
         raise UserError("no Evals found; define assay.Eval(...) at the top level of the files")
-    results = [evaluation.run(send=send, resume=resume) for evaluation in evals]
+    results = [_run_with_progress(e, send=send, resume=resume, quiet=as_json) for e in evals]
     if as_json:
         print(json.dumps([_as_json(r) for r in results], indent=2))
     else:
@@ -171,6 +171,38 @@ def eval_command(
         console.print("[bold red]significant regression against the baseline[/]")
     if any(not r.passed for r in results) or regressed:
         raise typer.Exit(1)
+
+
+def _run_with_progress(evaluation: Any, *, send: bool, resume: bool, quiet: bool) -> Any:
+    """Run one Eval under a progress bar that shows each score's running mean."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from assay.evals._eval import _cases
+
+    total = len(_cases(evaluation.data)) * evaluation.trials
+    sums: dict[str, list[float]] = {}
+    progress = Progress(
+        TextColumn("[bold]{task.fields[name]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[means]}"),
+        console=Console(stderr=True),
+        disable=quiet,
+        transient=True,
+    )
+    task = progress.add_task("eval", total=total, name=evaluation.name, means="")
+
+    def on_row(row: Any) -> None:
+        for score in row.scores:
+            if score.value is not None:
+                tally = sums.setdefault(score.name, [0.0, 0.0])
+                tally[0] += score.value
+                tally[1] += 1
+        means = "  ".join(f"{name} {s / n:.2f}" for name, (s, n) in sorted(sums.items()))
+        progress.update(task, advance=1, means=means)
+
+    with progress:
+        return evaluation.run(send=send, resume=resume, on_row=on_row)
 
 
 def _comparison_table(comparison: dict[str, Any]) -> Table:

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,7 +169,8 @@ class Eval:
         if not callable(task):
             raise UserError(f"task must be callable; got {task!r}")
         self.name = name
-        self.data = data
+        # An iterator can be read once: keep its cases, so counting and running see them all.
+        self.data = list(data) if isinstance(data, Iterator) else data
         self.task = task
         self.scorers = [as_scorer(s) for s in scores]
         self.project = project
