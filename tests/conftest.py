@@ -19,6 +19,8 @@ from assay.server.app import create_app
 from assay.server.runtime import Runtime
 from assay.settings import Settings
 
+pytest_plugins = ["pytester"]
+
 PG_ADMIN_DSN = os.environ.get("ASSAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

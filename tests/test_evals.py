@@ -289,3 +289,28 @@ def test_runs_are_stored_compared_and_resumed(live: object) -> None:
         assert resumed.summary["exact"].estimate.mean == 1.0
     finally:
         del os.environ["ASSAY_URL"]
+
+
+def test_pytest_plugin_fails_a_test_below_threshold(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import assay
+
+        def good(output, expected):
+            return output == expected
+
+        def test_passes(assay_eval):
+            result = assay_eval(assay.Eval("ok", [{"input": 1, "expected": 1}], lambda x: x,
+                                           [good], thresholds={"good": 1.0}))
+            assert result.summary["good"].scored == 1
+
+        def test_fails(assay_eval):
+            assay_eval(assay.Eval("bad", [{"input": 1, "expected": 2}], lambda x: x,
+                                  [good], thresholds={"good": 0.9}))
+        """
+    )
+    outcome = pytester.runpytest_subprocess("-p", "assay.evals.pytest_plugin")
+    outcome.assert_outcomes(passed=1, failed=1)
+    outcome.stdout.fnmatch_lines(
+        ["*eval 'bad' failed its thresholds:*", "*good: mean 0.000 < 0.9*"]
+    )
