@@ -309,7 +309,8 @@ def test_pytest_plugin_fails_a_test_below_threshold(pytester: pytest.Pytester) -
                                   [good], thresholds={"good": 0.9}))
         """
     )
-    outcome = pytester.runpytest_subprocess("-p", "assay.evals.pytest_plugin")
+    # The plugin is registered through the package's pytest11 entry point.
+    outcome = pytester.runpytest_subprocess()
     outcome.assert_outcomes(passed=1, failed=1)
     outcome.stdout.fnmatch_lines(
         ["*eval 'bad' failed its thresholds:*", "*good: mean 0.000 < 0.9*"]
