@@ -315,3 +315,26 @@ def test_pytest_plugin_fails_a_test_below_threshold(pytester: pytest.Pytester) -
     outcome.stdout.fnmatch_lines(
         ["*eval 'bad' failed its thresholds:*", "*good: mean 0.000 < 0.9*"]
     )
+
+
+def test_transient_task_errors_are_retried_others_are_not() -> None:
+    attempts: dict[int, int] = {}
+
+    class RateLimitError(Exception):
+        pass
+
+    def task(x: int) -> int:
+        attempts[x] = attempts.get(x, 0) + 1
+        if x == 0 and attempts[x] < 3:
+            raise RateLimitError("slow down")
+        if x == 1:
+            raise RateLimitError("always")
+        if x == 2:
+            raise KeyError("not transient")
+        return x
+
+    result = assay.Eval("retry", [{"input": x} for x in range(3)], task, retries=2).run()
+    rows = {row.input: row for row in result.rows}
+    assert rows[0].error is None and attempts[0] == 3
+    assert rows[1].error == "RateLimitError: always" and attempts[1] == 3
+    assert rows[2].error == "KeyError: 'not transient'" and attempts[2] == 1

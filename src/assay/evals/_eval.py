@@ -130,6 +130,20 @@ def _cases(data: Any) -> list[Case]:
     return cases
 
 
+_TRANSIENT_NAMES = ("RateLimit", "Timeout", "Connection", "Unavailable", "Overloaded")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth retrying: rate limits, time-outs, dropped connections, 429 and 5xx answers."""
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    name = type(error).__name__
+    if any(part in name for part in _TRANSIENT_NAMES):
+        return True
+    status = getattr(error, "status_code", None) or getattr(error, "status", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
 def _takes_hooks(task: Callable[..., Any]) -> bool:
     try:
         parameters = [
@@ -161,6 +175,7 @@ class Eval:
         metadata: Mapping[str, Any] | None = None,
         baseline: str | None = None,
         thresholds: Mapping[str, float] | None = None,
+        retries: int = 2,
     ) -> None:
         if trials < 1:
             raise UserError("trials must be at least 1")
@@ -181,6 +196,9 @@ class Eval:
         self.metadata = dict(metadata or {})
         self.baseline = baseline
         self.thresholds = dict(thresholds or {})
+        #: Re-runs of a case whose task failed with a transient error (rate limit, time-out,
+        #: connection), with back-off; other errors are recorded at once.
+        self.retries = max(0, retries)
         unknown = set(self.thresholds) - {s.name for s in self.scorers}
         if unknown and self.scorers:
             log.info("thresholds name scores no scorer here produces by name: %s", unknown)
@@ -297,13 +315,20 @@ class Eval:
             row.trace_id = root.trace_id
             hooks = Hooks(case.metadata, case.expected, root) if takes_hooks else None
             started = time.perf_counter()
-            try:
-                row.output = await self._call_task(case, hooks)
-            except TimeoutError:
-                row.error = f"TimeoutError: the task took longer than {self.timeout}s"
-            except Exception as exc:
-                row.error = f"{type(exc).__name__}: {exc}"
-                root.set_error(exc)
+            for attempt in range(self.retries + 1):
+                try:
+                    row.output = await self._call_task(case, hooks)
+                    row.error = None
+                    break
+                except TimeoutError:
+                    row.error = f"TimeoutError: the task took longer than {self.timeout}s"
+                    break
+                except Exception as exc:
+                    row.error = f"{type(exc).__name__}: {exc}"
+                    if attempt == self.retries or not is_transient(exc):
+                        root.set_error(exc)
+                        break
+                    await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
             row.latency_s = time.perf_counter() - started
             root.log(output=row.output)
             if row.error is None:
