@@ -187,6 +187,8 @@ def test_each_case_is_one_trace_with_task_and_scorer_spans(live: object) -> None
 
         @assay.traced(type="tool")
         def lookup(x: int) -> int:
+            with assay.span("chat", type="llm") as llm:
+                llm.log(model="gpt-4o-mini", metrics={"input_tokens": 1000, "output_tokens": 10})
             return x * 10
 
         def task(x: int) -> int:
@@ -209,6 +211,11 @@ def test_each_case_is_one_trace_with_task_and_scorer_spans(live: object) -> None
     [root] = tree["spans"]
     assert root["name"] == "eval traced"
     assert sorted(c["type"] for c in root["children"]) == ["scorer", "tool"]
+    # The stored rows carry the tokens and cost of each case's trace.
+    with httpx.Client(base_url=live.url) as client:
+        stored = client.get(f"/api/v1/experiments/{result.experiment_id}/rows").json()["items"]
+    assert [r["input_tokens"] for r in stored] == [1000, 1000, 1000]
+    assert all(r["cost"] and r["cost"] > 0 for r in stored)
 
 
 def test_runs_are_stored_compared_and_resumed(live: object) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, select
 
 from assay.errors import UserError
 from assay.store.engine import now_ns
-from assay.store.tables import experiment_rows, experiments
+from assay.store.tables import experiment_rows, experiments, traces
 
 STATUSES = ("running", "complete", "incomplete")
 ROW_FIELDS = (
@@ -106,8 +106,17 @@ def upsert_rows(conn: Connection, experiment_id: int, rows: list[dict[str, Any]]
 
 
 def rows(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
+    """The rows, each with the tokens and cost of the trace its case produced (when traced)."""
     found = conn.execute(
-        select(experiment_rows)
+        select(
+            experiment_rows,
+            traces.c.input_tokens.label("trace_input_tokens"),
+            traces.c.output_tokens.label("trace_output_tokens"),
+            traces.c.cost.label("trace_cost"),
+        )
+        .select_from(
+            experiment_rows.outerjoin(traces, traces.c.trace_id == experiment_rows.c.trace_id)
+        )
         .where(experiment_rows.c.experiment_id == experiment_id)
         .order_by(experiment_rows.c.case_key, experiment_rows.c.trial)
     ).all()
@@ -115,5 +124,9 @@ def rows(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
     for row in found:
         item = dict(row._mapping)
         item.pop("experiment_id", None)
+        for name in ("input_tokens", "output_tokens", "cost"):
+            traced = item.pop(f"trace_{name}")
+            if item.get(name) is None:
+                item[name] = traced
         out.append(item)
     return out
