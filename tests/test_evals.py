@@ -345,3 +345,48 @@ def test_transient_task_errors_are_retried_others_are_not() -> None:
     assert rows[0].error is None and attempts[0] == 3
     assert rows[1].error == "RateLimitError: always" and attempts[1] == 3
     assert rows[2].error == "KeyError: 'not transient'" and attempts[2] == 1
+
+
+def test_an_eval_killed_mid_run_resumes_only_missing_rows(live: object) -> None:
+    import os
+    import signal
+
+    import httpx
+
+    from tests.conftest import LiveServer
+
+    assert isinstance(live, LiveServer)
+    env = {**os.environ, "ASSAY_URL": live.url}
+    proc = subprocess.Popen([sys.executable, str(HERE / "eval_files" / "killable.py")], env=env)
+    stored: list[dict[str, object]] = []
+    with httpx.Client(base_url=live.url) as client:
+        deadline = time.monotonic() + 60
+        while len(stored) < 30:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+            found = (
+                client.get("/api/v1/projects/kill/experiments").json()["items"]
+                if (client.get("/api/v1/projects").json()["items"])
+                else []
+            )
+            if found:
+                stored = client.get(f"/api/v1/experiments/{found[0]['id']}/rows").json()["items"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        stored = client.get(f"/api/v1/experiments/{found[0]['id']}/rows").json()["items"]
+    already = {row["input"] for row in stored}
+    assert 30 <= len(already) < 200
+    ran: list[int] = []
+    os.environ["ASSAY_URL"] = live.url
+    try:
+        result = assay.Eval(
+            "killable",
+            [{"input": x, "expected": x} for x in range(200)],
+            lambda x: ran.append(x) or x,
+            [lambda output, expected: output == expected],
+            project="kill",
+        ).run(resume=True)
+    finally:
+        del os.environ["ASSAY_URL"]
+    assert sorted(ran) == sorted(set(range(200)) - already)
+    assert result.experiment_id == found[0]["id"] and len(result.rows) == 200

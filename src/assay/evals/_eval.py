@@ -31,6 +31,8 @@ from assay.statistics import (
 
 log = logging.getLogger("assay.evals")
 
+ROWS_PER_SEND = 10
+
 #: Evals defined while importing an eval file, for `assay eval` to find.
 REGISTRY: list[Eval] = []
 
@@ -261,13 +263,29 @@ class Eval:
         limit = asyncio.Semaphore(self.max_concurrency)
         takes_hooks = _takes_hooks(self.task)
         finished: list[Row] = []
+        unsent: list[Row] = []
+        sending = asyncio.Lock()
+
+        async def send_unsent() -> None:
+            # Rows go to the server as they finish, so a run killed outright loses at most the
+            # last few and a resumed run re-runs only what is missing.
+            if recorder is None:
+                return
+            async with sending:
+                batch = [_stored(row) for row in unsent]
+                unsent.clear()
+                if batch:
+                    await asyncio.to_thread(recorder.add_rows, batch)
 
         async def one(case: Case, trial: int) -> Row:
             async with limit:
                 row = await self._run_case(case, trial, takes_hooks)
             finished.append(row)
+            unsent.append(row)
             if on_row is not None:
                 on_row(row)
+            if len(unsent) >= ROWS_PER_SEND:
+                await send_unsent()
             return row
 
         work = [
@@ -281,13 +299,13 @@ class Eval:
         except (asyncio.CancelledError, KeyboardInterrupt):
             # Ctrl-C: keep what finished; the experiment is marked incomplete, resumable.
             if recorder is not None:
-                recorder.add_rows([_stored(row) for row in finished])
+                recorder.add_rows([_stored(row) for row in unsent])
                 recorder.finish("incomplete", _summary_dict(summarise(finished)))
             raise
         if recorder is None:
             summary = summarise(rows)
             return EvalResult(self.name, rows, summary, self._check_thresholds(summary))
-        recorder.add_rows([_stored(row) for row in rows])
+        await send_unsent()
         if done:
             rows = [_from_stored(item) for item in recorder.all_rows()]
         summary = summarise(rows)
