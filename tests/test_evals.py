@@ -390,3 +390,39 @@ def test_an_eval_killed_mid_run_resumes_only_missing_rows(live: object) -> None:
         del os.environ["ASSAY_URL"]
     assert sorted(ran) == sorted(set(range(200)) - already)
     assert result.experiment_id == found[0]["id"] and len(result.rows) == 200
+
+
+def test_scorers_can_read_the_cases_trace_even_without_a_server() -> None:
+    from assay.sdk._state import STATE
+
+    assert STATE.tracer is None
+
+    @assay.traced(type="tool")
+    def search(query: str) -> list[str]:
+        return [query.upper()]
+
+    def agent(question: str) -> str:
+        if "search" in question:
+            return search(question)[0]
+        return "no tool"
+
+    @assay.scorer
+    def used_search(trace: list[dict[str, object]]) -> bool:
+        return any(
+            span["type"] == "tool" and str(span["name"]).endswith("search") for span in trace
+        )
+
+    @assay.scorer
+    def steps(trace: list[dict[str, object]]) -> float:
+        return min(1.0, len(trace) / 2)
+
+    result = assay.Eval(
+        "trajectory",
+        [{"input": "please search this"}, {"input": "just answer"}],
+        agent,
+        [used_search, steps],
+    ).run(send=False)
+    by_input = {row.input: {s.name: s.value for s in row.scores} for row in result.rows}
+    assert by_input["please search this"] == {"used_search": 1.0, "steps": 0.5}
+    assert by_input["just answer"] == {"used_search": 0.0, "steps": 0.0}
+    assert STATE.tracer is None  # the private tracer is gone after the run

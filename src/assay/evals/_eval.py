@@ -17,6 +17,7 @@ from assay.errors import UserError
 from assay.evals._datasets import Dataset
 from assay.evals._experiment import ExperimentRecorder, case_key
 from assay.evals._scorer import Score, Scorer, as_scorer, to_scores
+from assay.evals._trace import TraceCollector, collecting
 from assay.sdk import _state as sdk_state
 from assay.sdk import span as trace_span
 from assay.sdk._serialize import to_json
@@ -201,6 +202,7 @@ class Eval:
         #: Re-runs of a case whose task failed with a transient error (rate limit, time-out,
         #: connection), with back-off; other errors are recorded at once.
         self.retries = max(0, retries)
+        self._collector: TraceCollector | None = None
         unknown = set(self.thresholds) - {s.name for s in self.scorers}
         if unknown and self.scorers:
             log.info("thresholds name scores no scorer here produces by name: %s", unknown)
@@ -295,7 +297,9 @@ class Eval:
             if (case_key(case.id, case.input), trial) not in done
         ]
         try:
-            rows = list(await asyncio.gather(*work))
+            with collecting() as collector:
+                self._collector = collector
+                rows = list(await asyncio.gather(*work))
         except (asyncio.CancelledError, KeyboardInterrupt):
             # Ctrl-C: keep what finished; the experiment is marked incomplete, resumable.
             if recorder is not None:
@@ -331,6 +335,11 @@ class Eval:
         with trace_span(f"eval {self.name}", type="task") as root:
             root.log(input=case.input, metadata={"case_id": row.case_id, "trial": trial})
             row.trace_id = root.trace_id
+            otel = root.otel_span
+            trace_key = otel.get_span_context().trace_id if otel is not None else None
+            collector = self._collector
+            if collector is not None and trace_key is not None:
+                collector.watch(trace_key)
             hooks = Hooks(case.metadata, case.expected, root) if takes_hooks else None
             started = time.perf_counter()
             for attempt in range(self.retries + 1):
@@ -350,15 +359,22 @@ class Eval:
             row.latency_s = time.perf_counter() - started
             root.log(output=row.output)
             if row.error is None:
+                trace = (
+                    collector.take(trace_key)
+                    if collector is not None and trace_key is not None
+                    else None
+                )
                 context = {
                     "input": case.input,
                     "output": row.output,
                     "expected": case.expected,
                     "metadata": case.metadata,
-                    "trace": None,
+                    "trace": trace,
                 }
                 for scorer_ in self.scorers:
                     row.scores.extend(await _score(scorer_, context))
+            if collector is not None and trace_key is not None:
+                collector.forget(trace_key)
         return row
 
     def _check_thresholds(self, summary: Mapping[str, ScoreSummary]) -> list[str]:
