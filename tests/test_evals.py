@@ -249,6 +249,11 @@ def test_runs_are_stored_compared_and_resumed(live: object) -> None:
             project="exp",
         ).run()
         assert first.experiment_id and second.experiment_id
+        with httpx.Client(base_url=live.url) as client:
+            stored = client.get(f"/api/v1/experiments/{first.experiment_id}").json()
+        assert stored["status"] == "complete" and stored["dataset_version"] == 1
+        assert stored["metadata"]["scorers"][0]["name"] == "exact"
+        assert stored["summary"]["exact"]["mean"] == 1.0
         comparison = second.comparison
         assert comparison is not None and comparison["baseline"] == first.experiment_id
         score = comparison["scores"]["exact"]

@@ -247,7 +247,14 @@ class Eval:
             name=self.experiment,
             dataset=dataset.name if dataset else None,
             dataset_version=dataset.pin().version if dataset else None,
-            metadata={**self.metadata, "trials": self.trials},
+            metadata={
+                **self.metadata,
+                "task": getattr(self.task, "__qualname__", repr(self.task)),
+                "scorers": [{"name": s.name, "version": s.version} for s in self.scorers],
+                "trials": self.trials,
+                "max_concurrency": self.max_concurrency,
+                "timeout": self.timeout,
+            },
         )
         return recorder, set()
 
