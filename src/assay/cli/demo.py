@@ -12,7 +12,7 @@ from rich.console import Console
 from assay.cli.options import DbOption
 from assay.settings import DEFAULT_PORT, Settings
 
-console = Console()
+console = Console(soft_wrap=True)  # long URLs stay on one line, copyable
 
 
 def demo(
