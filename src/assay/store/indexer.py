@@ -20,9 +20,14 @@ PG_INDEX_LOCK_KEY = 0x4153_5341_5A  # distinct from the span writers' key
 
 
 class SearchIndexer:
+    #: Refresh the planner's statistics after this many newly indexed spans: a table that grew
+    #: fast has none yet, and PostgreSQL then plans a short id-range scan as a full scan.
+    ANALYZE_EVERY = 200_000
+
     def __init__(self, engine: Engine, idle_seconds: float = 0.5) -> None:
         self.engine = engine
         self.idle_seconds = idle_seconds
+        self._since_analyze = self.ANALYZE_EVERY  # analyse once soon after start
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -53,5 +58,18 @@ class SearchIndexer:
             except Exception:
                 log.exception("search indexing failed; will retry")
                 indexed = 0
+            self._since_analyze += indexed
+            if self._since_analyze >= self.ANALYZE_EVERY and not indexed:
+                self._analyze()
             if not indexed:
                 self._stop.wait(self.idle_seconds)
+
+    def _analyze(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                for table in ("spans", "traces", "span_search"):
+                    conn.execute(text(f"ANALYZE {table}"))
+                conn.commit()
+            self._since_analyze = 0
+        except Exception:
+            log.exception("ANALYZE failed; will retry")

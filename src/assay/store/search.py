@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, literal_column, or_, select, text, union_all
+from sqlalchemy import Connection, bindparam, func, literal_column, or_, select, text, union_all
 
 from assay.store.tables import spans, store_state
 
@@ -106,8 +106,10 @@ def _tail_matches(conn: Connection, terms: list[str], project_id: int | None) ->
     mark = watermark(conn)
     # Only the id range may drive this scan; "+ 0" keeps the planner from walking a whole
     # project through the project_id index instead.
+    # The watermark is inlined, not bound: with a parameter, PostgreSQL's generic plan guesses
+    # a third of the table matches and scans it all instead of the short tail.
     query = select(spans.c.id, spans.c.input, spans.c.output).where(
-        spans.c.id > mark,
+        spans.c.id > bindparam("tail_start", mark, literal_execute=True),
         *[
             or_(
                 spans.c.input.ilike(_like_pattern(term), escape="\\"),
@@ -117,7 +119,7 @@ def _tail_matches(conn: Connection, terms: list[str], project_id: int | None) ->
         ],
     )
     if project_id is not None:
-        query = query.where(spans.c.project_id + 0 == project_id)
+        query = query.where(spans.c.project_id + literal_column("0") == project_id)
     patterns = [re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE) for term in terms]
     found = []
     for row in conn.execute(query.order_by(spans.c.id.desc())):
@@ -151,13 +153,37 @@ def newest_matching_span_ids(
     for start in range(0, len(tail), chunk):
         yield tail[start : start + chunk]
     id_column, condition = _fts_condition(conn, terms, project_id)
-    before: int | None = None
-    while True:
-        step = select(id_column).select_from(text("span_search")).where(condition)
-        if before is not None:
-            step = step.where(id_column < before)
-        ids = [int(i) for i in conn.execute(step.order_by(id_column.desc()).limit(chunk)).scalars()]
-        if not ids:
-            return
-        yield ids
-        before = ids[-1]
+    if conn.dialect.name == "sqlite":
+        # FTS5 walks its posting lists newest first and stops at the limit.
+        before: int | None = None
+        while True:
+            step = select(id_column).select_from(text("span_search")).where(condition)
+            if before is not None:
+                step = step.where(id_column < before)
+            ids = [
+                int(i) for i in conn.execute(step.order_by(id_column.desc()).limit(chunk)).scalars()
+            ]
+            if not ids:
+                return
+            yield ids
+            before = ids[-1]
+    # A GIN index returns every match unordered: for a common word, hundreds of thousands.
+    # Ask it about the newest ids first, in windows that grow, so a page fills from a few.
+    top = conn.execute(select(func.max(id_column)).select_from(text("span_search"))).scalar()
+    if top is None:
+        return
+    high = int(top) + 1
+    window = 20_000
+    while high > 0:
+        low = max(0, high - window)
+        step = (
+            select(id_column)
+            .select_from(text("span_search"))
+            .where(condition, id_column >= low, id_column < high)
+            .order_by(id_column.desc())
+        )
+        ids = [int(i) for i in conn.execute(step).scalars()]
+        for start in range(0, len(ids), chunk):
+            yield ids[start : start + chunk]
+        high = low
+        window *= 4
