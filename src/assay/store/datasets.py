@@ -271,17 +271,12 @@ def apply(conn: Connection, dataset: dict[str, Any], changes: Changes) -> dict[s
     return entry
 
 
-def delete_dataset(conn: Connection, dataset_id: int) -> None:
-    conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
-
-
 __all__ = [
     "Changes",
     "DatasetNotFound",
     "apply",
     "count",
     "create",
-    "delete_dataset",
     "get",
     "list_datasets",
     "records",

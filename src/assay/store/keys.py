@@ -26,9 +26,6 @@ class ApiKey:
     project_id: int | None
     project: str | None
 
-    def allows(self, role: str) -> bool:
-        return ROLES.index(self.role) >= ROLES.index(role)
-
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()

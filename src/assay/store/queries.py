@@ -499,11 +499,6 @@ def get_trace(conn: Connection, trace_id: str) -> dict[str, Any] | None:
     return trace
 
 
-def trace_project_id(conn: Connection, trace_id: str) -> int | None:
-    value = conn.execute(select(traces.c.project_id).where(traces.c.trace_id == trace_id)).scalar()
-    return None if value is None else int(value)
-
-
 _TRACES = _Listing(
     table=traces,
     columns=TRACE_LIST_COLUMNS,

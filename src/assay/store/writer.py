@@ -239,10 +239,6 @@ class SpanWriter:
             self._projects[name] = project_id
         return project_id
 
-    def forget_projects(self) -> None:
-        """Drop the name→id cache (after a project is deleted)."""
-        self._projects.clear()
-
 
 def _dialect_insert(conn: Connection, table: Any) -> Any:
     if conn.dialect.name == "sqlite":
