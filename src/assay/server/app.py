@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from assay._version import __version__
-from assay.server import api, datasets_api, experiments_api, otlp
+from assay.server import api, datasets_api, experiments_api, otlp, ui
 from assay.server.responses import HANDLERS, JSON, error_response
 from assay.server.runtime import Runtime
 from assay.settings import Settings
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(api.router)
     app.include_router(datasets_api.router)
     app.include_router(experiments_api.router)
+    ui.mount(app)
 
     @app.get("/healthz", tags=["health"], summary="200 when the database answers")
     async def healthz(request: Request) -> JSON:
