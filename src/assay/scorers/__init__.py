@@ -1,0 +1,32 @@
+"""Built-in scorers. Each name here is a factory that returns an `assay.evals.Scorer`, ready for
+``assay.Eval(scores=[...])``; its version hashes its definition and parameters, so a change in
+either is a new version. Conventions shared by all (None expected skips the case; a bad output
+scores 0.0 with the reason; a bad expected raises; bad configuration raises UserError at
+construction) are in `assay.scorers._base`."""
+
+from assay.scorers._heuristic import (
+    contains,
+    edit_similarity,
+    exact_match,
+    levenshtein,
+    numeric_close,
+    regex,
+)
+from assay.scorers._json import json_diff, json_schema, json_valid
+from assay.scorers._lists import list_overlap
+
+__all__ = [
+    # text and numbers
+    "contains",
+    "edit_similarity",
+    "exact_match",
+    "levenshtein",
+    "numeric_close",
+    "regex",
+    # JSON
+    "json_diff",
+    "json_schema",
+    "json_valid",
+    # lists
+    "list_overlap",
+]
