@@ -13,7 +13,14 @@ tools, with the token usage below (cached and reasoning tokens included) so test
 numbers. The model name picks failures: ``fail`` answers 400, ``fail-mid-stream`` sends an
 error event after the first tokens of a Chat Completions stream. The response's model is the
 requested one with a date suffix, as the providers answer. ``requests`` keeps every request body
-received.
+received, ``arrivals`` the monotonic time each arrived.
+
+A test can script answers (`Answer`): ``fake.script(a, b)`` queues one answer per request, in
+order; ``fake.always(a)`` answers every request the queue does not. A scripted answer calls the
+first offered tool with given arguments (a dict, or raw text that is not JSON), writes given text,
+or fails with an HTTP status and headers (``Answer(status=429, headers={"retry-after": "0.2"})``).
+Chat Completions and Messages take every kind; other endpoints take only the failures.
+``fake.reset()`` forgets the requests and the script.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -384,6 +391,60 @@ async def _anthropic_events(body: dict[str, Any]) -> AsyncIterator[str]:
     yield event("message_stop", {})
 
 
+# --- scripted answers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One scripted answer: a call of the first offered tool with ``arguments`` (a dict, or raw
+    text sent as the call's arguments), plain ``text``, or an HTTP error ``status``."""
+
+    arguments: Any = None
+    text: str | None = None
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _scripted_chat(body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+    finish = "stop"
+    if answer.arguments is not None:
+        arguments = answer.arguments
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        tool = _first_tool_name(body) or "answer"
+        message["tool_calls"] = [
+            {"id": TOOL_CALL_ID, "type": "function", "function": {"name": tool, "arguments": text}}
+        ]
+        finish = "tool_calls"
+    choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+    envelope = _chat_envelope(body, "chat.completion")
+    return {**envelope, "choices": [choice], "usage": _chat_usage()}
+
+
+def _scripted_message(body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if answer.text is not None:
+        content.append({"type": "text", "text": answer.text})
+    if isinstance(answer.arguments, dict):
+        tool = _first_tool_name(body) or "answer"
+        content.append(
+            {"type": "tool_use", "id": "toolu_fake_1", "name": tool, "input": answer.arguments}
+        )
+    elif answer.arguments is not None:
+        # A tool_use input is always an object: raw text arrives as text.
+        content.append({"type": "text", "text": str(answer.arguments)})
+    message = _anthropic_message(body, content)
+    message["stop_reason"] = "tool_use" if isinstance(answer.arguments, dict) else "end_turn"
+    return message
+
+
+def _status_error(answer: Answer, anthropic_shape: bool) -> JSONResponse:
+    kind = "rate_limit_error" if answer.status == 429 else "api_error"
+    error = {"type": kind, "message": f"scripted HTTP {answer.status}"}
+    body = {"type": "error", "error": error} if anthropic_shape else {"error": error}
+    return JSONResponse(body, status_code=answer.status, headers=dict(answer.headers))
+
+
 # --- the app ---------------------------------------------------------------------------------
 
 
@@ -410,7 +471,11 @@ class FakeLLM:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.arrivals: list[float] = []
         self.url = ""
+        self._script: list[Answer] = []
+        self._always: Answer | None = None
+        self._script_lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -421,6 +486,28 @@ class FakeLLM:
     @property
     def anthropic_url(self) -> str:
         return self.url
+
+    def script(self, *answers: Answer) -> None:
+        """Answer the next requests with these, in order."""
+        with self._script_lock:
+            self._script.extend(answers)
+
+    def always(self, answer: Answer | None) -> None:
+        """Answer every request the script does not with this (None: the canned answers)."""
+        self._always = answer
+
+    def reset(self) -> None:
+        with self._script_lock:
+            self._script.clear()
+            self._always = None
+            self.requests.clear()
+            self.arrivals.clear()
+
+    def _received(self, path: str, body: dict[str, Any]) -> Answer | None:
+        with self._script_lock:
+            self.requests.append((path, body))
+            self.arrivals.append(time.monotonic())
+            return self._script.pop(0) if self._script else self._always
 
     def app(self) -> Starlette:
         routes = [
@@ -440,7 +527,11 @@ class FakeLLM:
     ) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             body = await request.json()
-            self.requests.append((request.url.path, body))
+            scripted = self._received(request.url.path, body)
+            if scripted is not None and scripted.status != 200:
+                return _status_error(scripted, anthropic_shape=False)
+            if scripted is not None and answer is _chat_completion:
+                return JSONResponse(_scripted_chat(body, scripted))
             if body.get("model") == FAIL_MODEL:
                 return _openai_error(FAIL_MODEL)
             if body.get("stream") and events is not None:
@@ -452,7 +543,11 @@ class FakeLLM:
     def _anthropic(self) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             body = await request.json()
-            self.requests.append((request.url.path, body))
+            scripted = self._received(request.url.path, body)
+            if scripted is not None and scripted.status != 200:
+                return _status_error(scripted, anthropic_shape=True)
+            if scripted is not None:
+                return JSONResponse(_scripted_message(body, scripted))
             if body.get("model") == FAIL_MODEL:
                 return _anthropic_error(FAIL_MODEL)
             if body.get("stream"):

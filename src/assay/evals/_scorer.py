@@ -49,8 +49,11 @@ def _version_of(fn: Callable[..., Any]) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
-def as_scorer(fn: Callable[..., Any] | Scorer, name: str | None = None) -> Scorer:
-    """Check a scoring function's signature now, not when the first case runs."""
+def as_scorer(
+    fn: Callable[..., Any] | Scorer, name: str | None = None, version: str | None = None
+) -> Scorer:
+    """Check a scoring function's signature now, not when the first case runs. ``version``
+    replaces the hash of the function's source (for scorers defined by data, such as judges)."""
     if isinstance(fn, Scorer):
         return fn
     if not callable(fn):
@@ -74,17 +77,20 @@ def as_scorer(fn: Callable[..., Any] | Scorer, name: str | None = None) -> Score
     return Scorer(
         fn=fn,
         name=str(name or getattr(fn, "__name__", type(fn).__name__)),
-        version=_version_of(fn),
+        version=version or _version_of(fn),
         wants=tuple(wants),
         is_async=inspect.iscoroutinefunction(fn),
     )
 
 
-def scorer(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Register a scoring function: ``@assay.scorer`` or ``@assay.scorer(name="exact")``."""
+def scorer(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None, version: str | None = None
+) -> Any:
+    """Register a scoring function: ``@assay.scorer`` or ``@assay.scorer(name="exact")``;
+    ``version=`` names its version instead of the hash of its source."""
     if fn is None:
-        return lambda inner: as_scorer(inner, name)
-    return as_scorer(fn, name)
+        return lambda inner: as_scorer(inner, name, version)
+    return as_scorer(fn, name, version)
 
 
 def to_scores(scorer_: Scorer, result: Any) -> list[Score]:
