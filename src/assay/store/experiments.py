@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, func, or_, select
 
 from assay.errors import UserError
 from assay.store.engine import now_ns
-from assay.store.tables import experiment_rows, experiments, traces
+from assay.store.tables import datasets, experiment_rows, experiments, traces
 
 STATUSES = ("running", "complete", "incomplete")
 ROW_FIELDS = (
@@ -130,3 +130,87 @@ def rows(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
                 item[name] = traced
         out.append(item)
     return out
+
+
+def list_for_page(
+    conn: Connection,
+    project_id: int,
+    *,
+    name: str | None = None,
+    dataset_id: int | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Experiments newest first, each with its dataset's name and its row and case counts."""
+    counts = (
+        select(
+            experiment_rows.c.experiment_id,
+            func.count().label("row_count"),
+            func.count(func.distinct(experiment_rows.c.case_key)).label("case_count"),
+            func.sum(case((experiment_rows.c.error.is_not(None), 1), else_=0)).label("error_count"),
+        )
+        .group_by(experiment_rows.c.experiment_id)
+        .subquery()
+    )
+    query = (
+        select(
+            experiments,
+            datasets.c.name.label("dataset_name"),
+            func.coalesce(counts.c.row_count, 0).label("row_count"),
+            func.coalesce(counts.c.case_count, 0).label("case_count"),
+            func.coalesce(counts.c.error_count, 0).label("error_count"),
+        )
+        .select_from(
+            experiments.outerjoin(datasets, datasets.c.id == experiments.c.dataset_id).outerjoin(
+                counts, counts.c.experiment_id == experiments.c.id
+            )
+        )
+        .where(experiments.c.project_id == project_id)
+    )
+    if name:
+        needle = name.lower()
+        query = query.where(
+            or_(
+                func.lower(experiments.c.name).contains(needle, autoescape=True),
+                func.lower(experiments.c.eval_name).contains(needle, autoescape=True),
+            )
+        )
+    if dataset_id is not None:
+        query = query.where(experiments.c.dataset_id == dataset_id)
+    query = query.order_by(experiments.c.created_ns.desc(), experiments.c.id.desc()).limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def get_in_project(conn: Connection, project_id: int, experiment_id: int) -> dict[str, Any] | None:
+    """The experiment with its dataset's name, or None when it is not in this project."""
+    row = conn.execute(
+        select(experiments, datasets.c.name.label("dataset_name"))
+        .select_from(experiments.outerjoin(datasets, datasets.c.id == experiments.c.dataset_id))
+        .where(experiments.c.id == experiment_id, experiments.c.project_id == project_id)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def comparable(
+    conn: Connection, experiment: dict[str, Any], limit: int = 200
+) -> list[dict[str, Any]]:
+    """Other experiments of the same eval or over the same dataset, newest first."""
+    same = experiments.c.eval_name == experiment["eval_name"]
+    if experiment.get("dataset_id") is not None:
+        same = or_(same, experiments.c.dataset_id == experiment["dataset_id"])
+    found = conn.execute(
+        select(
+            experiments.c.id,
+            experiments.c.name,
+            experiments.c.eval_name,
+            experiments.c.created_ns,
+            experiments.c.status,
+        )
+        .where(
+            experiments.c.project_id == experiment["project_id"],
+            experiments.c.id != experiment["id"],
+            same,
+        )
+        .order_by(experiments.c.created_ns.desc(), experiments.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in found]

@@ -1,0 +1,499 @@
+"""The experiments room: the list, one experiment with its rows, and a comparison of two.
+
+Rows are loaded whole (an experiment is thousands of rows, not millions), filtered and sorted
+here, and one page of them is rendered; diffs are computed for that page only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from assay.evals._compare import TOLERANCE, compare
+from assay.evals._eval import _from_stored, summarise
+from assay.server.auth import runtime_of
+from assay.server.ui._diff import as_text, diff
+from assay.server.ui._render import _pretty, render
+from assay.server.web_auth import Viewer, viewer
+from assay.store import datasets as dataset_store
+from assay.store import experiments as experiment_store
+from assay.store import projects as project_store
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_ROWS = 200
+PAGE_CASES = 100
+#: Each value in a row's detail is cut here; "show all" opens the row on its own.
+DETAIL_CHARS = 4_000
+FULL_CHARS = 1_000_000
+ROW_SORTS = ("case", "latency", "cost", "tokens")
+#: At most this many unsummarised experiments of a list page are summarised from their rows.
+LIVE_SUMMARIES = 20
+
+
+def _base(project: str) -> str:
+    return f"/p/{quote(project, safe='')}/experiments"
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        value = float(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _int(raw: str | None, default: int) -> int:
+    return int(raw) if raw and raw.isdigit() else default
+
+
+def clip(value: Any, limit: int) -> dict[str, Any]:
+    """A value as display text, cut at ``limit`` characters, with its full length."""
+    text = "" if value is None else _pretty(value)
+    return {"text": text[:limit], "total": len(text), "cut": len(text) > limit}
+
+
+def _not_found(request: Request, project: str, message: str) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        status=404,
+        title="Not found",
+        message=message,
+        project=project,
+        room="experiments",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The list
+
+
+def _with_previous(items: list[dict[str, Any]]) -> None:
+    """Give each experiment the id of the one before it of the same eval (to compare with)."""
+    for index, item in enumerate(items):
+        item["previous_id"] = next(
+            (
+                older["id"]
+                for older in items[index + 1 :]
+                if older["eval_name"] == item["eval_name"]
+            ),
+            None,
+        )
+
+
+@router.get("/p/{project}/experiments", response_class=HTMLResponse)
+async def experiments_page(
+    request: Request, project: str, who: Viewer = Depends(viewer)
+) -> HTMLResponse:
+    who.require(project)
+    runtime = runtime_of(request)
+    name = request.query_params.get("q", "").strip()
+    dataset = request.query_params.get("dataset", "")
+
+    def load() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with runtime.engine.connect() as conn:
+            project_id = project_store.get_id(conn, project)
+            if project_id is None:
+                return [], []
+            datasets = dataset_store.list_datasets(conn, project_id)
+            dataset_id = next((d["id"] for d in datasets if d["name"] == dataset), None)
+            if dataset and dataset_id is None:
+                return [], datasets
+            items = experiment_store.list_for_page(
+                conn, project_id, name=name or None, dataset_id=dataset_id
+            )
+            # A run still going (or one that stopped without a summary) is summarised live.
+            for item in [i for i in items if not i["summary"] and i["row_count"]][:LIVE_SUMMARIES]:
+                rows = experiment_store.rows(conn, int(item["id"]))
+                item["summary"] = {s["name"]: s for s in _summary(rows, score_names(rows))}
+        _with_previous(items)
+        return items, datasets
+
+    items, datasets = await run_in_threadpool(load)
+    return render(
+        request,
+        "experiments.html",
+        project=project,
+        room="experiments",
+        experiments=items,
+        datasets=datasets,
+        q=name,
+        dataset=dataset,
+        base=_base(project),
+    )
+
+
+@router.get("/p/{project}/experiments/compare", include_in_schema=False)
+async def choose_comparison(
+    request: Request, project: str, who: Viewer = Depends(viewer)
+) -> Response:
+    """The target of the "compare with" selects: a plain GET form, no script needed."""
+    who.require(project)
+    a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+    if not (a.isdigit() and b.isdigit()):
+        return RedirectResponse(_base(project), status_code=303)
+    return RedirectResponse(f"{_base(project)}/{a}/compare/{b}", status_code=303)
+
+
+# ---------------------------------------------------------------------------------------------
+# One experiment
+
+
+def score_names(rows: list[dict[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for row in rows:
+        for score in row.get("scores") or []:
+            names.setdefault(str(score.get("name")), None)
+    return list(names)
+
+
+def _summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """Per score: the eval runner's own summary (mean, 95% interval, pass@k), plus pass counts."""
+    computed = summarise([_from_stored(row) for row in rows])
+    out = []
+    for name in names:
+        item = computed.get(name)
+        values = [
+            float(s["value"])
+            for row in rows
+            for s in row.get("scores") or []
+            if s.get("name") == name and s.get("value") is not None and not s.get("error")
+        ]
+        binary = bool(values) and all(v in (0.0, 1.0) for v in values)
+        estimate = item.estimate if item else None
+        out.append(
+            {
+                "name": name,
+                "mean": estimate.mean if estimate else None,
+                "low": estimate.low if estimate else None,
+                "high": estimate.high if estimate else None,
+                "n": item.scored if item else 0,
+                "errors": item.errors if item else 0,
+                "binary": binary,
+                "passed": sum(1 for v in values if v == 1.0) if binary else None,
+                "k": item.k if item else None,
+                "pass_at_k": item.pass_at_k.mean if item and item.pass_at_k else None,
+                "pass_hat_k": item.pass_hat_k.mean if item and item.pass_hat_k else None,
+                "case_variance": item.case_variance if item else None,
+            }
+        )
+    return out
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies = [float(r["latency_ms"]) for r in rows if r.get("latency_ms") is not None]
+    costs = [float(r["cost"]) for r in rows if r.get("cost") is not None]
+    return {
+        "rows": len(rows),
+        "cases": len({r["case_key"] for r in rows}),
+        "trials": max((int(r["trial"]) for r in rows), default=-1) + 1,
+        "errors": sum(1 for r in rows if r.get("error")),
+        "input_tokens": sum(int(r.get("input_tokens") or 0) for r in rows),
+        "output_tokens": sum(int(r.get("output_tokens") or 0) for r in rows),
+        "cost": sum(costs) if costs else None,
+        "latency_mean": sum(latencies) / len(latencies) if latencies else None,
+        "latency_p50": _percentile(latencies, 0.5),
+        "latency_p95": _percentile(latencies, 0.95),
+    }
+
+
+def _scores_by_name(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(s.get("name")): s for s in row.get("scores") or []}
+
+
+def _score_value(row: Mapping[str, Any], name: str) -> float | None:
+    score = _scores_by_name(row).get(name)
+    if score is None or score.get("error") or score.get("value") is None:
+        return None
+    return float(score["value"])
+
+
+def _matches_text(row: Mapping[str, Any], needle: str) -> bool:
+    fields = (row.get("case_key"), row.get("input"), row.get("expected"), row.get("output"))
+    haystack = " ".join(as_text(value) for value in (*fields, row.get("error")))
+    return needle in haystack.lower()
+
+
+def filter_rows(rows: list[dict[str, Any]], params: Mapping[str, str]) -> list[dict[str, Any]]:
+    needle = params.get("q", "").strip().lower()
+    only_errors = params.get("errors") == "1"
+    score = params.get("score", "")
+    below, above = _float(params.get("below")), _float(params.get("above"))
+    out = []
+    for row in rows:
+        if only_errors and not (
+            row.get("error") or any(s.get("error") for s in row.get("scores") or [])
+        ):
+            continue
+        if score and (below is not None or above is not None):
+            value = _score_value(row, score)
+            if value is None:
+                continue
+            if below is not None and not value < below:
+                continue
+            if above is not None and not value > above:
+                continue
+        if needle and not _matches_text(row, needle):
+            continue
+        out.append(row)
+    return out
+
+
+def sort_rows(rows: list[dict[str, Any]], sort: str, descending: bool) -> list[dict[str, Any]]:
+    def value(row: dict[str, Any]) -> float | None:
+        if sort == "latency":
+            return row.get("latency_ms")
+        if sort == "cost":
+            return row.get("cost")
+        if sort == "tokens":
+            tokens = (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
+            return float(tokens) if tokens else None
+        return _score_value(row, sort)
+
+    if sort in ("", "case"):
+        ordered = sorted(rows, key=lambda r: (str(r["case_key"]), int(r["trial"])))
+        return ordered[::-1] if descending else ordered
+    present = [r for r in rows if value(r) is not None]
+    missing = [r for r in rows if value(r) is None]  # rows without the value go last either way
+    present.sort(key=lambda r: float(value(r) or 0.0), reverse=descending)
+    return present + missing
+
+
+def row_view(row: dict[str, Any], limit: int) -> dict[str, Any]:
+    return {
+        **row,
+        "key": f"{row['case_key']}:{row['trial']}",
+        "by_name": _scores_by_name(row),
+        "tokens": (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0),
+        "detail": {
+            "input": clip(row.get("input"), limit),
+            "expected": clip(row.get("expected"), limit),
+            "output": clip(row.get("output"), limit),
+            "metadata": clip(row.get("metadata") or None, limit),
+            "error": clip(row.get("error"), limit),
+        },
+    }
+
+
+def _git(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    git = metadata.get("git")
+    return dict(git) if isinstance(git, dict) else {}
+
+
+@router.get("/p/{project}/experiments/{experiment_id}", response_class=HTMLResponse)
+async def experiment_page(
+    request: Request, project: str, experiment_id: int, who: Viewer = Depends(viewer)
+) -> HTMLResponse:
+    who.require(project)
+    runtime = runtime_of(request)
+    params = request.query_params
+
+    def load() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+        with runtime.engine.connect() as conn:
+            project_id = project_store.get_id(conn, project)
+            found = (
+                experiment_store.get_in_project(conn, project_id, experiment_id)
+                if project_id is not None
+                else None
+            )
+            if found is None:
+                return None
+            return (
+                found,
+                experiment_store.rows(conn, experiment_id),
+                experiment_store.comparable(conn, found),
+            )
+
+    loaded = await run_in_threadpool(load)
+    if loaded is None:
+        return _not_found(request, project, f"experiment {experiment_id} is not in {project!r}")
+    experiment, rows, others = loaded
+    names = score_names(rows)
+    sort = params.get("sort", "case")
+    if sort not in ROW_SORTS and sort not in names:
+        sort = "case"
+    descending = params.get("order", "asc") == "desc"
+    shown = sort_rows(filter_rows(rows, params), sort, descending)
+    page = max(1, _int(params.get("page"), 1))
+    pages = max(1, math.ceil(len(shown) / PAGE_ROWS))
+    window = shown[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
+    opened_key = f"{params.get('case', '')}:{params.get('trial', '0')}"
+    opened = next((r for r in rows if f"{r['case_key']}:{r['trial']}" == opened_key), None)
+    return render(
+        request,
+        "experiment.html",
+        project=project,
+        room="experiments",
+        base=_base(project),
+        experiment=experiment,
+        git=_git(experiment.get("metadata") or {}),
+        summary=_summary(rows, names),
+        totals=totals(rows),
+        names=names,
+        rows=[row_view(r, DETAIL_CHARS) for r in window],
+        opened=row_view(opened, FULL_CHARS) if opened else None,
+        matched=len(shown),
+        page=page,
+        pages=pages,
+        sort=sort,
+        descending=descending,
+        others=others,
+        params=params,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Two experiments
+
+
+def _first_trials(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The lowest trial of each case: the one whose output the diff shows."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: int(r["trial"])):
+        out.setdefault(str(row["case_key"]), row)
+    return out
+
+
+def compare_cases(
+    baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], result: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One entry per case of either experiment, with per-score deltas and a verdict."""
+    deltas: dict[str, dict[str, dict[str, float]]] = {}
+    for entry in result["cases"]:
+        deltas.setdefault(entry["case_key"], {})[entry["score"]] = entry
+    before, after = _first_trials(baseline), _first_trials(candidate)
+    cases = []
+    for key in sorted(set(before) | set(after)):
+        scores = deltas.get(key, {})
+        values = [float(s["delta"]) for s in scores.values()]
+        worst, best = (min(values), max(values)) if values else (None, None)
+        if key not in before:
+            verdict = "new"
+        elif key not in after:
+            verdict = "missing"
+        elif worst is not None and worst < -TOLERANCE:
+            verdict = "regressed"
+        elif best is not None and best > TOLERANCE:
+            verdict = "improved"
+        else:
+            verdict = "unchanged"
+        cases.append(
+            {
+                "case_key": key,
+                "a": before.get(key),
+                "b": after.get(key),
+                "scores": scores,
+                "worst": worst,
+                "best": best,
+                "verdict": verdict,
+            }
+        )
+    return cases
+
+
+_VERDICT_ORDER = {"regressed": 0, "improved": 1, "unchanged": 2, "new": 3, "missing": 4}
+
+
+def sort_cases(cases: list[dict[str, Any]], sort: str, descending: bool) -> list[dict[str, Any]]:
+    if not sort:
+        # Regressions first (worst first), then improvements (best first), then the rest.
+        def default(case: dict[str, Any]) -> tuple[int, float, str]:
+            order = _VERDICT_ORDER[case["verdict"]]
+            if case["verdict"] == "regressed":
+                return order, float(case["worst"]), case["case_key"]
+            if case["verdict"] == "improved":
+                return order, -float(case["best"]), case["case_key"]
+            return order, 0.0, case["case_key"]
+
+        return sorted(cases, key=default)
+    present = [c for c in cases if sort in c["scores"]]
+    missing = [c for c in cases if sort not in c["scores"]]
+    present.sort(key=lambda c: float(c["scores"][sort]["delta"]), reverse=descending)
+    return present + missing
+
+
+@router.get("/p/{project}/experiments/{a}/compare/{b}", response_class=HTMLResponse)
+async def compare_page(
+    request: Request, project: str, a: int, b: int, who: Viewer = Depends(viewer)
+) -> HTMLResponse:
+    who.require(project)
+    runtime = runtime_of(request)
+    params = request.query_params
+
+    def load() -> dict[str, Any] | None:
+        with runtime.engine.connect() as conn:
+            project_id = project_store.get_id(conn, project)
+            if project_id is None:
+                return None
+            baseline = experiment_store.get_in_project(conn, project_id, a)
+            candidate = experiment_store.get_in_project(conn, project_id, b)
+            if baseline is None or candidate is None:
+                return None
+            return {
+                "baseline": baseline,
+                "candidate": candidate,
+                "a_rows": experiment_store.rows(conn, a),
+                "b_rows": experiment_store.rows(conn, b),
+                "others": experiment_store.comparable(conn, baseline),
+            }
+
+    loaded = await run_in_threadpool(load)
+    if loaded is None:
+        return _not_found(request, project, f"experiments {a} and {b} are not both in {project!r}")
+    result = compare(loaded["a_rows"], loaded["b_rows"])
+    cases = compare_cases(loaded["a_rows"], loaded["b_rows"], result)
+    counts = {verdict: 0 for verdict in _VERDICT_ORDER}
+    for case in cases:
+        counts[case["verdict"]] += 1
+    show = params.get("show", "all")
+    if show == "changed":
+        cases = [c for c in cases if c["verdict"] in ("regressed", "improved")]
+    elif show in _VERDICT_ORDER:
+        cases = [c for c in cases if c["verdict"] == show]
+    sort = params.get("sort", "")
+    if sort not in result["scores"]:
+        sort = ""
+    descending = params.get("order", "asc") == "desc"
+    cases = sort_cases(cases, sort, descending)
+    page = max(1, _int(params.get("page"), 1))
+    pages = max(1, math.ceil(len(cases) / PAGE_CASES))
+    window = cases[(page - 1) * PAGE_CASES : page * PAGE_CASES]
+    for case in window:
+        case["diff"] = diff((case["a"] or {}).get("output"), (case["b"] or {}).get("output"))
+        case["input"] = (case["a"] or case["b"] or {}).get("input")
+    return render(
+        request,
+        "compare.html",
+        project=project,
+        room="experiments",
+        base=_base(project),
+        baseline=loaded["baseline"],
+        candidate=loaded["candidate"],
+        scores=result["scores"],
+        significant_regression=result["significant_regression"],
+        totals_a=totals(loaded["a_rows"]),
+        totals_b=totals(loaded["b_rows"]),
+        cases=window,
+        counts=counts,
+        matched=len(cases),
+        page=page,
+        pages=pages,
+        show=show,
+        sort=sort,
+        descending=descending,
+        others=loaded["others"],
+    )
