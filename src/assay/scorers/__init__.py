@@ -14,6 +14,19 @@ from assay.scorers._heuristic import (
 )
 from assay.scorers._json import json_diff, json_schema, json_valid
 from assay.scorers._lists import list_overlap
+from assay.scorers._spans import TraceSpan, read_trace
+from assay.scorers._trajectory import (
+    cost_budget,
+    final_answer,
+    final_span,
+    latency_budget,
+    no_errors,
+    step_budget,
+    tool_args,
+    tool_called,
+    tool_not_called,
+    tool_order,
+)
 
 __all__ = [
     # text and numbers
@@ -29,4 +42,18 @@ __all__ = [
     "json_valid",
     # lists
     "list_overlap",
+    # trajectory: what the agent did, from its trace
+    "cost_budget",
+    "final_answer",
+    "latency_budget",
+    "no_errors",
+    "step_budget",
+    "tool_args",
+    "tool_called",
+    "tool_not_called",
+    "tool_order",
+    # reading traces, for scorers of your own
+    "TraceSpan",
+    "final_span",
+    "read_trace",
 ]
