@@ -210,15 +210,15 @@ def test_anthropic_chat_tools_usage_and_cost(fake: FakeLLM, spans: InMemorySpanE
 
 def test_anthropic_text_and_structured_output(fake: FakeLLM) -> None:
     model = _anthropic(fake)
-    assert model.generate("Capital?").text == ANTHROPIC_TEXT
+    assert model.generate("Capital?", temperature=0).text == ANTHROPIC_TEXT
+    # The Messages API takes no temperature.
+    assert "temperature" not in _bodies(fake)[0]
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    fake.script(Answer(text='{"city": "Paris"}'))
     answer = model.generate("Capital?", response_format=schema)
-    # Asked as a forced tool whose input schema is the format; its input is the answer.
     body = _bodies(fake)[-1]
-    assert body["tool_choice"] == {"type": "tool", "name": "structured_output"}
-    assert body["tools"][0]["input_schema"] == schema
-    assert json.loads(answer.text) == {"city": "Paris", "unit": "celsius"}
-    assert answer.tool_calls == ()
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert json.loads(answer.text) == {"city": "Paris"}
 
 
 def test_async_generate_on_both_providers(fake: FakeLLM) -> None:

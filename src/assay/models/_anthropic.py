@@ -1,7 +1,7 @@
 """Anthropic's Messages API through the official ``anthropic`` SDK.
 
-Structured output (``response_format``) is asked for as a forced call of a tool whose input
-schema is the format; the call's arguments become the answer's text.
+Structured output (``response_format``) is Anthropic's ``output_config.format``. The Messages
+API takes no temperature: a request's temperature is not sent (it still decides caching).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from assay.models._types import Message, Request, Response, ToolCall, Usage
 
 #: Anthropic requires max_tokens on every call.
 DEFAULT_MAX_TOKENS = 1024
-STRUCTURED_TOOL = "structured_output"
 
 
 def _content(item: Message) -> list[dict[str, Any]]:
@@ -63,17 +62,9 @@ def messages_arguments(request: Request) -> dict[str, Any]:
     ]
     choice: dict[str, Any] | None = None
     if request.response_format is not None:
-        if request.tools:
-            raise UserError("Anthropic models take tools or a response_format, not both")
-        tools = [
-            {
-                "name": STRUCTURED_TOOL,
-                "description": "Give your answer in this form.",
-                "input_schema": dict(request.response_format),
-            }
-        ]
-        choice = {"type": "tool", "name": STRUCTURED_TOOL}
-    elif request.forced_tool is not None:
+        schema = dict(request.response_format)
+        arguments["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    if request.forced_tool is not None:
         choice = {"type": "tool", "name": request.forced_tool}
     elif request.tool_choice == "required":
         choice = {"type": "any"}
@@ -83,8 +74,6 @@ def messages_arguments(request: Request) -> dict[str, Any]:
         arguments["tools"] = tools
     if choice is not None:
         arguments["tool_choice"] = choice
-    if request.temperature is not None:
-        arguments["temperature"] = request.temperature
     return arguments
 
 
@@ -104,7 +93,7 @@ def _usage(usage: Any) -> Usage:
     )
 
 
-def messages_response(message: Any, structured: bool) -> Response:
+def messages_response(message: Any) -> Response:
     texts: list[str] = []
     calls: list[ToolCall] = []
     for block in message.content or ():
@@ -112,14 +101,8 @@ def messages_response(message: Any, structured: bool) -> Response:
             texts.append(block.text)
         elif block.type == "tool_use":
             calls.append(ToolCall(block.id, block.name, block.input, json.dumps(block.input)))
-    text = "".join(texts)
-    if structured:
-        answer = next((c for c in calls if c.name == STRUCTURED_TOOL), None)
-        if answer is not None:
-            text = answer.raw_arguments
-            calls = [c for c in calls if c is not answer]
     return Response(
-        text=text,
+        text="".join(texts),
         tool_calls=tuple(calls),
         usage=_usage(message.usage),
         model=message.model or "",
@@ -169,7 +152,7 @@ class AnthropicProvider:
             message = client.messages.create(**arguments, timeout=timeout)
         except Exception as error:
             raise self._error(error) from error
-        return messages_response(message, request.response_format is not None)
+        return messages_response(message)
 
     async def acomplete(self, request: Request, timeout: float) -> Response:
         arguments = messages_arguments(request)
@@ -178,7 +161,7 @@ class AnthropicProvider:
             message = await client.messages.create(**arguments, timeout=timeout)
         except Exception as error:
             raise self._error(error) from error
-        return messages_response(message, request.response_format is not None)
+        return messages_response(message)
 
     def embed(
         self, model: str, texts: Sequence[str], timeout: float

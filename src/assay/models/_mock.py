@@ -7,6 +7,7 @@ the `Request` returning one of those. ``respond=`` gives one such function for e
 nothing scripted it answers ``"mock answer"``, or calls a forced tool with arguments made from
 its schema (the first of an enum, empty text, zero, false).
 
+Its answers are not cached unless ``cache=True`` is asked for: scripts change between runs.
 Embeddings are deterministic: a hashed bag of words, so texts sharing words are close.
 """
 
