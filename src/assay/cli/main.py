@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from assay._version import __version__
-from assay.cli import datasets, db, demo, keys, server
+from assay.cli import datasets, db, demo, keys, server, users
 from assay.cli.eval import eval_command
 from assay.errors import UserError
 
@@ -25,6 +25,7 @@ app.command("eval")(eval_command)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(users.app, name="users")
 
 err = Console(stderr=True)
 

@@ -268,3 +268,45 @@ store_state = Table(
     Column("key", String(100), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# People who sign in to the web UI. Never deleted, only disabled, so a name is never reused
+# and the open mode (which ends when the first user exists) cannot come back by accident.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    # argon2id, with its parameters and salt in the string.
+    Column("password_hash", String(200), nullable=False),
+    # Administrators have every role in every project, and manage users.
+    Column("is_admin", Boolean, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("disabled_ns", BigInteger),
+)
+
+# A user's role in one project: viewer < annotator < editor < admin.
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+)
+
+# Signed-in browsers. The cookie holds a random token; only its SHA-256 is stored, so a copy
+# of the database does not let anyone sign in.
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("last_seen_ns", BigInteger, nullable=False),
+    Column("expires_ns", BigInteger, nullable=False),
+    # A one-time message for the next page (a new API key's secret), encrypted with a key
+    # derived from the session token, which only the browser holds.
+    Column("flash", Text),
+    Index("ix_user_sessions_user", "user_id"),
+)
