@@ -219,7 +219,9 @@ class Classifier:
 
     def definition(self) -> dict[str, Any]:
         """Everything that shapes the verdict; its hash is the judge's version."""
-        answering = self._model.describe() if self._model is not None else None
+        given = self._model.describe() if self._model is not None else self._model_options
+        # Where the model is reached (base URL, key, time-outs) does not change the judge.
+        answering = {k: given.get(k) for k in ("temperature", "max_tokens")}
         return {
             "kind": self.kind,
             "prompt": self.prompt.source,
@@ -294,13 +296,11 @@ class Classifier:
         return Score(self.name, None, error=verdict.problem, metadata=metadata)
 
     def about(self, responses: Sequence[Response]) -> dict[str, Any]:
-        costs = [r.usage.cost for r in responses]
+        costs = [r.usage.cost for r in responses if r.usage.cost is not None]
         return {
             "model": responses[0].model or self.model_name,
             "cache_hit": all(r.cache_hit for r in responses),
-            "cost": sum(c for c in costs if c is not None)
-            if any(c is not None for c in costs)
-            else None,
+            "cost": sum(costs) if costs else None,
         }
 
     def failed(self, error: ModelError) -> Score:
