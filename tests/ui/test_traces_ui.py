@@ -360,6 +360,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             add_score(client, "shop", brief, "thumbs_up", 0.0)
             other = new_trace_id()
             send(client, [span(other, new_span_id(), "secret-run", start=now)], "other")
+            odd = new_trace_id()
+            odd_attributes = {"session.id": "team/42 ü?#", "input.value": "odd session"}
+            send(client, [span(odd, new_span_id(), "odd", attributes=odd_attributes)], "other")
             big = seed_big_trace(client, "big", now - HOUR)
         found.ids = {
             "answer": answer.hex(),
@@ -636,3 +639,45 @@ def test_traces_pages_on_both_engines(live: LiveServer, page: Page) -> None:
     expect(page.locator(".span-detail .tool-call")).to_contain_text("lookup_order")
     screenshot(page, f"trace-{live.runtime.engine.dialect.name}")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_sessions_list_and_a_session_as_a_conversation(seeded: Seeded, page: Page) -> None:
+    page.goto(seeded.url("/p/shop/sessions"))
+    rows = page.locator("table.sessions tbody tr")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.session)") == ["sess-b", "sess-a"]
+    sess_a = page.locator("tr[data-session='sess-a']")
+    expect(sess_a.locator("td.num").nth(0)).to_have_text("2")
+    expect(sess_a.locator("td.num").nth(3)).to_have_text("1")  # one failed turn
+    expect(sess_a).to_contain_text("Where is my parcel?")  # what the session opened with
+    screenshot(page, "sessions")
+    page.fill("#s-user", "alice")
+    page.click("button[type=submit]")
+    page.wait_for_url("**user_id=alice")
+    expect(rows).to_have_count(1)
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/sessions/sess-a")
+    turns = page.locator(".turn")
+    assert turns.evaluate_all("ts => ts.map(t => t.dataset.trace)") == [
+        seeded.ids["answer"],
+        seeded.ids["failure"],
+    ]
+    expect(turns.nth(0).locator(".bubble.user pre")).to_have_text("Where is my parcel?")
+    expect(turns.nth(0).locator(".bubble.assistant pre")).to_have_text("It ships tomorrow.")
+    expect(turns.nth(0).locator(".chip.score")).to_contain_text("thumbs_up 1.00")
+    expect(turns.nth(1).locator(".badge.error")).to_be_visible()
+    screenshot(page, "session")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/traces/{seeded.ids['failure']}")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_session_ids_with_reserved_characters_link_correctly(seeded: Seeded, page: Page) -> None:
+    page.goto(seeded.url("/p/other/sessions"))
+    page.locator("tr[data-session='team/42 ü?#'] a").click()
+    expect(page.locator(".turn .bubble.user pre")).to_have_text("odd session")
+    expect(page.locator(".trace-head h1")).to_contain_text("team/42 ü?#")
+    response = page.goto(seeded.url("/p/shop/sessions/no-such-session"))
+    assert response is not None and response.status == 404
