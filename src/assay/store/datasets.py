@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 
 from assay.errors import UserError
 from assay.store.engine import now_ns
-from assay.store.tables import dataset_records, dataset_versions, datasets
+from assay.store.tables import dataset_records, dataset_versions, datasets, spans
 
 RECORD_COLUMNS = [
     dataset_records.c.record_id,
@@ -271,6 +272,75 @@ def apply(conn: Connection, dataset: dict[str, Any], changes: Changes) -> dict[s
     return entry
 
 
+def get_record(
+    conn: Connection, dataset_id: int, version: int, record_id: str
+) -> dict[str, Any] | None:
+    """One record as it was at ``version``."""
+    row = conn.execute(
+        select(*RECORD_COLUMNS).where(
+            _at_version(dataset_id, version), dataset_records.c.record_id == record_id
+        )
+    ).first()
+    if row is None:
+        return None
+    item = _row(row._mapping)
+    item["version"] = item.pop("version_added")
+    return item
+
+
+def version_changes(conn: Connection, dataset_id: int, version: int) -> dict[str, list[str]]:
+    """The record ids a version added, updated and deleted.
+
+    An update retires the old row and adds a new one in the same version, so a record id that
+    both left and arrived at ``version`` was updated.
+    """
+    r = dataset_records.c
+    arrived = set(
+        conn.execute(
+            select(r.record_id).where(r.dataset_id == dataset_id, r.version_added == version)
+        ).scalars()
+    )
+    left = set(
+        conn.execute(
+            select(r.record_id).where(r.dataset_id == dataset_id, r.version_removed == version)
+        ).scalars()
+    )
+    return {
+        "added": sorted(arrived - left),
+        "updated": sorted(arrived & left),
+        "deleted": sorted(left - arrived),
+    }
+
+
+def _parsed(text: str | None) -> Any:
+    """Span input/output is stored as text; JSON text becomes the value it encodes."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def span_source(
+    conn: Connection, project_id: int, trace_id: str, span_id: str | None
+) -> dict[str, Any] | None:
+    """What a record copies from a span (the trace's root span when ``span_id`` is None)."""
+    query = select(
+        spans.c.trace_id, spans.c.span_id, spans.c.name, spans.c.input, spans.c.output
+    ).where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
+    if span_id:
+        query = query.where(spans.c.span_id == span_id)
+    else:
+        query = query.order_by(spans.c.is_root.desc(), spans.c.start_ns, spans.c.id).limit(1)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    item = _row(row._mapping)
+    item["input"], item["output"] = _parsed(item["input"]), _parsed(item["output"])
+    return item
+
+
 __all__ = [
     "Changes",
     "DatasetNotFound",
@@ -278,8 +348,11 @@ __all__ = [
     "count",
     "create",
     "get",
+    "get_record",
     "list_datasets",
     "records",
     "require",
+    "span_source",
+    "version_changes",
     "versions",
 ]
