@@ -11,6 +11,17 @@ fi
 stamp=".venv/.installed-${extra}-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
+  # The embeddings extra (part of dev) pulls in torch. Where this machine keeps a CPU-only torch
+  # wheel, install it first: pip then keeps it rather than fetch the CUDA build (GBs) from PyPI.
+  if [ "$extra" = dev ] || [ "$extra" = embeddings ]; then
+    tag="$(.venv/bin/python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+    for wheel in /opt/wheels/torch-*+cpu-"$tag"-*.whl; do
+      if [ -f "$wheel" ] && ! .venv/bin/python -m pip show --quiet torch >/dev/null 2>&1; then
+        .venv/bin/python -m pip install --quiet "$wheel"
+      fi
+      break
+    done
+  fi
   .venv/bin/python -m pip install --quiet -e ".[${extra}]"
   touch "$stamp"
 fi

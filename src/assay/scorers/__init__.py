@@ -4,6 +4,7 @@ either is a new version. Conventions shared by all (None expected skips the case
 scores 0.0 with the reason; a bad expected raises; bad configuration raises UserError at
 construction) are in `assay.scorers._base`."""
 
+from assay.scorers._embeddings import embedding_similarity
 from assay.scorers._heuristic import (
     contains,
     edit_similarity,
@@ -42,6 +43,8 @@ __all__ = [
     "json_valid",
     # lists
     "list_overlap",
+    # meaning
+    "embedding_similarity",
     # trajectory: what the agent did, from its trace
     "cost_budget",
     "final_answer",
