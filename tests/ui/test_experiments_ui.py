@@ -272,6 +272,8 @@ def test_xss_payloads_render_as_text_on_experiment_and_compare_pages(
         page.goto(url)
         for row in page.locator("tr[data-href][aria-expanded]").all():
             row.click()  # open every detail row and diff so all of it is in the layout
+        slots = page.locator(".diff-slot")
+        expect(slots.locator(".diff")).to_have_count(slots.count())  # every diff has arrived
         page.mouse.move(200, 400)
         assert page.evaluate("window.__xss") is None, url
         # Escaping, not only the CSP: no payload element exists anywhere in the page.

@@ -105,8 +105,8 @@ def upsert_rows(conn: Connection, experiment_id: int, rows: list[dict[str, Any]]
     return len(values)
 
 
-def rows(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
-    """The rows, each with the tokens and cost of the trace its case produced (when traced)."""
+def rows(conn: Connection, experiment_id: int, case_key: str | None = None) -> list[dict[str, Any]]:
+    """The rows (or one case's), each with the tokens and cost of its case's trace."""
     found = conn.execute(
         select(
             experiment_rows,
@@ -117,7 +117,10 @@ def rows(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
         .select_from(
             experiment_rows.outerjoin(traces, traces.c.trace_id == experiment_rows.c.trace_id)
         )
-        .where(experiment_rows.c.experiment_id == experiment_id)
+        .where(
+            experiment_rows.c.experiment_id == experiment_id,
+            *([experiment_rows.c.case_key == case_key] if case_key is not None else []),
+        )
         .order_by(experiment_rows.c.case_key, experiment_rows.c.trial)
     ).all()
     out = []
@@ -212,5 +215,15 @@ def comparable(
         )
         .order_by(experiments.c.created_ns.desc(), experiments.c.id.desc())
         .limit(limit)
+    )
+    return [dict(row._mapping) for row in found]
+
+
+def score_rows(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
+    """Only what a summary needs (case, trial, scores): cheap for a list of running runs."""
+    found = conn.execute(
+        select(experiment_rows.c.case_key, experiment_rows.c.trial, experiment_rows.c.scores)
+        .where(experiment_rows.c.experiment_id == experiment_id)
+        .order_by(experiment_rows.c.case_key, experiment_rows.c.trial)
     )
     return [dict(row._mapping) for row in found]

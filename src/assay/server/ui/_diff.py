@@ -19,7 +19,7 @@ MAX_CHARS = 20_000
 #: Above this many words a side is diffed line by line instead.
 MAX_TOKENS = 4_000
 
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
 
 Segment = tuple[str, str]  # ("eq" | "del" | "ins", text)
 

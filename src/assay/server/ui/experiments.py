@@ -110,8 +110,9 @@ async def experiments_page(
                 conn, project_id, name=name or None, dataset_id=dataset_id
             )
             # A run still going (or one that stopped without a summary) is summarised live.
-            for item in [i for i in items if not i["summary"] and i["row_count"]][:LIVE_SUMMARIES]:
-                rows = experiment_store.rows(conn, int(item["id"]))
+            pending = [i for i in items if not i["summary"] and i["row_count"]]
+            for item in pending[:LIVE_SUMMARIES]:
+                rows = experiment_store.score_rows(conn, int(item["id"]))
                 item["summary"] = {s["name"]: s for s in _summary(rows, score_names(rows))}
         _with_previous(items)
         return items, datasets
@@ -473,7 +474,8 @@ async def compare_page(
     pages = max(1, math.ceil(len(cases) / PAGE_CASES))
     window = cases[(page - 1) * PAGE_CASES : page * PAGE_CASES]
     for case in window:
-        case["diff"] = diff((case["a"] or {}).get("output"), (case["b"] or {}).get("output"))
+        before, after = (case["a"] or {}).get("output"), (case["b"] or {}).get("output")
+        case["same"] = as_text(before) == as_text(after)
         case["input"] = (case["a"] or case["b"] or {}).get("input")
     return render(
         request,
@@ -496,4 +498,45 @@ async def compare_page(
         sort=sort,
         descending=descending,
         others=loaded["others"],
+    )
+
+
+@router.get("/p/{project}/experiments/{a}/compare/{b}/case", response_class=HTMLResponse)
+async def compare_case(
+    request: Request, project: str, a: int, b: int, who: Viewer = Depends(viewer)
+) -> HTMLResponse:
+    """One case's side-by-side diff, fetched when its row opens: diffs cost milliseconds each,
+    so a page computes only those someone looks at."""
+    who.require(project)
+    key = request.query_params.get("key", "")
+
+    def load() -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None:
+        with runtime_of(request).engine.connect() as conn:
+            project_id = project_store.get_id(conn, project)
+            if project_id is None:
+                return None
+            if None in (
+                experiment_store.get_in_project(conn, project_id, a),
+                experiment_store.get_in_project(conn, project_id, b),
+            ):
+                return None
+            before = _first_trials(experiment_store.rows(conn, a, case_key=key)).get(key)
+            after = _first_trials(experiment_store.rows(conn, b, case_key=key)).get(key)
+            return before, after
+
+    loaded = await run_in_threadpool(load)
+    if loaded is None:
+        return _not_found(request, project, f"experiments {a} and {b} are not both in {project!r}")
+    before, after = loaded
+    return render(
+        request,
+        "_compare_case.html",
+        project=project,
+        base=_base(project),
+        baseline_id=a,
+        candidate_id=b,
+        case_key=key,
+        a=before,
+        b=after,
+        diff=diff((before or {}).get("output"), (after or {}).get("output")),
     )
