@@ -45,6 +45,7 @@ def test_create_authenticate_and_roles(engine: Engine) -> None:
         assert "password_hash" not in found
         assert user_store.get_by_name(conn, "nobody") is None
         assert user_store.roles_of(conn, bob) == {"alpha": "annotator"}
+        assert user_store.project_names(conn) == ["alpha", "beta"]
         listed = {u["name"]: u for u in user_store.list_users(conn)}
         assert listed["bob@example.com"]["roles"] == {"alpha": "annotator"}
         signed = user_store.authenticate(conn, "bob@example.com", "tr0ub4dor&3")

@@ -39,6 +39,13 @@ class Settings:
     search_index: bool = True
     #: ASSAY_DEFAULT_PROJECT — project for spans that name none.
     default_project: str = "default"
+    #: ASSAY_SESSION_IDLE_HOURS — a web UI session unused this long ends (sign in again).
+    session_idle_hours: int = 72
+    #: ASSAY_SESSION_MAX_DAYS — a web UI session ends this long after sign-in, used or not.
+    session_max_days: int = 30
+    #: ASSAY_SECURE_COOKIES — mark the UI's cookies Secure even on plain-HTTP requests: set it
+    #: behind a TLS proxy that does not send X-Forwarded-Proto (https requests always get it).
+    secure_cookies: bool = False
     home: Path = field(default_factory=_home)
 
     def resolved_database_url(self) -> str:

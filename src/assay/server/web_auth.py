@@ -9,24 +9,45 @@ The contract every page uses:
 - ``csrf_protect(request)`` (a dependency on every state-changing UI route) refuses a request
   whose form field ``csrf_token`` or header ``X-CSRF-Token`` does not match the viewer's token.
 
+Signed-in mode: the ``assay_session`` cookie holds a random token; the store keeps its SHA-256
+with the user, a per-session CSRF token, and idle and absolute expiry. The cookie is HttpOnly
+and SameSite=Lax: Lax, not Strict, so that a link to a trace pasted in a chat opens signed in;
+Lax already keeps the cookie off cross-site POSTs, and every state-changing route also checks
+the CSRF token and the Origin (or Referer) header.
+
 The open mode (loopback bind, no users and no API keys) has one local viewer with every role.
+It matches the API's open mode, which also ends with the first API key: once a key or a user
+exists, the UI asks for a sign-in, and the login page says to run
+``assay users create NAME --admin`` when nobody can sign in yet.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+import threading
+import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from assay.server.auth import runtime_of
+from assay.server.runtime import Runtime
+from assay.store import users as user_store
 from assay.store.keys import ROLES
 
 CSRF_COOKIE = "assay_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+SESSION_COOKIE = "assay_session"
+#: last_seen is written at most this often per session, not on every page.
+TOUCH_EVERY_NS = 60 * 10**9
+#: How long "no user exists" is believed before asking the store again.
+NO_USERS_RECHECK_SECONDS = 2.0
 
 
 class LoginRequired(Exception):
@@ -80,12 +101,77 @@ def _csrf_cookie(request: Request) -> str:
     return token
 
 
+def login_csrf_token(request: Request) -> str:
+    """The token for forms shown before anyone is signed in (the login form): the same
+    double-submit cookie as the open mode's."""
+    return _csrf_cookie(request)
+
+
+class _UsersSeen:
+    """Whether any user exists. Users are never deleted, so a yes is kept for good; a no is
+    asked again every couple of seconds, so `assay users create` ends the open mode at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # id(runtime) -> (the runtime, weakly: ids are reused; users exist; when checked)
+        self._known: dict[int, tuple[weakref.ref[Runtime], bool, float]] = {}
+
+    def exist(self, runtime: Runtime) -> bool:
+        now = time.monotonic()
+        known = self._known.get(id(runtime))
+        fresh = known is not None and known[0]() is runtime
+        if known is not None and fresh and (known[1] or now - known[2] < NO_USERS_RECHECK_SECONDS):
+            return known[1]
+        with runtime.engine.connect() as conn:
+            found = user_store.users_exist(conn)
+        with self._lock:
+            self._known = {k: v for k, v in self._known.items() if v[0]() is not None}
+            self._known[id(runtime)] = (weakref.ref(runtime), found, now)
+        return found
+
+    def forget(self, runtime: Runtime) -> None:
+        with self._lock:
+            self._known.pop(id(runtime), None)
+
+
+users_seen = _UsersSeen()
+
+
+def open_mode_applies(runtime: Runtime) -> bool:
+    return runtime.allow_open and not runtime.keys_exist() and not users_seen.exist(runtime)
+
+
+def session_viewer(runtime: Runtime, token: str) -> Viewer | None:
+    """The signed-in user of a session token, or None (unknown, expired, idle, disabled)."""
+    idle_ns = runtime.settings.session_idle_hours * 3600 * 10**9
+    with runtime.engine.connect() as conn:
+        found = user_store.find_session(conn, token, idle_ns=idle_ns)
+        if found is None:
+            return None
+        roles = {} if found["is_admin"] else user_store.roles_of(conn, found["user_id"])
+    if time.time_ns() - found["last_seen_ns"] > TOUCH_EVERY_NS:
+        with runtime.updates.begin() as conn:
+            user_store.touch_session(conn, found["token_hash"])
+    return Viewer(
+        user_id=found["user_id"],
+        name=found["name"],
+        is_admin=bool(found["is_admin"]),
+        roles=roles,
+        csrf_token=found["csrf_token"],
+    )
+
+
 def viewer(request: Request) -> Viewer:
+    """FastAPI dependency (sync: it may read the store, so FastAPI runs it in a thread)."""
     cached = getattr(request.state, "viewer", None)
     if isinstance(cached, Viewer):
         return cached
     runtime = runtime_of(request)
-    if runtime.allow_open and not runtime.keys_exist():
+    token = request.cookies.get(SESSION_COOKIE, "")
+    found = session_viewer(runtime, token) if token else None
+    if found is None:
+        if not open_mode_applies(runtime):
+            raise LoginRequired()
         found = Viewer(
             user_id=None,
             name="local",
@@ -93,19 +179,44 @@ def viewer(request: Request) -> Viewer:
             csrf_token=_csrf_cookie(request),
             open_mode=True,
         )
-    else:
-        raise LoginRequired()
     request.state.viewer = found
     return found
 
 
-async def csrf_protect(request: Request) -> None:
-    """Double-submit check: the token in the form (or header) must equal the viewer's."""
-    current = viewer(request)
+def same_origin(request: Request) -> bool:
+    """Whether a state-changing request comes from one of our own pages.
+
+    Browsers send Origin on every cross-site POST (and Referer, with our same-origin referrer
+    policy, only to ourselves); a request with neither is not a browser's cross-site one, and
+    must still carry the token."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return True
+    if source == "null":
+        return False
+    host = request.headers.get("host", "")
+    return bool(host) and urlsplit(source).netloc.lower() == host.lower()
+
+
+async def sent_csrf_token(request: Request) -> str:
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent:
         form = await request.form()
         value = form.get(CSRF_FIELD, "")
         sent = value if isinstance(value, str) else ""
-    if not sent or not current.csrf_token or not hmac.compare_digest(sent, current.csrf_token):
+    return sent
+
+
+def tokens_match(sent: str, expected: str) -> bool:
+    return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected)
+
+
+async def csrf_protect(request: Request) -> None:
+    """The token in the form (or header) must equal the viewer's, and the request must come
+    from our own origin."""
+    cached = getattr(request.state, "viewer", None)
+    current = cached if isinstance(cached, Viewer) else await run_in_threadpool(viewer, request)
+    if not same_origin(request):
+        raise Forbidden("this request came from another site and was refused")
+    if not tokens_match(await sent_csrf_token(request), current.csrf_token):
         raise Forbidden("the form's security token is missing or stale; reload the page and retry")

@@ -244,6 +244,11 @@ def revoke(conn: Connection, user_id: int, project: str) -> None:
     )
 
 
+def project_names(conn: Connection) -> list[str]:
+    """Every project's name, for the role and key forms (without the activity counts)."""
+    return [str(name) for name in conn.scalars(select(projects.c.name).order_by(projects.c.name))]
+
+
 def roles_of(conn: Connection, user_id: int) -> dict[str, str]:
     rows = conn.execute(
         select(projects.c.name, memberships.c.role)
@@ -317,6 +322,10 @@ def end_sessions(conn: Connection, user_id: int, *, keep_token: str | None = Non
     if keep_token is not None:
         condition = condition & (user_sessions.c.token_hash != hash_token(keep_token))
     conn.execute(delete(user_sessions).where(condition))
+    sweep_expired(conn)
+
+
+def sweep_expired(conn: Connection) -> None:
     conn.execute(delete(user_sessions).where(user_sessions.c.expires_ns <= now_ns()))
 
 

@@ -12,12 +12,19 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from assay.server.ui import datasets, experiments, home, sessions, traces
+from assay.server.ui import account, datasets, experiments, home, sessions, traces
 from assay.server.ui._render import render_plain
 from assay.server.web_auth import CSRF_COOKIE, Forbidden, LoginRequired
 from assay.ui import STATIC_DIR
 
-ROUTERS = [home.router, experiments.router, datasets.router, traces.router, sessions.router]
+ROUTERS = [
+    home.router,
+    experiments.router,
+    datasets.router,
+    traces.router,
+    sessions.router,
+    account.router,
+]
 
 
 def _secure(request: Request) -> bool:

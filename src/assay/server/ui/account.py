@@ -1,0 +1,452 @@
+"""Sign-in, sign-out and the settings page (own password, API keys, users and their roles)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from assay.errors import UserError
+from assay.server.auth import runtime_of
+from assay.server.runtime import Runtime
+from assay.server.ui._render import render, render_plain
+from assay.server.web_auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Forbidden,
+    Viewer,
+    csrf_protect,
+    login_csrf_token,
+    open_mode_applies,
+    same_origin,
+    session_viewer,
+    tokens_match,
+    users_seen,
+    viewer,
+)
+from assay.store import keys as key_store
+from assay.store import users as user_store
+from assay.store.keys import ROLES
+
+router = APIRouter(include_in_schema=False)
+
+#: Outcomes named in the redirect after a form (never any user data in the URL).
+NOTICES = {
+    "key-created": "API key created. Copy it now: it is not shown again.",
+    "key-revoked": "API key revoked; requests using it are refused within seconds.",
+    "password": "Password changed. Your other sessions were signed out.",
+    "user-created": "User created.",
+    "role-granted": "Role granted.",
+    "role-revoked": "Role removed.",
+    "user-disabled": "User disabled and signed out everywhere.",
+}
+MAX_FIELD_CHARS = 2000
+
+
+class FailureLimit:
+    """Failed sign-ins remembered in memory: a few per name and address, more per address,
+    within a sliding window. Enough to make guessing slow; a restart forgets."""
+
+    def __init__(self, per_name: int = 5, per_address: int = 30, window: float = 900.0) -> None:
+        self.per_name = per_name
+        self.per_address = per_address
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> int:
+        times = self._failures.get(key)
+        if not times:
+            return 0
+        while times and times[0] < now - self.window:
+            times.popleft()
+        return len(times)
+
+    def blocked(self, name: str, address: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return (
+                self._recent(f"n:{name.lower()}|{address}", now) >= self.per_name
+                or self._recent(f"a:{address}", now) >= self.per_address
+            )
+
+    def failed(self, name: str, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._failures) > 50_000:  # bound memory under a spray of names
+                self._failures.clear()
+            for key in (f"n:{name.lower()}|{address}", f"a:{address}"):
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, name: str, address: str) -> None:
+        with self._lock:
+            self._failures.pop(f"n:{name.lower()}|{address}", None)
+
+
+failures = FailureLimit()
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after sign-in; anything that could leave the site becomes "/"."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return "/"  # browsers read "/\\evil.com" as "//evil.com"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path.startswith(("/login", "/logout")):
+        return "/"
+    return target
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _secure(request: Request, runtime: Runtime) -> bool:
+    return request.url.scheme == "https" or runtime.settings.secure_cookies
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name, "")
+    return value[:MAX_FIELD_CHARS] if isinstance(value, str) else ""
+
+
+# --- sign-in and sign-out -----------------------------------------------------------------
+
+
+def _login_page(
+    request: Request, target: str, *, error: str | None = None, name: str = "", status: int = 200
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    with runtime.engine.connect() as conn:
+        nobody = not user_store.users_exist(conn)
+    return render_plain(
+        "login.html",
+        status=status,
+        csrf_token=login_csrf_token(request),
+        next=target,
+        error=error,
+        name=name,
+        nobody=nobody,
+        keys_ended_open_mode=nobody and runtime.allow_open,
+        signed_out=request.query_params.get("signed_out") == "1",
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    target = safe_next(request.query_params.get("next"))
+    runtime = runtime_of(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+
+    def already_in() -> bool:
+        if token and session_viewer(runtime, token) is not None:
+            return True
+        return open_mode_applies(runtime)
+
+    if await run_in_threadpool(already_in):
+        return RedirectResponse(target, status_code=303)
+    return await run_in_threadpool(_login_page, request, target)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    runtime = runtime_of(request)
+    form = await request.form()
+    name, password = _field(form, "name").strip(), _field(form, "password")
+    target = safe_next(_field(form, "next"))
+    # No session yet: the form's token must match the pre-login double-submit cookie.
+    if not same_origin(request) or not tokens_match(
+        _field(form, "csrf_token"), request.cookies.get(CSRF_COOKIE, "")
+    ):
+        return await run_in_threadpool(
+            lambda: _login_page(
+                request, target, error="The sign-in form expired; try again.", status=403
+            )
+        )
+    address = _client_address(request)
+    if failures.blocked(name, address):
+        return await run_in_threadpool(
+            lambda: _login_page(
+                request,
+                target,
+                name=name,
+                error="Too many failed sign-ins. Wait a few minutes and try again.",
+                status=429,
+            )
+        )
+    old_token = request.cookies.get(SESSION_COOKIE, "")
+    max_age = runtime.settings.session_max_days * 86400
+
+    def sign_in() -> str | None:
+        with runtime.updates.begin() as conn:
+            user = user_store.authenticate(conn, name, password) if name and password else None
+            if user is None:
+                return None
+            if old_token:  # a fresh session id at every sign-in (no session fixation)
+                user_store.end_session(conn, old_token)
+            user_store.sweep_expired(conn)
+            token, _csrf = user_store.start_session(
+                conn, int(user["id"]), max_age_ns=max_age * 10**9
+            )
+            return token
+
+    token = await run_in_threadpool(sign_in)
+    if token is None:
+        failures.failed(name, address)
+        # One message for an unknown name and a wrong password: names are not disclosed.
+        return await run_in_threadpool(
+            lambda: _login_page(
+                request, target, name=name, error="Wrong user name or password.", status=401
+            )
+        )
+    failures.succeeded(name, address)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, runtime),
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout", dependencies=[Depends(csrf_protect)])
+async def logout(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    runtime = runtime_of(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if who.open_mode or not token:
+        return RedirectResponse("/", status_code=303)
+
+    def end() -> None:
+        with runtime.updates.begin() as conn:
+            user_store.end_session(conn, token)
+
+    await run_in_threadpool(end)
+    response = RedirectResponse("/login?signed_out=1", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    # Pages kept by the browser (back button) must not show after sign-out.
+    response.headers["Clear-Site-Data"] = '"cache"'
+    return response
+
+
+# --- the settings page ----------------------------------------------------------------
+
+
+def _visible_key(who: Viewer, key: dict[str, Any]) -> bool:
+    project = key["project"]
+    return who.is_admin if project is None else who.can(str(project), "admin")
+
+
+def _settings_context(request: Request, who: Viewer) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    with runtime.engine.connect() as conn:
+        names = user_store.project_names(conn)
+        keys = [key for key in key_store.list_keys(conn) if _visible_key(who, key)]
+        people = user_store.list_users(conn) if who.is_admin else []
+    secret = None
+    if token and not who.open_mode:
+        with runtime.updates.begin() as conn:
+            secret = user_store.pop_flash(conn, token)
+    return {
+        "projects": names,
+        "admin_projects": [name for name in names if who.can(name, "admin")],
+        "keys": keys,
+        "people": people,
+        "roles": ROLES,
+        "secret": secret,
+    }
+
+
+async def _settings_page(
+    request: Request, who: Viewer, *, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    context = await run_in_threadpool(_settings_context, request, who)
+    notice = None if error else NOTICES.get(request.query_params.get("done", ""))
+    return render(
+        request,
+        "settings.html",
+        status=status,
+        notice=notice,
+        error=error,
+        **context,
+    )
+
+
+def _done(what: str, anchor: str) -> RedirectResponse:
+    return RedirectResponse(f"/settings?done={what}#{anchor}", status_code=303)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    return await _settings_page(request, who)
+
+
+@router.post("/settings/keys", dependencies=[Depends(csrf_protect)])
+async def create_key(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    form = await request.form()
+    project = _field(form, "project") or None
+    role = _field(form, "role")
+    label = _field(form, "name").strip()[:200] or "web"
+    if who.open_mode:
+        raise Forbidden(
+            "an API key ends the open local mode: first create an administrator "
+            "(`assay users create NAME --admin`), sign in, then create keys"
+        )
+    if project is None:
+        if not who.is_admin:
+            raise Forbidden("only administrators create keys for every project")
+    else:
+        who.require(project, "admin")
+    if role not in ROLES:
+        return await _settings_page(request, who, error=f"Unknown role {role!r}.", status=400)
+    runtime = runtime_of(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+
+    def create() -> None:
+        with runtime.updates.begin() as conn:
+            secret, _record = key_store.create(conn, name=label, role=role, project=project)
+            # Shown once, on the page after the redirect: kept sealed with the session.
+            user_store.set_flash(conn, token, secret)
+
+    await run_in_threadpool(create)
+    return _done("key-created", "keys")
+
+
+@router.post("/settings/keys/{key_id}/revoke", dependencies=[Depends(csrf_protect)])
+async def revoke_key(request: Request, key_id: int, who: Viewer = Depends(viewer)) -> Response:
+    runtime = runtime_of(request)
+
+    def revoke() -> bool:
+        with runtime.updates.begin() as conn:
+            found = [key for key in key_store.list_keys(conn) if key["id"] == key_id]
+            if not found or not _visible_key(who, found[0]):
+                return False
+            key_store.revoke(conn, str(key_id))
+            return True
+
+    if not await run_in_threadpool(revoke):
+        raise Forbidden("there is no such key you can manage")
+    return _done("key-revoked", "keys")
+
+
+@router.post("/settings/password", dependencies=[Depends(csrf_protect)])
+async def change_password(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    if who.user_id is None:
+        raise Forbidden("the open local mode has no password; create a user first")
+    user_id = who.user_id
+    form = await request.form()
+    current, new = _field(form, "current"), _field(form, "new")
+    address = _client_address(request)
+    if failures.blocked(who.name, address):
+        return await _settings_page(
+            request, who, error="Too many wrong passwords. Wait a few minutes.", status=429
+        )
+    if new != _field(form, "confirm"):
+        return await _settings_page(request, who, error="The new passwords differ.", status=400)
+    runtime = runtime_of(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+
+    def change() -> str | None:
+        with runtime.updates.begin() as conn:
+            if not user_store.verify_password(conn, user_id, current):
+                return "The current password is wrong."
+            try:
+                user_store.set_password(conn, user_id, new)
+            except UserError as exc:
+                return f"{str(exc).capitalize()}."
+            user_store.end_sessions(conn, user_id, keep_token=token)
+            return None
+
+    problem = await run_in_threadpool(change)
+    if problem is not None:
+        if problem.startswith("The current"):
+            failures.failed(who.name, address)
+        return await _settings_page(request, who, error=problem, status=400)
+    return _done("password", "account")
+
+
+# --- users and roles (administrators) -------------------------------------------------------
+
+
+def _require_admin(who: Viewer) -> None:
+    if not who.is_admin:
+        raise Forbidden("only administrators manage users")
+
+
+async def _admin_change(request: Request, who: Viewer, change: Any, done: str) -> Response:
+    """Run ``change(conn)`` for an administrator; a UserError is shown on the page."""
+    _require_admin(who)
+    runtime = runtime_of(request)
+
+    def run() -> str | None:
+        try:
+            with runtime.updates.begin() as conn:
+                change(conn)
+        except UserError as exc:
+            return f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        return None
+
+    problem = await run_in_threadpool(run)
+    if problem is not None:
+        return await _settings_page(request, who, error=problem, status=400)
+    return _done(done, "users")
+
+
+@router.post("/settings/users", dependencies=[Depends(csrf_protect)])
+async def create_user(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    form = await request.form()
+    name, password = _field(form, "name").strip(), _field(form, "password")
+    is_admin = _field(form, "is_admin") == "on"
+    project, role = _field(form, "project"), _field(form, "role")
+
+    def change(conn: Any) -> None:
+        user_id = user_store.create_user(conn, name, password, is_admin=is_admin)
+        if project and role and not is_admin:
+            user_store.grant(conn, user_id, project, role)
+
+    response = await _admin_change(request, who, change, "user-created")
+    if who.open_mode and response.status_code == 303:
+        # The first user ends the open mode now, not after the cache's next look.
+        users_seen.forget(runtime_of(request))
+        return RedirectResponse("/login?next=/settings", status_code=303)
+    return response
+
+
+@router.post("/settings/users/{user_id}/grant", dependencies=[Depends(csrf_protect)])
+async def grant_role(request: Request, user_id: int, who: Viewer = Depends(viewer)) -> Response:
+    form = await request.form()
+    project, role = _field(form, "project").strip(), _field(form, "role")
+    if not project:
+        return await _settings_page(request, who, error="Choose a project.", status=400)
+    return await _admin_change(
+        request, who, lambda conn: user_store.grant(conn, user_id, project, role), "role-granted"
+    )
+
+
+@router.post("/settings/users/{user_id}/revoke", dependencies=[Depends(csrf_protect)])
+async def revoke_role(request: Request, user_id: int, who: Viewer = Depends(viewer)) -> Response:
+    form = await request.form()
+    project = _field(form, "project")
+    return await _admin_change(
+        request, who, lambda conn: user_store.revoke(conn, user_id, project), "role-revoked"
+    )
+
+
+@router.post("/settings/users/{user_id}/disable", dependencies=[Depends(csrf_protect)])
+async def disable_user(request: Request, user_id: int, who: Viewer = Depends(viewer)) -> Response:
+    if user_id == who.user_id:
+        return await _settings_page(request, who, error="You cannot disable yourself.", status=400)
+    return await _admin_change(
+        request, who, lambda conn: user_store.disable(conn, user_id), "user-disabled"
+    )
