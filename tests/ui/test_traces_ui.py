@@ -591,6 +591,12 @@ def test_errors_show_with_their_stack_trace(seeded: Seeded, page: Page) -> None:
     expect(page.locator("ol.events li.exception")).to_contain_text("exception")
     expect(page.locator(".row.failed .span-name")).to_have_text("charge_card")
     screenshot(page, "trace-error")
+    # From the root, "Next error" opens the failed span.
+    page.goto(seeded.url(f"/p/shop/traces/{seeded.ids['failure']}"))
+    expect(page.locator(".span-detail h2")).to_have_text("support-agent")
+    page.click("[data-next-error]")
+    expect(page.locator(".span-detail h2")).to_have_text("charge_card")
+    expect(page.locator(".row.selected .span-name")).to_have_text("charge_card")
     assert page.errors == []  # type: ignore[attr-defined]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, or_, select, tuple_
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 from assay.store.queries import (
     SCORE_COLUMNS,
@@ -24,7 +24,7 @@ from assay.store.queries import (
     attach_scores,
     span_dict,
 )
-from assay.store.tables import scores, spans, traces
+from assay.store.tables import projects, scores, spans, traces
 
 OUTLINE_COLUMNS = [
     spans.c.span_id,
@@ -43,6 +43,8 @@ OUTLINE_COLUMNS = [
 
 #: A tree deeper than this is drawn at this depth (the indent stops growing).
 MAX_DEPTH = 24
+#: The trace page draws at most this many spans (the earliest); the API has them all.
+MAX_OUTLINE_SPANS = 10_000
 
 
 def trace_summary(conn: Connection, trace_id: str) -> dict[str, Any] | None:
@@ -72,6 +74,8 @@ class Outline:
     rows: list[dict[str, Any]]
     start_ns: int
     end_ns: int
+    #: More spans exist than MAX_OUTLINE_SPANS.
+    truncated: bool = False
 
 
 def trace_outline(conn: Connection, trace_id: str) -> Outline:
@@ -82,8 +86,11 @@ def trace_outline(conn: Connection, trace_id: str) -> Outline:
             select(*OUTLINE_COLUMNS)
             .where(spans.c.trace_id == trace_id)
             .order_by(spans.c.start_ns, spans.c.id)
+            .limit(MAX_OUTLINE_SPANS + 1)
         )
     ]
+    truncated = len(rows) > MAX_OUTLINE_SPANS
+    rows = rows[:MAX_OUTLINE_SPANS]
     score_counts: dict[str, int] = {}
     for span_id, count in conn.execute(
         select(scores.c.span_id, func.count())
@@ -125,7 +132,7 @@ def trace_outline(conn: Connection, trace_id: str) -> Outline:
         stack.extend((kid, depth + 1) for kid in reversed(kids))
     # Spans caught in a parent cycle are never reached from a root: list them at the end.
     ordered.extend(_unreached(rows, seen, start, total))
-    return Outline(ordered, start, end)
+    return Outline(ordered, start, end, truncated)
 
 
 def _unreached(
@@ -162,6 +169,10 @@ def get_span(conn: Connection, trace_id: str, span_id: str) -> dict[str, Any] | 
     return span
 
 
+#: Traces read per step while walking newest first to find the next sessions.
+SESSION_WALK_CHUNK = 500
+
+
 def list_sessions(
     conn: Connection,
     project_id: int,
@@ -172,76 +183,120 @@ def list_sessions(
 ) -> Page:
     """Sessions, most recently active first: trace count, first and last trace, sums.
 
-    The grouping reads only the (project, session, start) index; the sums are then read for
-    the page's sessions alone.
+    Grouping every trace of a big project by session to sort the groups costs hundreds of ms at
+    a million spans. Instead this walks traces newest first (the (project, start) index) and
+    takes each session the first time it appears, which is at its last trace; past the first
+    page, a session met again is skipped when its last trace (one index seek) is above the
+    cursor. A page costs a few hundred index entries, however many sessions exist.
     """
-    last = func.max(traces.c.start_ns)
-    where = [traces.c.project_id == project_id, traces.c.session_id.is_not(None)]
-    if user_id:
-        where.append(traces.c.user_id == user_id)
-    query = (
-        select(
-            traces.c.session_id,
-            last.label("last_ns"),
-            func.min(traces.c.start_ns).label("first_ns"),
-            func.count().label("trace_count"),
-        )
-        .where(*where)
-        .group_by(traces.c.session_id)
-    )
+    after: tuple[int, str] | None = None
     if cursor:
         value, key = _decode_cursor(cursor)
         if not isinstance(value, int) or not isinstance(key, str):
             raise InvalidQuery("cursor is not valid; use the link of a previous page")
-        query = query.having(or_(last < value, and_(last == value, traces.c.session_id < key)))
-    query = query.order_by(last.desc(), traces.c.session_id.desc()).limit(limit + 1)
-    found = [dict(row._mapping) for row in conn.execute(query)]
+        after = (value, key)
+    found = _walk_sessions(conn, project_id, user_id, limit + 1, after)
     more = len(found) > limit
     found = found[:limit]
     if found:
-        _add_session_sums(conn, project_id, found)
+        _add_session_stats(conn, project_id, found)
     next_cursor = (
         _encode_cursor(found[-1]["last_ns"], found[-1]["session_id"]) if more and found else None
     )
     return Page(found, next_cursor)
 
 
-def _add_session_sums(conn: Connection, project_id: int, sessions: list[dict[str, Any]]) -> None:
+def _walk_sessions(
+    conn: Connection,
+    project_id: int,
+    user_id: str | None,
+    wanted: int,
+    after: tuple[int, str] | None,
+) -> list[dict[str, Any]]:
+    where = [traces.c.project_id == project_id, traces.c.session_id.is_not(None)]
+    if user_id:
+        where.append(traces.c.user_id == user_id)
+    if after is not None:
+        where.append(traces.c.start_ns <= after[0])
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    position: tuple[int, str] | None = None
+    while len(out) < wanted:
+        query = select(traces.c.session_id, traces.c.start_ns, traces.c.trace_id).where(*where)
+        if position is not None:
+            query = query.where(
+                or_(
+                    traces.c.start_ns < position[0],
+                    and_(traces.c.start_ns == position[0], traces.c.trace_id < position[1]),
+                )
+            )
+        order = (traces.c.start_ns.desc(), traces.c.trace_id.desc())
+        chunk = conn.execute(query.order_by(*order).limit(SESSION_WALK_CHUNK)).all()
+        for session_id, start_ns, _trace_id in chunk:
+            if session_id in seen:
+                continue
+            seen.add(session_id)
+            last = start_ns
+            if after is not None:
+                last = _last_start(conn, project_id, session_id, user_id)
+                if (last, session_id) >= after:
+                    continue  # shown on an earlier page
+            out.append({"session_id": session_id, "last_ns": last})
+            if len(out) == wanted:
+                break
+        if len(chunk) < SESSION_WALK_CHUNK:
+            break
+        position = (chunk[-1].start_ns, chunk[-1].trace_id)
+    return out
+
+
+def _last_start(conn: Connection, project_id: int, session_id: str, user_id: str | None) -> int:
+    where = [traces.c.project_id == project_id, traces.c.session_id == session_id]
+    if user_id:
+        where.append(traces.c.user_id == user_id)
+    return int(conn.execute(select(func.max(traces.c.start_ns)).where(*where)).scalar_one())
+
+
+def _add_session_stats(conn: Connection, project_id: int, sessions: list[dict[str, Any]]) -> None:
     ids = [row["session_id"] for row in sessions]
-    sums = {
+    stats = {
         row.session_id: row
         for row in conn.execute(
             select(
                 traces.c.session_id,
+                func.count().label("trace_count"),
+                func.min(traces.c.start_ns).label("first_ns"),
                 func.sum(traces.c.total_tokens).label("total_tokens"),
                 func.sum(traces.c.cost).label("cost"),
                 func.sum(case((traces.c.error_count > 0, 1), else_=0)).label("errors"),
                 func.max(traces.c.user_id).label("user_id"),
-                func.sum(traces.c.duration_ns).label("duration_ns"),
             )
             .where(traces.c.project_id == project_id, traces.c.session_id.in_(ids))
             .group_by(traces.c.session_id)
         )
     }
-    # The opening question of each session: its first trace's input preview.
+    # The opening question of each session: its first trace's input preview. Two IN lists
+    # (not a row-value IN, which SQLite answers with a scan) keep to the session index.
+    firsts = {(session_id, int(found.first_ns)) for session_id, found in stats.items()}
     first_inputs = {
         row.session_id: row.input_preview
         for row in conn.execute(
-            select(traces.c.session_id, traces.c.input_preview).where(
+            select(traces.c.session_id, traces.c.start_ns, traces.c.input_preview).where(
                 traces.c.project_id == project_id,
-                tuple_(traces.c.session_id, traces.c.start_ns).in_(
-                    [(s["session_id"], s["first_ns"]) for s in sessions]
-                ),
+                traces.c.session_id.in_(ids),
+                traces.c.start_ns.in_(sorted({start for _, start in firsts})),
             )
         )
+        if (row.session_id, row.start_ns) in firsts
     }
     for row in sessions:
-        found = sums.get(row["session_id"])
+        found = stats.get(row["session_id"])
+        row["trace_count"] = int(found.trace_count) if found else 0
+        row["first_ns"] = int(found.first_ns) if found else row["last_ns"]
         row["total_tokens"] = int(found.total_tokens or 0) if found else 0
         row["cost"] = float(found.cost or 0.0) if found else 0.0
         row["errors"] = int(found.errors or 0) if found else 0
         row["user_id"] = found.user_id if found else None
-        row["duration_ns"] = int(found.duration_ns or 0) if found else 0
         row["first_input"] = first_inputs.get(row["session_id"])
 
 
@@ -274,7 +329,11 @@ def session_traces(
                 spans.c.span_id,
                 func.substr(spans.c.input, 1, TURN_CHARS + 1).label("input"),
                 func.substr(spans.c.output, 1, TURN_CHARS + 1).label("output"),
-            ).where(tuple_(spans.c.trace_id, spans.c.span_id).in_(chunk))
+            ).where(
+                # Two IN lists, not a row-value IN (which SQLite answers by scanning spans).
+                spans.c.trace_id.in_([t for t, _ in chunk]),
+                spans.c.span_id.in_([s for _, s in chunk]),
+            )
         ):
             texts[(found.trace_id, found.span_id)] = (found.input, found.output)
     for row in rows:
@@ -284,6 +343,12 @@ def session_traces(
         row["output"] = text_out if text_out is not None else row["output_preview"]
     attach_scores(conn, rows, by="trace")
     return rows
+
+
+def project_names(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
+    """Projects by name (id, name, created), without counting anything."""
+    query = select(projects.c.id, projects.c.name, projects.c.created_ns).order_by(projects.c.name)
+    return [dict(row._mapping) for row in conn.execute(query.limit(limit))]
 
 
 def project_activity(conn: Connection, project_ids: list[int], since_ns: int) -> dict[int, Any]:

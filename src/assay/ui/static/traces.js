@@ -164,6 +164,29 @@
   });
   if (filter) filter.addEventListener("input", applyVisibility);
 
+  // "Next error" walks the failed spans in tree order, expanding what hides them.
+  const nextError = document.querySelector("[data-next-error]");
+  if (nextError) {
+    nextError.addEventListener("click", function () {
+      const failed = Array.from(tree.querySelectorAll(".row.failed"));
+      if (!failed.length) return;
+      const current = tree.querySelector(".row.selected");
+      const after = failed.find(function (row) {
+        return current && (current.compareDocumentPosition(row) & Node.DOCUMENT_POSITION_FOLLOWING);
+      });
+      const row = after || failed[0];
+      if (filter) filter.value = "";
+      tree.querySelectorAll("button.toggle").forEach(function (toggle) {
+        toggle.setAttribute("aria-expanded", "true");
+      });
+      applyVisibility();
+      if (current) current.classList.remove("selected");
+      row.classList.add("selected");
+      row.scrollIntoView({ block: "nearest" });
+      showSpan(row);
+    });
+  }
+
   const selected = tree.querySelector(".row.selected");
   if (selected) selected.scrollIntoView({ block: "nearest" });
 })();
