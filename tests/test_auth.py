@@ -11,6 +11,7 @@ import httpx
 
 from assay.settings import Settings
 from assay.store import keys as key_store
+from assay.store import users as user_store
 from tests.conftest import LiveServer, free_port
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
@@ -35,6 +36,20 @@ def test_open_on_loopback_until_a_key_exists(live: LiveServer, client: httpx.Cli
     assert client.get("/healthz").status_code == 200
     bad = client.get("/api/v1/projects", headers={"Authorization": "Bearer assay_nope"})
     assert bad.status_code == 401 and "not valid" in bad.json()["error"]["message"]
+
+
+def test_the_first_user_ends_the_open_mode_of_the_api_too(
+    live: LiveServer, client: httpx.Client
+) -> None:
+    assert client.get("/api/v1/projects").status_code == 200
+    with live.runtime.engine.begin() as conn:
+        user_store.create_user(conn, "ada", "a long enough password", is_admin=True)
+    live.runtime.forget_users()  # as `assay users create` in another process, without the wait
+    response = client.get("/api/v1/projects")
+    assert response.status_code == 401
+    assert "settings page" in response.json()["error"]["message"]
+    page = client.get("/", follow_redirects=False)
+    assert page.status_code in (302, 303) and "/login" in page.headers["location"]
 
 
 def test_a_key_for_project_a_cannot_touch_project_b(live: LiveServer) -> None:
@@ -100,6 +115,7 @@ def test_public_bind_without_keys_refuses_to_start(settings: Settings) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "refusing to listen on 0.0.0.0" in err and "assay keys create" in err
+    assert "assay users create" in err
 
     created = _assay("keys", "create", "--project", "a", env=env)
     out, err = created.communicate(timeout=60)

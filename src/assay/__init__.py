@@ -3,9 +3,12 @@
 The public API. Everything else is internal and may change.
 """
 
+# Imported after the names above: scorers and models import from assay.evals and assay.sdk.
+from assay import models, scorers
 from assay._version import __version__
 from assay.errors import AssayError, ConfigError, UserError
 from assay.evals import Case, Dataset, Eval, Score, dataset, scorer
+from assay.scorers.judges import judge
 from assay.sdk import (
     Span,
     current_span,
@@ -27,6 +30,7 @@ __all__ = [
     "Score",
     "dataset",
     "scorer",
+    "scorers",
     "AssayError",
     "ConfigError",
     "Span",
@@ -35,7 +39,9 @@ __all__ = [
     "current_span",
     "flush",
     "init",
+    "judge",
     "log_feedback",
+    "models",
     "propagation",
     "shutdown",
     "span",

@@ -21,12 +21,13 @@ console = Console(stderr=True)
 def open_runtime(settings: Settings) -> Runtime:
     """Open the store, refusing an unauthenticated server on a non-loopback address."""
     runtime = Runtime.open(settings)
-    if not is_loopback(settings.host) and not runtime.keys_exist():
+    if not is_loopback(settings.host) and not (runtime.keys_exist() or runtime.users_exist()):
         runtime.close()
         raise ConfigError(
             f"refusing to listen on {settings.host} without authentication: anyone who can "
-            "reach it could read every trace. Create an API key first with "
-            "`assay keys create --project NAME` (same --db), or bind to 127.0.0.1."
+            "reach it could read every trace. Create a user with `assay users create NAME "
+            "--admin` or an API key with `assay keys create --project NAME` first (same --db), "
+            "or bind to 127.0.0.1."
         )
     return runtime
 
@@ -49,7 +50,11 @@ def serve(
     runtime = open_runtime(settings)
     url = runtime.engine.url.render_as_string(hide_password=True)
     console.print(f"Assay on [bold]http://{host}:{port}[/]  (database: {url})")
-    mode = "API keys required" if runtime.keys_exist() else "open (loopback, no keys yet)"
+    mode = (
+        "open (loopback, no keys or users yet)"
+        if runtime.open_mode()
+        else "sign-in for the web UI, API keys for the API"
+    )
     console.print(f"auth: {mode}; workers: {workers}")
     if workers > 1:
         # Each worker process opens the store itself, from the same settings.

@@ -15,6 +15,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.trace import StatusCode
 
 from assay.sdk import _state as sdk_state
 
@@ -67,6 +68,13 @@ def _loads(value: Any) -> Any:
     return value
 
 
+def _error_of(span: ReadableSpan) -> str | None:
+    """An errored span's message; "error" when its status gave none, so it still reads as one."""
+    if span.status.status_code is not StatusCode.ERROR:
+        return None
+    return span.status.description or "error"
+
+
 def _as_dict(span: ReadableSpan) -> dict[str, Any]:
     attributes = dict(span.attributes or {})
     context = span.context
@@ -83,7 +91,7 @@ def _as_dict(span: ReadableSpan) -> dict[str, Any]:
         "parent_span_id": format(parent.span_id, "016x") if parent else None,
         "start_ns": span.start_time,
         "end_ns": span.end_time,
-        "error": span.status.description if not span.status.is_ok else None,
+        "error": _error_of(span),
         "input": _loads(attributes.get("assay.input", attributes.get("input.value"))),
         "output": _loads(attributes.get("assay.output", attributes.get("output.value"))),
         "attributes": attributes,

@@ -28,6 +28,19 @@ from assay.scorers._trajectory import (
     tool_not_called,
     tool_order,
 )
+from assay.scorers.judges import (
+    BUILTIN_JUDGES,
+    Judge,
+    answer_relevance,
+    context_relevance,
+    factuality,
+    faithfulness,
+    harmlessness,
+    helpfulness,
+    judge,
+    pairwise,
+    tone,
+)
 
 __all__ = [
     # text and numbers
@@ -55,6 +68,18 @@ __all__ = [
     "tool_called",
     "tool_not_called",
     "tool_order",
+    # LLM judges
+    "BUILTIN_JUDGES",
+    "Judge",
+    "answer_relevance",
+    "context_relevance",
+    "factuality",
+    "faithfulness",
+    "harmlessness",
+    "helpfulness",
+    "judge",
+    "pairwise",
+    "tone",
     # reading traces, for scorers of your own
     "TraceSpan",
     "final_span",

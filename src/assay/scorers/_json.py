@@ -8,10 +8,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
-
 from assay.errors import UserError
 from assay.evals._scorer import Score, Scorer
 from assay.scorers._base import build, kind_of, shorten
@@ -79,6 +75,10 @@ def json_schema(
     JSON Schema treats as an annotation by default."""
     if not isinstance(schema, Mapping | bool):
         raise UserError(f"json_schema() needs a schema dict; got {shorten(schema)}")
+    # Imported here: jsonschema takes ~80 ms to import, and `import assay` should stay quick.
+    import jsonschema.exceptions
+    import jsonschema.validators
+
     # A plain dict for jsonschema, which validates a copy made now, not one the caller may change.
     document: Any = dict(schema) if isinstance(schema, Mapping) else schema
     validator_class = jsonschema.validators.validator_for(document)

@@ -59,11 +59,11 @@ def principal(request: Request) -> Principal:
         return Principal(role=key.role, project=key.project, key_name=key.name)
     if header and scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "use 'Authorization: Bearer <api key>'")
-    if runtime.keys_exist() or not runtime.allow_open:
+    if not runtime.open_mode():
         raise ApiError(
             401,
             "unauthorized",
             "an API key is required: send 'Authorization: Bearer <key>' "
-            "(create one with `assay keys create --project NAME`)",
+            "(create one with `assay keys create --project NAME`, or on the settings page)",
         )
     return OPEN

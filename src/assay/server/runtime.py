@@ -13,12 +13,15 @@ from assay.ingest.prices import DEFAULT_PRICES, PriceTable, parse_overrides
 from assay.settings import Settings
 from assay.store import keys as key_store
 from assay.store import migrate, search
+from assay.store import users as user_store
 from assay.store.engine import make_engine
 from assay.store.indexer import SearchIndexer
 from assay.store.tables import projects
 from assay.store.writer import SpanWriter
 
 KEY_CACHE_SECONDS = 5.0
+#: How often a "no users yet" is asked again (a yes is kept: users are never deleted).
+NO_USERS_RECHECK_SECONDS = 2.0
 PRICE_CACHE_SECONDS = 30.0
 
 
@@ -41,6 +44,7 @@ class Runtime:
     allow_open: bool = True
     _keys: dict[str, _Cached] = field(default_factory=dict)
     _key_count: _Cached | None = None
+    _users_exist: _Cached | None = None
     _prices: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,6 +97,24 @@ class Runtime:
             cached = _Cached(count, now + KEY_CACHE_SECONDS)
             self._key_count = cached
         return bool(cached.value)
+
+    def users_exist(self) -> bool:
+        cached = self._users_exist
+        if cached is not None and (cached.value or cached.expires > time.monotonic()):
+            return bool(cached.value)
+        with self.engine.connect() as conn:
+            found = user_store.users_exist(conn)
+        self._users_exist = _Cached(found, time.monotonic() + NO_USERS_RECHECK_SECONDS)
+        return found
+
+    def forget_users(self) -> None:
+        """Ask the store again at the next request (after this process created a user)."""
+        self._users_exist = None
+
+    def open_mode(self) -> bool:
+        """Whether requests pass without a key or a sign-in: a loopback bind while no API key
+        and no user exists yet; the first of either ends it, for the API and the web UI alike."""
+        return self.allow_open and not self.keys_exist() and not self.users_exist()
 
     def find_key(self, secret: str) -> key_store.ApiKey | None:
         now = time.monotonic()

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -46,8 +44,6 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_COOKIE = "assay_session"
 #: last_seen is written at most this often per session, not on every page.
 TOUCH_EVERY_NS = 60 * 10**9
-#: How long "no user exists" is believed before asking the store again.
-NO_USERS_RECHECK_SECONDS = 2.0
 
 
 class LoginRequired(Exception):
@@ -93,6 +89,12 @@ class Viewer:
             )
 
 
+def cookies_secure(request: Request) -> bool:
+    """Whether our cookies carry Secure: on HTTPS, or behind a TLS-terminating proxy when
+    ASSAY_SECURE_COOKIES says so."""
+    return request.url.scheme == "https" or runtime_of(request).settings.secure_cookies
+
+
 def _csrf_cookie(request: Request) -> str:
     token = request.cookies.get(CSRF_COOKIE, "")
     if len(token) < 32:
@@ -108,37 +110,21 @@ def login_csrf_token(request: Request) -> str:
 
 
 class _UsersSeen:
-    """Whether any user exists. Users are never deleted, so a yes is kept for good; a no is
-    asked again every couple of seconds, so `assay users create` ends the open mode at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # id(runtime) -> (the runtime, weakly: ids are reused; users exist; when checked)
-        self._known: dict[int, tuple[weakref.ref[Runtime], bool, float]] = {}
+    """Whether any user exists, as the runtime caches it (kept here for the callers that
+    create users in this process and must end the open mode at once)."""
 
     def exist(self, runtime: Runtime) -> bool:
-        now = time.monotonic()
-        known = self._known.get(id(runtime))
-        fresh = known is not None and known[0]() is runtime
-        if known is not None and fresh and (known[1] or now - known[2] < NO_USERS_RECHECK_SECONDS):
-            return known[1]
-        with runtime.engine.connect() as conn:
-            found = user_store.users_exist(conn)
-        with self._lock:
-            self._known = {k: v for k, v in self._known.items() if v[0]() is not None}
-            self._known[id(runtime)] = (weakref.ref(runtime), found, now)
-        return found
+        return runtime.users_exist()
 
     def forget(self, runtime: Runtime) -> None:
-        with self._lock:
-            self._known.pop(id(runtime), None)
+        runtime.forget_users()
 
 
 users_seen = _UsersSeen()
 
 
 def open_mode_applies(runtime: Runtime) -> bool:
-    return runtime.allow_open and not runtime.keys_exist() and not users_seen.exist(runtime)
+    return runtime.open_mode()
 
 
 def session_viewer(runtime: Runtime, token: str) -> Viewer | None:

@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from assay.server.ui import account, datasets, experiments, home, sessions, traces
 from assay.server.ui._render import render_plain
-from assay.server.web_auth import CSRF_COOKIE, Forbidden, LoginRequired
+from assay.server.web_auth import CSRF_COOKIE, Forbidden, LoginRequired, cookies_secure
 from assay.ui import STATIC_DIR
 
 ROUTERS = [
@@ -25,10 +25,6 @@ ROUTERS = [
     sessions.router,
     account.router,
 ]
-
-
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
 
 
 async def _login_required(request: Request, _exc: Exception) -> Response:
@@ -58,7 +54,7 @@ def mount(app: FastAPI) -> None:
                 token,
                 httponly=True,
                 samesite="strict",
-                secure=_secure(request),
+                secure=cookies_secure(request),
                 path="/",
             )
         return response

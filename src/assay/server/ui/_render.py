@@ -27,6 +27,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
+    # Pages show traces and keys to whoever is signed in: no shared or back-button caches.
+    "Cache-Control": "no-store",
 }
 
 

@@ -14,13 +14,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from assay.errors import UserError
 from assay.server.auth import runtime_of
-from assay.server.runtime import Runtime
 from assay.server.ui._render import render, render_plain
 from assay.server.web_auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     Forbidden,
     Viewer,
+    cookies_secure,
     csrf_protect,
     login_csrf_token,
     open_mode_applies,
@@ -106,10 +106,6 @@ def safe_next(target: str | None) -> str:
 
 def _client_address(request: Request) -> str:
     return request.client.host if request.client else ""
-
-
-def _secure(request: Request, runtime: Runtime) -> bool:
-    return request.url.scheme == "https" or runtime.settings.secure_cookies
 
 
 def _field(form: Any, name: str) -> str:
@@ -214,7 +210,7 @@ async def login(request: Request) -> Response:
         max_age=max_age,
         httponly=True,
         samesite="lax",
-        secure=_secure(request, runtime),
+        secure=cookies_secure(request),
         path="/",
     )
     return response

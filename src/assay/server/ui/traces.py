@@ -263,6 +263,7 @@ def span_context(span: dict[str, Any], full: bool) -> dict[str, Any]:
         "trace_id": span["trace_id"],
         "input_shown": show(span.get("input"), full=full),
         "output_shown": show(span.get("output"), full=full),
+        "span_output": span.get("output"),
         "attributes": attributes,
         "events": events,
         "resource": sorted((span.get("resource") or {}).items()),
