@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,12 +38,24 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
         str(port),
         "--runs",
         "12",
-        env={"ASSAY_HOME": str(tmp_path), "COLUMNS": "200"},
+        # No key: the demo's judge must be the offline one, whatever this machine has set.
+        env={
+            "ASSAY_HOME": str(tmp_path),
+            "COLUMNS": "200",
+            "OPENAI_API_KEY": "",
+            "ANTHROPIC_API_KEY": "",
+            "ASSAY_JUDGE_MODEL": "",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "project demo now holds" in result.stdout
-    # The eval part: two stored runs, the second compared with the first.
-    assert "eval support-answers: contains_expected 0.50 -> 0.88" in result.stdout
+    # The eval part: two stored runs, the second compared with the first, on built-in,
+    # trajectory and judge scores (the offline judge, as no key is set here).
+    assert "eval support-answers, baseline -> improved (judge: mock/demo-judge" in result.stdout
+    assert re.search(r"contains_expected +0\.50 -> 0\.88", result.stdout)
+    assert re.search(r"one_lookup +0\.00 -> 1\.00", result.stdout)
+    assert re.search(r"resolves +0\.56 -> 0\.88", result.stdout)
+    assert "/p/demo/experiments/1/compare/2" in result.stdout
     assert (tmp_path / "assay.db").exists()
     engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
     with engine.connect() as conn:

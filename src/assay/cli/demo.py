@@ -55,34 +55,33 @@ def demo(
         sent += send_sdk_runs(base, runs=max(1, runs // 5))
     os.environ["ASSAY_URL"] = base
     with console.status("running an eval twice (baseline, then an improved agent)..."):
-        _, improved = run_demo_evals(base, PROJECT)
+        baseline, improved, judge_model = run_demo_evals(base, PROJECT)
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
     demo_project = next((p for p in summary if p["name"] == PROJECT), None)
     spans = demo_project["span_count"] if demo_project else 0
     console.print(f"sent {sent} agent runs; project [bold]{PROJECT}[/] now holds {spans} spans.\n")
-    comparison = (improved.comparison or {}).get("scores", {}).get("contains_expected")
-    if comparison:
+    console.print(f"eval [bold]support-answers[/], baseline -> improved (judge: {judge_model}):")
+    for name, change in ((improved.comparison or {}).get("scores") or {}).items():
         console.print(
-            f"eval [bold]support-answers[/]: contains_expected "
-            f"{comparison['baseline_mean']:.2f} -> {comparison['candidate_mean']:.2f} "
-            f"({comparison['improved']} cases improved, {comparison['regressed']} regressed)\n"
+            f"  {name:<18} {change['baseline_mean']:.2f} -> {change['candidate_mean']:.2f}  "
+            f"({change['improved']} improved, {change['regressed']} regressed)"
         )
-    console.print("Where to look:")
+    p = f"{base}/p/{PROJECT}"
+    console.print("\nOpen in a browser (no sign-in on this local demo):")
+    console.print(f"  projects      {base}/")
+    console.print(f"  traces        {p}/traces")
+    console.print(f"  failed runs   {p}/traces?status=error")
+    console.print(f"  text search   {p}/traces?q=damaged")
+    console.print(f"  sessions      {p}/sessions")
+    console.print(f"  experiments   {p}/experiments")
+    console.print(
+        f"  comparison    {p}/experiments/{baseline.experiment_id}/compare/{improved.experiment_id}"
+    )
+    console.print(f"  dataset       {p}/datasets/support-questions")
+    console.print("The same data through the API:")
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")
-    console.print(f"  failed runs   {base}/api/v1/projects/{PROJECT}/traces?status=error")
-    console.print(f"  LLM calls     {base}/api/v1/projects/{PROJECT}/spans?type=llm&limit=5")
-    console.print(f"  text search   {base}/api/v1/projects/{PROJECT}/traces?q=damaged")
-    console.print(
-        f"  thumbs down   {base}/api/v1/projects/{PROJECT}/spans?score=thumbs_up&max_score=0"
-    )
-    console.print(f"  experiments   {base}/api/v1/projects/{PROJECT}/experiments")
-    console.print(
-        f"  comparison    {base}/api/v1/experiments/{improved.experiment_id - 1}/compare/"
-        f"{improved.experiment_id}"
-    )
-    console.print(f"  dataset       {base}/api/v1/projects/{PROJECT}/datasets/support-questions")
     console.print(f"  API schema    {base}/openapi.json")
     console.print(f"  send your own: point any OTLP/HTTP exporter at {base}/v1/traces")
     if serve:
