@@ -21,19 +21,30 @@ HERE = Path(__file__).parent
 
 
 def test_summary_matches_hand_computed_interval() -> None:
-    # exact on [T, F, T, T] -> mean 0.75, sd 0.5, se 0.25, t(0.975, 3) = 3.182446
-    # -> interval 0.75 -/+ 0.795612 = [-0.045612, 1.545612]
+    # exact on [T, F, T, T]: pass/fail, so Wilson: p = 0.75, z^2/n = 0.960365,
+    # centre = (0.75 + 0.480182) / 1.960365 = 0.627527,
+    # half = 1.959964 * sqrt(0.046875 + 0.060023) / 1.960365 = 0.326886 -> [0.300642, 0.954413]
+    # (a t interval would say [-0.045612, 1.545612], past both ends of a pass rate).
+    # The graded score [1, 0.5, 1, 1]: mean 0.875, se 0.125, t(0.975, 3) = 3.182446,
+    # -> [0.477194, 1.272806], cut to [0.477194, 1.0] since the score cannot pass 1.
     data = [{"input": i, "expected": e} for i, e in [(1, 1), (2, 0), (3, 3), (4, 4)]]
     result = assay.Eval(
         "hand",
         data,
         task=lambda x: x,
-        scores=[as_scorer(lambda output, expected: output == expected, name="exact")],
+        scores=[
+            as_scorer(lambda output, expected: output == expected, name="exact"),
+            as_scorer(lambda output, expected: 1.0 if output == expected else 0.5, name="graded"),
+        ],
     ).run()
     estimate = result.summary["exact"].estimate
     assert estimate is not None and estimate.mean == pytest.approx(0.75)
-    assert estimate.low == pytest.approx(-0.045612, abs=1e-5)
-    assert estimate.high == pytest.approx(1.545612, abs=1e-5)
+    assert estimate.low == pytest.approx(0.300642, abs=1e-5)
+    assert estimate.high == pytest.approx(0.954413, abs=1e-5)
+    graded = result.summary["graded"].estimate
+    assert graded is not None and graded.mean == pytest.approx(0.875)
+    assert graded.low == pytest.approx(0.477194, abs=1e-5)
+    assert graded.high == 1.0
 
 
 def test_task_and_scorer_errors_are_recorded_per_row_and_the_run_completes() -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from assay.statistics import (
     Confusion,
+    clipped,
     clustered_mean_interval,
     cohens_kappa,
     confusion,
@@ -29,6 +30,7 @@ from assay.statistics import (
     pass_hat_k,
     per_case_variance,
     precision_recall_f1,
+    proportion_interval,
     t_cdf,
     t_quantile,
     t_two_sided_p,
@@ -169,6 +171,37 @@ def test_mean_interval_edge_cases() -> None:
     assert (flat.mean, flat.se, flat.low, flat.high) == (0.1, 0.0, 0.1, 0.1)
     booleans = mean_interval([True, False, True, True])  # 0/1 scores are fine
     assert booleans.mean == 0.75
+
+
+def test_proportion_interval_by_hand() -> None:
+    # Wilson, z = 1.959964 (z^2 = 3.841459). 7 of 8: p = 0.875, shrink = 1 + z^2/8 = 1.480182;
+    # centre = (0.875 + z^2/16) / shrink = (0.875 + 0.240091) / 1.480182 = 0.753347;
+    # half = z * sqrt(0.875 * 0.125 / 8 + z^2 / 256) / shrink
+    #      = 1.959964 * sqrt(0.0136719 + 0.0150057) / 1.480182 = 0.224236
+    #   -> [0.529112, 0.977583] (the published Wilson interval for 7/8: [0.529, 0.978])
+    seven = proportion_interval([True] * 7 + [False])
+    assert seven.mean == 0.875
+    assert [seven.low, seven.high] == approx([0.529112, 0.977583], abs=1e-5)
+    assert seven.se == approx(math.sqrt(0.875 * 0.125 / 8))
+    # All pass: the lower end is n / (n + z^2) = 8 / 11.841459 = 0.675593, the upper exactly 1;
+    # a t interval would collapse to [1, 1] and claim certainty from eight cases.
+    eight = proportion_interval([1.0] * 8)
+    assert eight.low == approx(0.675593, abs=1e-6) and eight.high == 1.0
+    none = proportion_interval([0.0] * 8)
+    assert none.low == 0.0 and none.high == approx(1 - 0.675593, abs=1e-6)
+    assert proportion_interval([]).mean is None
+    one = proportion_interval([True])
+    assert one.low == approx(1 / (1 + 3.841459), abs=1e-6) and one.high == 1.0
+    with pytest.raises(ValueError, match="pass/fail"):
+        proportion_interval([0.5, 1.0])
+
+
+def test_clipped_keeps_the_interval_inside_the_range() -> None:
+    est = mean_interval([0.5, 1.0, 1.0, 1.0])  # mean 0.875, t interval past 1.0
+    assert est.high is not None and est.high > 1.0
+    cut = clipped(est, 0.0, 1.0)
+    assert (cut.mean, cut.se, cut.low, cut.high) == (est.mean, est.se, est.low, 1.0)
+    assert clipped(mean_interval([0.3]), 0.0, 1.0).low is None
 
 
 @pytest.mark.parametrize("bad", [[1.0, math.nan], [math.inf, 1.0], [1.0, -math.inf]])

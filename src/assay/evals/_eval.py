@@ -23,11 +23,13 @@ from assay.sdk import span as trace_span
 from assay.sdk._serialize import to_json
 from assay.statistics import (
     Estimate,
+    clipped,
     clustered_mean_interval,
     mean_interval,
     mean_pass_at_k,
     mean_pass_hat_k,
     per_case_variance,
+    proportion_interval,
 )
 
 log = logging.getLogger("assay.evals")
@@ -412,8 +414,15 @@ async def _score(scorer_: Scorer, context: Mapping[str, Any]) -> list[Score]:
             return [Score(scorer_.name, None, error=f"{type(exc).__name__}: {exc}")]
 
 
+def _bounded(estimate: Estimate, values: Sequence[float]) -> Estimate:
+    """Scores of 0 to 1 (all built-in ones) keep their interval inside [0, 1]."""
+    return clipped(estimate, 0.0, 1.0) if all(0.0 <= v <= 1.0 for v in values) else estimate
+
+
 def summarise(rows: Sequence[Row]) -> dict[str, ScoreSummary]:
-    """Per score: mean with a 95% interval, clustered by case when cases ran several times."""
+    """Per score: mean with a 95% interval: Wilson for pass/fail scores run once per case,
+    else Student t (cluster-robust when cases ran several times), kept inside [0, 1] for
+    scores in that range."""
     values: dict[str, dict[str, list[float]]] = {}
     errors: dict[str, int] = {}
     for row in rows:
@@ -430,18 +439,19 @@ def summarise(rows: Sequence[Row]) -> dict[str, ScoreSummary]:
         if not flat:
             summary[name] = ScoreSummary(name, None, 0, errors.get(name, 0))
             continue
+        boolean = all(v in (0.0, 1.0) for v in flat)
         if not repeated:
-            summary[name] = ScoreSummary(name, mean_interval(flat), len(flat), errors.get(name, 0))
+            estimate = proportion_interval(flat) if boolean else _bounded(mean_interval(flat), flat)
+            summary[name] = ScoreSummary(name, estimate, len(flat), errors.get(name, 0))
             continue
         spreads = [
             s.variance for s in per_case_variance(by_case).values() if s.variance is not None
         ]
         k = min(len(v) for v in by_case.values())
-        boolean = all(v in (0.0, 1.0) for v in flat)
         outcomes = {key: [v == 1.0 for v in vals] for key, vals in by_case.items()}
         summary[name] = ScoreSummary(
             name,
-            clustered_mean_interval(by_case),
+            _bounded(clustered_mean_interval(by_case), flat),
             len(flat),
             errors.get(name, 0),
             case_variance=sum(spreads) / len(spreads) if spreads else None,

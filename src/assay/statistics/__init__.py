@@ -1,7 +1,9 @@
 """Statistics for evals and judge calibration, on the standard library alone.
 
-Estimates: ``mean_interval`` (Student t), ``clustered_mean_interval`` (cluster-robust, for
-several trials per case), ``per_case_variance``. Comparisons against a baseline:
+Estimates: ``mean_interval`` (Student t), ``proportion_interval`` (Wilson, for pass/fail),
+``clipped`` (an interval cut to the range a score can take), ``clustered_mean_interval``
+(cluster-robust, for several trials per case), ``per_case_variance``.
+Comparisons against a baseline:
 ``paired_difference`` (paired t, counts of improved / regressed / unchanged rows) and ``mcnemar``
 (pass/fail; exact binomial below 25 discordant pairs, else chi-square with continuity
 correction). Repeated trials: ``pass_at_k``, ``pass_hat_k`` and their means over cases.
@@ -24,9 +26,11 @@ from assay.statistics._dist import normal_cdf, normal_quantile, t_cdf, t_quantil
 from assay.statistics._means import (
     CaseSpread,
     Estimate,
+    clipped,
     clustered_mean_interval,
     mean_interval,
     per_case_variance,
+    proportion_interval,
 )
 from assay.statistics._paired import Comparison, McNemarResult, mcnemar, paired_difference
 from assay.statistics._passk import mean_pass_at_k, mean_pass_hat_k, pass_at_k, pass_hat_k
@@ -38,6 +42,7 @@ __all__ = [
     "Estimate",
     "McNemarResult",
     "PrecisionRecallF1",
+    "clipped",
     "clustered_mean_interval",
     "cohens_kappa",
     "confusion",
@@ -53,6 +58,7 @@ __all__ = [
     "pass_hat_k",
     "per_case_variance",
     "precision_recall_f1",
+    "proportion_interval",
     "t_cdf",
     "t_quantile",
     "t_two_sided_p",

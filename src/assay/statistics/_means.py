@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from assay.statistics._checks import check_confidence, finite_floats, stable_mean
-from assay.statistics._dist import t_quantile
+from assay.statistics._dist import normal_quantile, t_quantile
 
 K = TypeVar("K", bound=Hashable)
 
@@ -76,6 +76,49 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate
     squares = math.fsum((x - mean) ** 2 for x in xs)
     se = math.sqrt(squares / (n * (n - 1)))
     return _with_interval(mean, se, n, n, level)
+
+
+def proportion_interval(outcomes: Sequence[bool | float], confidence: float = 0.95) -> Estimate:
+    """The pass rate of pass/fail ``outcomes`` (bools, or 0.0/1.0) with a Wilson score interval.
+
+    Unlike the t interval, it stays inside [0, 1] and does not collapse to a point when every
+    outcome is the same: 8 passes of 8 give [0.68, 1.0], not [1.0, 1.0]. ``se`` is the usual
+    sqrt(p(1-p)/n). No outcomes give ``mean=None``; one outcome still has an interval.
+    """
+    level = check_confidence(confidence)
+    passes = 0
+    for outcome in outcomes:
+        if outcome not in (0, 1):  # True/False and 0.0/1.0 compare equal to 0 and 1
+            raise ValueError(f"a pass/fail outcome must be True/False or 0/1; got {outcome!r}")
+        passes += int(bool(outcome))
+    n = len(outcomes)
+    if n == 0:
+        return Estimate(None, None, None, None, 0, 0, level)
+    p = passes / n
+    z = normal_quantile(0.5 + level / 2.0)
+    shrink = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / shrink
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / shrink
+    # Exact at the ends: the formula gives 0 and 1 there up to rounding.
+    low = 0.0 if passes == 0 else max(0.0, centre - half)
+    high = 1.0 if passes == n else min(1.0, centre + half)
+    return Estimate(p, math.sqrt(p * (1 - p) / n), low, high, n, n, level)
+
+
+def clipped(estimate: Estimate, low: float, high: float) -> Estimate:
+    """``estimate`` with its interval cut to [low, high]: for scores that cannot leave that
+    range, an interval reaching past it says nothing more than one ending at the bound."""
+    if estimate.low is None or estimate.high is None:
+        return estimate
+    return Estimate(
+        estimate.mean,
+        estimate.se,
+        min(max(estimate.low, low), high),
+        max(min(estimate.high, high), low),
+        estimate.n,
+        estimate.clusters,
+        estimate.confidence,
+    )
 
 
 def clustered_mean_interval(
