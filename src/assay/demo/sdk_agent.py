@@ -53,8 +53,10 @@ def send_sdk_runs(endpoint: str, *, runs: int = 12, seed: int = 11) -> int:
         for _ in range(runs):
             dish = rng.choice(list(RECIPES))
             pantry = set(rng.sample(["flour", "milk", "eggs", "butter", "rice", "stock"], 3))
+            question = f"Can I cook {dish} tonight?"
             with assay.span("user turn", type="agent") as turn:
-                cooking_assistant(f"Can I cook {dish} tonight?", dish, pantry)
+                answer = cooking_assistant(question, dish, pantry)
+                turn.log(input=question, output=answer, tags=["cooking"])
             assay.log_feedback(turn, "thumbs_up", value=rng.random() > 0.3, user="demo-user")
         assay.flush(30)
     finally:
