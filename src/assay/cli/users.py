@@ -74,7 +74,8 @@ def create(
     console.print(f"Created {kind} {name!r}.", highlight=False)
     if first:
         console.print(
-            "The web UI now asks everyone to sign in (the open local mode has ended).",
+            "The open local mode has ended: the web UI now asks everyone to sign in, and "
+            "the API wants an API key (`assay keys create`, or the settings page).",
             highlight=False,
         )
     if not admin:
