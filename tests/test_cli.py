@@ -52,6 +52,7 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     # The eval part: two stored runs, the second compared with the first, on built-in,
     # trajectory and judge scores (the offline judge, as no key is set here).
     assert "eval support-answers, baseline -> improved (judge: mock/demo-judge" in result.stdout
+    assert "assay[openai]" in result.stdout  # printed as written, not read as markup
     assert re.search(r"contains_expected +0\.50 -> 0\.88", result.stdout)
     assert re.search(r"one_lookup +0\.00 -> 1\.00", result.stdout)
     assert re.search(r"resolves +0\.56 -> 0\.88", result.stdout)

@@ -8,6 +8,7 @@ import time
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from assay.cli.options import DbOption
 from assay.settings import DEFAULT_PORT, Settings
@@ -62,7 +63,8 @@ def demo(
     demo_project = next((p for p in summary if p["name"] == PROJECT), None)
     spans = demo_project["span_count"] if demo_project else 0
     console.print(f"sent {sent} agent runs; project [bold]{PROJECT}[/] now holds {spans} spans.\n")
-    console.print(f"eval [bold]support-answers[/], baseline -> improved (judge: {judge_model}):")
+    judged_by = escape(judge_model)  # it names an install extra in brackets, not markup
+    console.print(f"eval [bold]support-answers[/], baseline -> improved (judge: {judged_by}):")
     for name, change in ((improved.comparison or {}).get("scores") or {}).items():
         console.print(
             f"  {name:<18} {change['baseline_mean']:.2f} -> {change['candidate_mean']:.2f}  "
