@@ -106,7 +106,7 @@ environment = Environment(
 environment.filters.update(
     duration=_duration, cost=_cost, time=_time, pretty=_pretty, preview=_preview
 )
-environment.globals.update(version=__version__)
+environment.globals.update(assay_version=__version__)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
