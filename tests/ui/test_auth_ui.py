@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page
 
 from assay.server.ui import account
 from assay.store import keys as key_store
 from tests.conftest import LiveServer
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
-from tests.ui.conftest import USER_PASSWORD, login, screenshot, seed_user
+from tests.ui.conftest import USER_PASSWORD, expect, login, screenshot, seed_user
 
 
 def _keys(server: LiveServer) -> list[dict[str, object]]:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page
 
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import expect, screenshot
 from tests.ui.test_experiments_ui import XSS
 
 try:  # users and sign-in land in their own commit; the role test runs once they are there

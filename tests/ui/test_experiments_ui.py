@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page
 
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import expect, screenshot
 
 #: Payloads that would run if any of them reached the page as markup.
 XSS = [

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page
 
 from tests.conftest import LiveServer
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import expect, screenshot
 
 
 def test_projects_page_lists_projects_with_activity(live: LiveServer, page: Page) -> None:

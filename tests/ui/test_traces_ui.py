@@ -16,12 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page
 
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
 from tests.otlp_builders import PB, new_span_id, new_trace_id, request, span
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import expect, screenshot
 
 HOUR = 3600 * 10**9
 DAY = 24 * HOUR

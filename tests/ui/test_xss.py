@@ -16,12 +16,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, Route
 
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
 from tests.otlp_builders import new_span_id, new_trace_id, span
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import expect, screenshot
 from tests.ui.test_traces_ui import send
 from tests.ui.xss_payloads import PAYLOADS, PROJECT
 
