@@ -284,9 +284,7 @@ def test_a_forged_post_without_the_token_is_refused(server: LiveServer, page: Pa
 def test_add_to_dataset_partial_on_the_trace_page(server: LiveServer, page: Page) -> None:
     with server.client() as client:
         trace_id, root, _ = send_trace(client)
-    response = page.goto(f"{server.url}/p/shop/traces/{trace_id}")
-    if response is None or response.status != 200 or not page.locator(".add-to-dataset").count():
-        pytest.skip("the trace page does not include the add-to-dataset form in this checkout")
+    page.goto(f"{server.url}/p/shop/traces/{trace_id}")
     form = page.locator(".add-to-dataset").first
     form.locator("summary").click()
     expect(form.locator("datalist option[value=qa]")).to_have_count(1)  # fetched on open
@@ -297,6 +295,17 @@ def test_add_to_dataset_partial_on_the_trace_page(server: LiveServer, page: Page
     expect(page).to_have_url(re.compile("/p/shop/datasets/qa$"))
     expect(page.locator(".flash")).to_contain_text("Added the span to 'qa'")
     expect(page.locator("table.ds-rows tbody tr", has_text="It ships today.")).to_have_count(1)
+    _no_errors(page)
+
+
+def test_a_span_pane_prefills_expected_with_the_span_output(server: LiveServer, page: Page) -> None:
+    with server.client() as client:
+        trace_id, _, child = send_trace(client)
+    page.goto(f"{server.url}/p/shop/traces/{trace_id}?span={child}")
+    form = page.locator(".span-detail .add-to-dataset")
+    form.locator("summary").click()
+    expect(form.locator("textarea[name=expected]")).to_have_value("child output")
+    expect(form.locator("input[name=span_id]")).to_have_value(child)
     _no_errors(page)
 
 
