@@ -68,6 +68,8 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert feedback and {s["name"] for s in feedback} == {"thumbs_up"}
     assert all(s["source"] == "human" for s in feedback)
     assert found
+    # Both eval runs stored their cases' traces beside the experiments (8 cases x 2 runs).
+    assert sum(1 for row in rows if row["name"] == "eval support-answers") == 16
     types = {row["type"] for row in rows}
     assert {"agent", "llm", "tool", "retrieval"} <= types
     assert any(row["is_error"] for row in rows)

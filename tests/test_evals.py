@@ -265,6 +265,14 @@ def test_runs_are_stored_compared_and_resumed(live: object) -> None:
         assert stored["status"] == "complete" and stored["dataset_version"] == 1
         assert stored["metadata"]["scorers"][0]["name"] == "exact"
         assert stored["summary"]["exact"]["mean"] == 1.0
+        # No assay.init(): the run still stores each case's trace with the experiment's
+        # server and project, so every row's trace link leads somewhere.
+        with httpx.Client(base_url=live.url) as client:
+            listed = client.get("/api/v1/projects/exp/traces", params={"limit": 100}).json()
+        in_project = {t["trace_id"]: t for t in listed["items"]}
+        for row in first.rows:
+            assert row.trace_id in in_project
+            assert in_project[row.trace_id]["name"] == "eval arith"
         comparison = second.comparison
         assert comparison is not None and comparison["baseline"] == first.experiment_id
         score = comparison["scores"]["exact"]

@@ -26,6 +26,7 @@ class Client:
     ) -> None:
         self.url = (url or os.environ.get("ASSAY_URL") or DEFAULT_URL).rstrip("/")
         key = api_key or os.environ.get("ASSAY_API_KEY")
+        self.api_key = key
         headers = {"authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 

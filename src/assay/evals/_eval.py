@@ -20,6 +20,7 @@ from assay.evals._scorer import Score, Scorer, as_scorer, to_scores
 from assay.evals._trace import TraceCollector, collecting
 from assay.sdk import _state as sdk_state
 from assay.sdk import span as trace_span
+from assay.sdk._exporter import ExporterConfig
 from assay.sdk._serialize import to_json
 from assay.statistics import (
     Estimate,
@@ -232,6 +233,14 @@ class Eval:
             return sdk_state.STATE.project
         return os.environ.get("ASSAY_PROJECT") or "default"
 
+    def _export_config(self, recorder: ExperimentRecorder | None) -> ExporterConfig | None:
+        """Where the cases' traces go when `assay.init()` was not called but the run is stored:
+        the same server and project as the experiment, so its rows link to their traces."""
+        if recorder is None or sdk_state.STATE.exporter is not None:
+            return None
+        client = recorder.client
+        return ExporterConfig(url=client.url, project=recorder.project, api_key=client.api_key)
+
     def _recorder(self, resume: bool) -> tuple[ExperimentRecorder, set[tuple[str, int]]]:
         # The server `assay.init()` points at, else ASSAY_URL / ASSAY_API_KEY.
         state = sdk_state.STATE
@@ -306,7 +315,7 @@ class Eval:
             if (case_key(case.id, case.input), trial) not in done
         ]
         try:
-            with collecting() as collector:
+            with collecting(self._export_config(recorder)) as collector:
                 self._collector = collector
                 rows = list(await asyncio.gather(*work))
         except (asyncio.CancelledError, KeyboardInterrupt):

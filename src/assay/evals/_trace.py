@@ -14,10 +14,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import StatusCode
 
 from assay.sdk import _state as sdk_state
+from assay.sdk._exporter import AssayExporter, ExporterConfig
 
 
 class TraceCollector(SpanProcessor):
@@ -102,8 +104,10 @@ _COLLECTORS: dict[int, TraceCollector] = {}
 
 
 @contextmanager
-def collecting() -> Iterator[TraceCollector]:
-    """A collector on the SDK's provider, or on a private one when tracing is off."""
+def collecting(export: ExporterConfig | None = None) -> Iterator[TraceCollector]:
+    """A collector on the SDK's provider, or on a private one when tracing is off; ``export``
+    then sends the private provider's spans too (a run stored on a server keeps its traces
+    there, so every row links to one)."""
     state = sdk_state.STATE
     if state.provider is not None and state.tracer is not None:
         collector = _COLLECTORS.get(id(state.provider))
@@ -113,12 +117,14 @@ def collecting() -> Iterator[TraceCollector]:
             _COLLECTORS[id(state.provider)] = collector
         yield collector
         return
-    provider = TracerProvider()
+    provider = TracerProvider(resource=Resource.create({"service.name": "assay-eval"}))
     collector = TraceCollector()
     provider.add_span_processor(collector)
+    if export is not None:
+        provider.add_span_processor(AssayExporter(export))
     state.tracer = provider.get_tracer("assay.evals")
     try:
         yield collector
     finally:
         state.tracer = None
-        provider.shutdown()
+        provider.shutdown()  # the exporter sends what is left, within its own time limit
