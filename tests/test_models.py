@@ -429,6 +429,85 @@ def test_concurrency_is_capped_per_provider() -> None:
     assert provider.most == 3
 
 
+class SharedProvider:
+    """Answers slowly and counts its calls; fails the first ``failures`` of them."""
+
+    name = "shared"
+    endpoint = "shared"
+
+    def __init__(self, failures: int = 0) -> None:
+        self.calls = 0
+        self.failures = failures
+        self._lock = threading.Lock()
+
+    def _answer(self) -> Response:
+        with self._lock:
+            self.calls += 1
+            failing = self.calls <= self.failures
+        if failing:
+            raise ModelError("bad request", status_code=400)
+        return Response("shared answer", usage=Usage(100, 10, cost=0.5), provider=self.name)
+
+    async def acomplete(self, request: Request, timeout: float) -> Response:
+        await asyncio.sleep(0.2)
+        return self._answer()
+
+    def complete(self, request: Request, timeout: float) -> Response:
+        time.sleep(0.2)
+        return self._answer()
+
+    def embed(self, model: str, texts: Sequence[str], timeout: float) -> Any:
+        raise NotImplementedError
+
+    async def aembed(self, model: str, texts: Sequence[str], timeout: float) -> Any:
+        raise NotImplementedError
+
+
+def test_identical_requests_at_the_same_moment_make_one_call() -> None:
+    provider = SharedProvider()
+    model = Model("shared/x", provider, temperature=0)
+
+    async def six() -> list[Response]:
+        return await asyncio.gather(*(model.agenerate("Same question") for _ in range(6)))
+
+    answers = asyncio.run(six())
+    assert provider.calls == 1
+    assert {a.text for a in answers} == {"shared answer"}
+    assert sum(not a.cache_hit for a in answers) == 1  # paid for once
+    assert sum(a.usage.cost or 0 for a in answers) == pytest.approx(0.5)
+
+    # Threads calling the sync API share too; a different question is its own call.
+    other = Model("shared/x", SharedProvider(), temperature=0)
+    results: list[Response] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(other.generate("Other question")))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert isinstance(other.provider, SharedProvider) and other.provider.calls == 1
+    assert len(results) == 4 and sum(r.cache_hit for r in results) == 3
+
+
+def test_when_the_shared_call_fails_each_waiter_calls_for_itself() -> None:
+    provider = SharedProvider(failures=1)
+    model = Model("shared/y", provider, temperature=0, retries=0)
+
+    async def three() -> list[Response | BaseException]:
+        return await asyncio.gather(
+            *(model.agenerate("Will it fail?") for _ in range(3)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(three())
+    failed = [o for o in outcomes if isinstance(o, ModelError)]
+    answered = [o for o in outcomes if isinstance(o, Response)]
+    assert len(failed) == 1 and len(answered) == 2
+    # The first call failed; each waiter then made its own, which succeeded.
+    assert provider.calls == 3
+
+
 # --- embeddings ------------------------------------------------------------------------------
 
 

@@ -3,8 +3,12 @@ limits, retries, cache, cost and tracing every call gets."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +28,35 @@ from assay.models._types import (
 )
 
 Prompt = str | Sequence[Message | Mapping[str, Any]]
+
+
+class InFlight:
+    """Identical cacheable requests made at the same moment (a judge scoring the same answer in
+    several trials at once): the first goes out, the others wait for its answer and get it as a
+    cache hit would give it, so it is paid for once. A failed first call lets each waiter make
+    its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[Response | None]] = {}
+
+    def join(self, key: str) -> tuple[Future[Response | None], bool]:
+        """The shared answer's future, and whether the caller is the one to make the call."""
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None:
+                return pending, False
+            pending = Future()
+            self._pending[key] = pending
+            return pending, True
+
+    def settle(self, key: str, pending: Future[Response | None], answer: Response | None) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+        pending.set_result(answer)
+
+
+IN_FLIGHT = InFlight()
 
 
 class Provider(Protocol):
@@ -157,13 +190,30 @@ class Model:
             hit = self._cached(key, record)
             if hit is not None:
                 return hit
+            lead = None
+            if key is not None:
+                pending, leader = IN_FLIGHT.join(key)
+                if leader:
+                    lead = pending
+                else:
+                    try:
+                        shared = pending.result(timeout=self._longest_wait())
+                    except FutureTimeout:
+                        shared = None
+                    if shared is not None:
+                        return self._shared(shared, record)
 
             def attempt() -> Response:
                 with self._limiter.hold():
                     return self.provider.complete(request, self.timeout)
 
-            response = priced(self.retry.call(attempt, record.retried), request)
-            return self._finish(key, response, record)
+            response = None
+            try:
+                response = priced(self.retry.call(attempt, record.retried), request)
+                return self._finish(key, response, record)
+            finally:
+                if lead is not None and key is not None:
+                    IN_FLIGHT.settle(key, lead, response)
 
     async def agenerate(
         self, messages: Prompt, *, cache: bool | None = None, **options: Any
@@ -175,13 +225,32 @@ class Model:
             hit = self._cached(key, record)
             if hit is not None:
                 return hit
+            lead = None
+            if key is not None:
+                pending, leader = IN_FLIGHT.join(key)
+                if leader:
+                    lead = pending
+                else:
+                    try:
+                        shared = await asyncio.wait_for(
+                            asyncio.shield(asyncio.wrap_future(pending)), self._longest_wait()
+                        )
+                    except TimeoutError:
+                        shared = None
+                    if shared is not None:
+                        return self._shared(shared, record)
 
             async def attempt() -> Response:
                 async with self._limiter.ahold():
                     return await self.provider.acomplete(request, self.timeout)
 
-            response = priced(await self.retry.acall(attempt, record.retried), request)
-            return self._finish(key, response, record)
+            response = None
+            try:
+                response = priced(await self.retry.acall(attempt, record.retried), request)
+                return self._finish(key, response, record)
+            finally:
+                if lead is not None and key is not None:
+                    IN_FLIGHT.settle(key, lead, response)
 
     def _cache_key(self, request: Request, choice: bool | None) -> str | None:
         if not wants_cache(request, self.cache if choice is None else choice):
@@ -190,6 +259,16 @@ class Model:
 
     def _span(self, request: Request) -> Any:
         return llm_span("chat", self.provider.name, self.model, request_attributes(request))
+
+    def _longest_wait(self) -> float:
+        """How long a waiter trusts the first call: every attempt timing out, plus back-off."""
+        attempts = self.retry.retries + 1
+        return attempts * (self.timeout + self.retry.max_delay)
+
+    def _shared(self, answer: Response, record: CallRecord) -> Response:
+        hit = answer.from_cache()
+        record.answered(hit)
+        return hit
 
     def _cached(self, key: str | None, record: CallRecord) -> Response | None:
         if key is None:
