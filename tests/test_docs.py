@@ -52,3 +52,27 @@ def test_the_readme_sdk_example_runs(live: object, client: object) -> None:
     [root] = trace["spans"]
     assert [s["name"] for s in root["scores"]] == ["thumbs_up"]
     assert root["scores"][0]["author"] == "end-user-17"
+
+
+def test_every_scorer_the_readme_names_exists() -> None:
+    import re
+
+    from assay import scorers
+
+    section = README.split("## Scorers, judges and models", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    named = {
+        match.group(1)
+        for line in table
+        for match in re.finditer(r"`([a-z_]+)(?:\(|`)", line.split("|")[2])
+    }
+    assert len(named) > 25
+    missing = sorted(name for name in named if not hasattr(scorers, name))
+    assert missing == []
+    # ...and every public scorer is in the table.
+    unlisted = sorted(
+        name
+        for name in scorers.__all__
+        if name[0].islower() and name not in {"read_trace", "final_span"} and name not in named
+    )
+    assert unlisted == []
