@@ -1,7 +1,12 @@
-"""Web UI server time on a big store: the pages people open all day, at 1,000,000 spans.
+"""Web UI timings on a big store: the pages people open all day.
 
-    .venv/bin/python bench/ui.py [--engine sqlite|postgres] [--spans 1000000] [--clients 4]
-                                 [--requests 30] [--store DIR] [--no-fill]
+    .venv/bin/python bench/ui.py [--peer phoenix|none] [--spans N] [--clients 4]
+                                 [--requests 30] [--engine sqlite|postgres] [--store DIR]
+                                 [--no-fill]
+
+``--peer phoenix`` (the default) compares side by side with Arize Phoenix in one run, on
+identical stores of ``--spans`` (default 20,000: Phoenix stores only ~75 spans/s): see
+``ui_peer.py``. ``--peer none`` measures Assay alone at ``--spans`` (default 1,000,000):
 
 1. Starts an Assay server (``assay server``) on a store: a fresh SQLite file in ``--store`` (kept
    afterwards, so a second run can pass ``--no-fill`` and measure again), or a fresh PostgreSQL
@@ -14,7 +19,8 @@
    reports p50/p95 of the wall time and of the server's own time (the ``Server-Timing``
    header: database plus rendering).
 
-Figures are printed and written to ``bench/results/ui-<timestamp>.json``.
+Figures are printed and written to ``bench/results/ui-<timestamp>.json`` (``--peer none``) or
+``bench/results/ui-phoenix-<timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -60,7 +66,11 @@ def big_trace(project: str, start_ns: int, spans: int = BIG_TRACE_SPANS) -> tupl
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.extend(
-        [_attr("service.name", "big-agent"), _attr("assay.project", project)]
+        [
+            _attr("service.name", "big-agent"),
+            _attr("assay.project", project),
+            _attr("openinference.project.name", project),  # Phoenix's project
+        ]
     )
     scope = resource_spans.scope_spans.add()
     scope.scope.name = "bench-ui"
@@ -259,13 +269,27 @@ def wait_for_index(server: Server, timeout_s: float = 1_800) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peer", choices=("phoenix", "none"), default="phoenix")
     parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--spans", type=int, help="default 20,000 with a peer, else 1,000,000")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument(
+        "--requests", type=int, help="per page (default 30), or rounds with a peer (default 20)"
+    )
     parser.add_argument("--store", type=Path, help="directory for the SQLite store (kept)")
     parser.add_argument("--no-fill", action="store_true", help="measure the store as it is")
     args = parser.parse_args(argv)
+    if args.peer == "phoenix":
+        if args.engine != "sqlite" or args.store or args.no_fill:
+            parser.error(
+                "--peer phoenix runs both on fresh SQLite stores: no --engine postgres, "
+                "--store or --no-fill (those are for --peer none)"
+            )
+        import ui_peer  # here, not at the top: ui_peer imports this module
+
+        return ui_peer.run(args.spans or 20_000, args.clients, args.requests or 20)
+    args.spans = args.spans or 1_000_000
+    args.requests = args.requests or 30
     if args.no_fill and (args.engine != "sqlite" or args.store is None):
         parser.error("--no-fill needs --engine sqlite and the --store of an earlier run")
     workdir = args.store or Path(tempfile.mkdtemp(prefix="assay-bench-ui-"))
