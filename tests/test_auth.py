@@ -99,6 +99,28 @@ def test_revoked_key_is_refused(live: LiveServer) -> None:
         assert client.get("/api/v1/projects").status_code == 401
 
 
+def test_an_all_digit_prefix_is_a_prefix_not_an_id(live: LiveServer) -> None:
+    # About 2% of random 8-hex-digit prefixes are all digits: "00000001" names the key with
+    # that prefix, not the key whose id is 1.
+    from sqlalchemy import update
+
+    from assay.store.tables import api_keys
+
+    first, second = _create_key(live, "a"), _create_key(live, "a")
+    with live.runtime.engine.begin() as conn:
+        ids = [key["id"] for key in key_store.list_keys(conn)]
+        digits = f"{min(ids):08d}"
+        conn.execute(update(api_keys).where(api_keys.c.id == max(ids)).values(prefix=digits))
+        assert key_store.revoke(conn, digits)
+        revoked = {k["id"]: k["revoked_ns"] is not None for k in key_store.list_keys(conn)}
+        assert revoked == {min(ids): False, max(ids): True}
+        assert key_store.revoke(conn, str(min(ids)))  # a short number is still an id
+    live.runtime._keys.clear()
+    for secret in (first, second):
+        with live.client(headers={"Authorization": f"Bearer {secret}"}) as client:
+            assert client.get("/api/v1/projects").status_code == 401
+
+
 def _assay(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "assay.cli", *args],

@@ -16,6 +16,8 @@ from assay.store.tables import api_keys, projects
 
 ROLES = ("viewer", "annotator", "editor", "admin")
 KEY_PREFIX = "assay_"
+#: The public part of a key, shown in lists: 8 hex characters.
+PREFIX_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def create(
     if role not in ROLES:
         raise UserError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
     project_id = project_store.ensure(conn, project) if project else None
-    prefix = secrets.token_hex(4)
+    prefix = secrets.token_hex(PREFIX_CHARS // 2)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key_id = conn.execute(
         api_keys.insert()
@@ -97,10 +99,25 @@ def list_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+def _is_prefix(text: str) -> bool:
+    return len(text) == PREFIX_CHARS and all(c in "0123456789abcdef" for c in text)
+
+
+def revoke_id(conn: Connection, key_id: int) -> bool:
+    result = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_ns.is_(None))
+        .values(revoked_ns=now_ns())
+    )
+    return bool(result.rowcount)
+
+
 def revoke(conn: Connection, key_id_or_prefix: str) -> bool:
+    """Revoke a key named by its prefix (8 hex characters, as `assay keys list` shows) or its
+    id. A prefix wins: some prefixes are all digits, and must not be read as an id."""
     condition = (
         api_keys.c.id == int(key_id_or_prefix)
-        if key_id_or_prefix.isdigit()
+        if key_id_or_prefix.isdigit() and not _is_prefix(key_id_or_prefix)
         else api_keys.c.prefix == key_id_or_prefix
     )
     result = conn.execute(

@@ -328,7 +328,7 @@ async def revoke_key(request: Request, key_id: int, who: Viewer = Depends(viewer
             found = [key for key in key_store.list_keys(conn) if key["id"] == key_id]
             if not found or not _visible_key(who, found[0]):
                 return False
-            key_store.revoke(conn, str(key_id))
+            key_store.revoke_id(conn, key_id)
             return True
 
     if not await run_in_threadpool(revoke):
