@@ -450,3 +450,26 @@ def test_scorers_can_read_the_cases_trace_even_without_a_server() -> None:
     assert by_input["please search this"] == {"used_search": 1.0, "steps": 0.5}
     assert by_input["just answer"] == {"used_search": 0.0, "steps": 0.0}
     assert STATE.tracer is None  # the private tracer is gone after the run
+
+
+def test_run_works_inside_a_running_event_loop() -> None:
+    # As in a Jupyter cell: the caller's thread already runs a loop, and asyncio.run would
+    # refuse to nest. The run goes on a thread of its own and its result comes back.
+    import asyncio
+
+    def identity(x: int) -> int:
+        return x
+
+    evaluation = assay.Eval(
+        "in-a-loop",
+        [{"input": i, "expected": i} for i in range(3)],
+        identity,
+        [as_scorer(lambda output, expected: output == expected, name="exact")],
+    )
+
+    async def notebook_cell() -> float | None:
+        result = evaluation.run(send=False)
+        estimate = result.summary["exact"].estimate
+        return estimate.mean if estimate else None
+
+    assert asyncio.run(notebook_cell()) == 1.0

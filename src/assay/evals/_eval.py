@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import functools
 import inspect
 import json
 import logging
@@ -223,8 +226,18 @@ class Eval:
         """Run every case. ``send`` stores the run as an experiment on the Assay server
         (default: when ``assay.init()`` was called or ASSAY_URL is set); ``resume`` continues
         the latest unfinished experiment of this eval, re-running only missing or errored
-        rows."""
-        return asyncio.run(self.run_async(send=send, resume=resume, on_row=on_row))
+        rows. Inside a running event loop (a Jupyter notebook, an async framework's thread)
+        the run goes on a thread of its own; async code can ``await run_async(...)`` instead."""
+        work = functools.partial(self.run_async, send=send, resume=resume, on_row=on_row)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(work())
+        # asyncio.run refuses to nest: run it beside the caller's loop, with its context
+        # (the active span, assay.init's state) carried over.
+        context = contextvars.copy_context()
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="assay-eval") as pool:
+            return pool.submit(context.run, lambda: asyncio.run(work())).result()
 
     def _project(self) -> str:
         if self.project:
