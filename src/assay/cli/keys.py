@@ -12,7 +12,6 @@ from assay.cli.options import DbOption
 from assay.errors import UserError
 from assay.settings import Settings
 from assay.store import keys as key_store
-from assay.store import migrate
 from assay.store.engine import make_engine
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -21,6 +20,8 @@ console = Console()
 
 def _engine(db: str | None):  # type: ignore[no-untyped-def]
     engine = make_engine(Settings.from_env(database_url=db).resolved_database_url(), role="updates")
+    from assay.store import migrate  # Alembic: only for the commands that open a store
+
     migrate.upgrade(engine)
     return engine
 

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from assay.cli.options import DbOption
 from assay.errors import ConfigError
-from assay.server.app import create_app
-from assay.server.auth import is_loopback
-from assay.server.runtime import Runtime
 from assay.settings import DEFAULT_PORT, Settings
+
+if TYPE_CHECKING:
+    from assay.server.runtime import Runtime
 
 console = Console(stderr=True)
 
 
 def open_runtime(settings: Settings) -> Runtime:
     """Open the store, refusing an unauthenticated server on a non-loopback address."""
+    # Imported here, as in every command: `assay users ...` should not pay for the server.
+    from assay.server.auth import is_loopback
+    from assay.server.runtime import Runtime
+
     runtime = Runtime.open(settings)
     if not is_loopback(settings.host) and not (runtime.keys_exist() or runtime.users_exist()):
         runtime.close()
@@ -46,6 +50,10 @@ def serve(
     ),
 ) -> None:
     """Run the server: OTLP ingest at /v1/traces, the API under /api/v1."""
+    import uvicorn
+
+    from assay.server.app import create_app
+
     settings = Settings.from_env(database_url=db, host=host, port=port)
     runtime = open_runtime(settings)
     url = runtime.engine.url.render_as_string(hide_password=True)

@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from assay.cli.options import DbOption
 from assay.errors import UserError
 from assay.settings import Settings
-from assay.store import migrate
 from assay.store import users as user_store
 from assay.store.engine import make_engine
 from assay.store.keys import ROLES
@@ -25,6 +24,8 @@ console = Console()
 
 def _engine(db: str | None) -> Engine:
     engine = make_engine(Settings.from_env(database_url=db).resolved_database_url(), role="updates")
+    from assay.store import migrate  # Alembic: only for the commands that open a store
+
     migrate.upgrade(engine)
     return engine
 
