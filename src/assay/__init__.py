@@ -3,12 +3,11 @@
 The public API. Everything else is internal and may change.
 """
 
-# Imported after the names above: scorers and models import from assay.evals and assay.sdk.
-from assay import models, scorers
+from typing import TYPE_CHECKING, Any
+
 from assay._version import __version__
 from assay.errors import AssayError, ConfigError, UserError
 from assay.evals import Case, Dataset, Eval, Score, dataset, scorer
-from assay.scorers.judges import judge
 from assay.sdk import (
     Span,
     current_span,
@@ -22,6 +21,26 @@ from assay.sdk import (
     traced,
 )
 from assay.sdk.wrappers import wrap_anthropic, wrap_openai
+
+if TYPE_CHECKING:
+    from assay import models, scorers
+    from assay.scorers.judges import judge
+
+# Loaded on first use: an application that only traces should not pay ~0.3 s at import for the
+# model layer and the scorers.
+_LAZY = {"models": "assay.models", "scorers": "assay.scorers", "judge": "assay.scorers.judges"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'assay' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(_LAZY[name])
+    value = getattr(module, name) if name == "judge" else module
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Case",
