@@ -429,7 +429,7 @@ def test_concurrency_is_capped_per_provider() -> None:
     assert provider.most == 3
 
 
-class SharedProvider:
+class SharedProvider(SlowProvider):
     """Answers slowly and counts its calls; fails the first ``failures`` of them."""
 
     name = "shared"
@@ -455,12 +455,6 @@ class SharedProvider:
     def complete(self, request: Request, timeout: float) -> Response:
         time.sleep(0.2)
         return self._answer()
-
-    def embed(self, model: str, texts: Sequence[str], timeout: float) -> Any:
-        raise NotImplementedError
-
-    async def aembed(self, model: str, texts: Sequence[str], timeout: float) -> Any:
-        raise NotImplementedError
 
 
 def test_identical_requests_at_the_same_moment_make_one_call() -> None:

@@ -40,20 +40,29 @@ class InFlight:
         self._lock = threading.Lock()
         self._pending: dict[str, Future[Response | None]] = {}
 
-    def join(self, key: str) -> tuple[Future[Response | None], bool]:
-        """The shared answer's future, and whether the caller is the one to make the call."""
+    def claim(
+        self, key: str | None
+    ) -> tuple[Future[Response | None] | None, Future[Response | None] | None]:
+        """``(lead, other)``: the future to settle when the caller's call is the one that goes
+        out, or another caller's to wait for. Both None for an uncacheable request."""
+        if key is None:
+            return None, None
         with self._lock:
-            pending = self._pending.get(key)
-            if pending is not None:
-                return pending, False
-            pending = Future()
-            self._pending[key] = pending
-            return pending, True
+            other = self._pending.get(key)
+            if other is not None:
+                return None, other
+            lead: Future[Response | None] = Future()
+            self._pending[key] = lead
+            return lead, None
 
-    def settle(self, key: str, pending: Future[Response | None], answer: Response | None) -> None:
+    def settle(
+        self, key: str | None, lead: Future[Response | None] | None, answer: Response | None
+    ) -> None:
+        if key is None or lead is None:
+            return
         with self._lock:
             self._pending.pop(key, None)
-        pending.set_result(answer)
+        lead.set_result(answer)
 
 
 IN_FLIGHT = InFlight()
@@ -190,18 +199,14 @@ class Model:
             hit = self._cached(key, record)
             if hit is not None:
                 return hit
-            lead = None
-            if key is not None:
-                pending, leader = IN_FLIGHT.join(key)
-                if leader:
-                    lead = pending
-                else:
-                    try:
-                        shared = pending.result(timeout=self._longest_wait())
-                    except FutureTimeout:
-                        shared = None
-                    if shared is not None:
-                        return self._shared(shared, record)
+            lead, other = IN_FLIGHT.claim(key)
+            if other is not None:
+                try:
+                    shared = other.result(timeout=self._longest_wait())
+                except FutureTimeout:
+                    shared = None
+                if shared is not None:
+                    return self._shared(shared, record)
 
             def attempt() -> Response:
                 with self._limiter.hold():
@@ -212,8 +217,7 @@ class Model:
                 response = priced(self.retry.call(attempt, record.retried), request)
                 return self._finish(key, response, record)
             finally:
-                if lead is not None and key is not None:
-                    IN_FLIGHT.settle(key, lead, response)
+                IN_FLIGHT.settle(key, lead, response)
 
     async def agenerate(
         self, messages: Prompt, *, cache: bool | None = None, **options: Any
@@ -225,20 +229,15 @@ class Model:
             hit = self._cached(key, record)
             if hit is not None:
                 return hit
-            lead = None
-            if key is not None:
-                pending, leader = IN_FLIGHT.join(key)
-                if leader:
-                    lead = pending
-                else:
-                    try:
-                        shared = await asyncio.wait_for(
-                            asyncio.shield(asyncio.wrap_future(pending)), self._longest_wait()
-                        )
-                    except TimeoutError:
-                        shared = None
-                    if shared is not None:
-                        return self._shared(shared, record)
+            lead, other = IN_FLIGHT.claim(key)
+            if other is not None:
+                waiting = asyncio.shield(asyncio.wrap_future(other))
+                try:
+                    shared = await asyncio.wait_for(waiting, self._longest_wait())
+                except TimeoutError:
+                    shared = None
+                if shared is not None:
+                    return self._shared(shared, record)
 
             async def attempt() -> Response:
                 async with self._limiter.ahold():
@@ -249,8 +248,7 @@ class Model:
                 response = priced(await self.retry.acall(attempt, record.retried), request)
                 return self._finish(key, response, record)
             finally:
-                if lead is not None and key is not None:
-                    IN_FLIGHT.settle(key, lead, response)
+                IN_FLIGHT.settle(key, lead, response)
 
     def _cache_key(self, request: Request, choice: bool | None) -> str | None:
         if not wants_cache(request, self.cache if choice is None else choice):
