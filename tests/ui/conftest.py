@@ -257,14 +257,13 @@ def seed_user(
     password: str = USER_PASSWORD,
 ) -> int:
     """Create a user with roles in a live server's store; sign-in is required from then on."""
-    from assay.server.web_auth import users_seen
     from assay.store import users as user_store
 
     with server.runtime.updates.begin() as conn:
         user_id = user_store.create_user(conn, name, password, is_admin=is_admin)
         for project, role in (roles or {}).items():
             user_store.grant(conn, user_id, project, role)
-    users_seen.forget(server.runtime)  # no waiting for the cached "no users yet"
+    server.runtime.forget_users()  # no waiting for the cached "no users yet"
     return user_id
 
 

@@ -109,24 +109,6 @@ def login_csrf_token(request: Request) -> str:
     return _csrf_cookie(request)
 
 
-class _UsersSeen:
-    """Whether any user exists, as the runtime caches it (kept here for the callers that
-    create users in this process and must end the open mode at once)."""
-
-    def exist(self, runtime: Runtime) -> bool:
-        return runtime.users_exist()
-
-    def forget(self, runtime: Runtime) -> None:
-        runtime.forget_users()
-
-
-users_seen = _UsersSeen()
-
-
-def open_mode_applies(runtime: Runtime) -> bool:
-    return runtime.open_mode()
-
-
 def session_viewer(runtime: Runtime, token: str) -> Viewer | None:
     """The signed-in user of a session token, or None (unknown, expired, idle, disabled)."""
     idle_ns = runtime.settings.session_idle_hours * 3600 * 10**9
@@ -156,7 +138,7 @@ def viewer(request: Request) -> Viewer:
     token = request.cookies.get(SESSION_COOKIE, "")
     found = session_viewer(runtime, token) if token else None
     if found is None:
-        if not open_mode_applies(runtime):
+        if not runtime.open_mode():
             raise LoginRequired()
         found = Viewer(
             user_id=None,

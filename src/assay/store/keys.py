@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from assay.errors import UserError
 from assay.store import projects as project_store
@@ -104,12 +104,7 @@ def _is_prefix(text: str) -> bool:
 
 
 def revoke_id(conn: Connection, key_id: int) -> bool:
-    result = conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_ns.is_(None))
-        .values(revoked_ns=now_ns())
-    )
-    return bool(result.rowcount)
+    return _revoke(conn, api_keys.c.id == key_id)
 
 
 def revoke(conn: Connection, key_id_or_prefix: str) -> bool:
@@ -120,6 +115,10 @@ def revoke(conn: Connection, key_id_or_prefix: str) -> bool:
         if key_id_or_prefix.isdigit() and not _is_prefix(key_id_or_prefix)
         else api_keys.c.prefix == key_id_or_prefix
     )
+    return _revoke(conn, condition)
+
+
+def _revoke(conn: Connection, condition: ColumnElement[bool]) -> bool:
     result = conn.execute(
         update(api_keys)
         .where(condition, api_keys.c.revoked_ns.is_(None))

@@ -23,11 +23,9 @@ from assay.server.web_auth import (
     cookies_secure,
     csrf_protect,
     login_csrf_token,
-    open_mode_applies,
     same_origin,
     session_viewer,
     tokens_match,
-    users_seen,
     viewer,
 )
 from assay.store import keys as key_store
@@ -144,7 +142,7 @@ async def login_form(request: Request) -> Response:
     def already_in() -> bool:
         if token and session_viewer(runtime, token) is not None:
             return True
-        return open_mode_applies(runtime)
+        return runtime.open_mode()
 
     if await run_in_threadpool(already_in):
         return RedirectResponse(target, status_code=303)
@@ -414,7 +412,7 @@ async def create_user(request: Request, who: Viewer = Depends(viewer)) -> Respon
     response = await _admin_change(request, who, change, "user-created")
     if who.open_mode and response.status_code == 303:
         # The first user ends the open mode now, not after the cache's next look.
-        users_seen.forget(runtime_of(request))
+        runtime_of(request).forget_users()
         return RedirectResponse("/login?next=/settings", status_code=303)
     return response
 
