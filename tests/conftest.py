@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from assay.server.app import create_app
-from assay.server.runtime import Runtime
+from assay.services.runtime import Runtime
 from assay.settings import Settings
 
 pytest_plugins = ["pytester"]

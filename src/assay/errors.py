@@ -26,3 +26,31 @@ class IngestError(UserError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class AccessError(AssayError):
+    """A use case refused the caller: the thing is not there for them, or their role is too low.
+
+    Raised by the service layer; the REST API answers 404/403 JSON, the web UI its error page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(AccessError):
+    """The thing does not exist, or the caller may not see it (the two look alike)."""
+
+
+class ProjectNotFound(NotFound):
+    """A project that does not exist (``hidden`` False) or that the caller may not see
+    (``hidden`` True): the API answers 404 for both, so names are not disclosed."""
+
+    def __init__(self, project: str, *, hidden: bool) -> None:
+        super().__init__(f"project {project!r} does not exist")
+        self.project = project
+        self.hidden = hidden
+
+
+class Forbidden(AccessError):
+    """The caller may see the thing but their role does not allow this."""

@@ -9,21 +9,20 @@ from rich.console import Console
 from rich.table import Table
 
 from assay.cli.options import DbOption
-from assay.errors import UserError
+from assay.errors import NotFound, UserError
+from assay.services import accounts
+from assay.services.principal import ROLES, Principal
 from assay.settings import Settings
-from assay.store import keys as key_store
-from assay.store.engine import make_engine
+from assay.store.database import Database
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 console = Console()
+#: Whoever runs the CLI holds the database: every role.
+OPERATOR = Principal.operator()
 
 
-def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    engine = make_engine(Settings.from_env(database_url=db).resolved_database_url(), role="updates")
-    from assay.store import migrate  # Alembic: only for the commands that open a store
-
-    migrate.upgrade(engine)
-    return engine
+def _database(db: str | None) -> Database:
+    return Database.for_commands(Settings.from_env(database_url=db).resolved_database_url())
 
 
 @app.command("create")
@@ -32,18 +31,21 @@ def create(
         None, "--project", "-p", help="Project the key may use; omit for every project."
     ),
     role: str = typer.Option(
-        "editor", "--role", help=f"One of {', '.join(key_store.ROLES)}. Ingest needs editor."
+        "editor", "--role", help=f"One of {', '.join(ROLES)}. Ingest needs editor."
     ),
     name: str = typer.Option("default", "--name", help="A label to recognise the key by."),
     db: str | None = DbOption,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    if role not in key_store.ROLES:
-        raise UserError(f"--role must be one of {', '.join(key_store.ROLES)} (got {role!r})")
-    engine = _engine(db)
-    with engine.begin() as conn:
-        secret, record = key_store.create(conn, name=name, role=role, project=project)
-    engine.dispose()
+    if role not in ROLES:
+        raise UserError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
+    database = _database(db)
+    try:
+        secret, record = accounts.create_key(
+            database, OPERATOR, name=name, role=role, project=project
+        )
+    finally:
+        database.dispose()
     scope = f"project {project!r}" if project else "every project"
     console.print(f"Created key #{record['id']} ({role}, {scope}). It is shown only once:")
     print(secret)
@@ -52,10 +54,11 @@ def create(
 @app.command("list")
 def list_(db: str | None = DbOption) -> None:
     """List keys (never their secrets)."""
-    engine = _engine(db)
-    with engine.connect() as conn:
-        rows = key_store.list_keys(conn)
-    engine.dispose()
+    database = _database(db)
+    try:
+        rows = accounts.list_keys(database, OPERATOR)
+    finally:
+        database.dispose()
     table = Table("id", "name", "prefix", "role", "project", "created", "revoked")
     for row in rows:
         table.add_row(
@@ -73,10 +76,13 @@ def list_(db: str | None = DbOption) -> None:
 @app.command("revoke")
 def revoke(key: str = typer.Argument(help="Key id or prefix."), db: str | None = DbOption) -> None:
     """Revoke a key; requests using it are refused within seconds."""
-    engine = _engine(db)
-    with engine.begin() as conn:
-        done = key_store.revoke(conn, key)
-    engine.dispose()
+    database = _database(db)
+    try:
+        done = accounts.revoke_key(database, OPERATOR, key)
+    except NotFound:
+        done = False
+    finally:
+        database.dispose()
     if not done:
         raise UserError(f"no active key with id or prefix {key!r}; see `assay keys list`")
     console.print(f"revoked key {key}")

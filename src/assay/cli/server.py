@@ -13,7 +13,7 @@ from assay.errors import ConfigError
 from assay.settings import DEFAULT_PORT, Settings
 
 if TYPE_CHECKING:
-    from assay.server.runtime import Runtime
+    from assay.services.runtime import Runtime
 
 console = Console(stderr=True)
 
@@ -21,8 +21,7 @@ console = Console(stderr=True)
 def open_runtime(settings: Settings) -> Runtime:
     """Open the store, refusing an unauthenticated server on a non-loopback address."""
     # Imported here, as in every command: `assay users ...` should not pay for the server.
-    from assay.server.auth import is_loopback
-    from assay.server.runtime import Runtime
+    from assay.services.runtime import Runtime, is_loopback
 
     runtime = Runtime.open(settings)
     if not is_loopback(settings.host) and not (runtime.keys_exist() or runtime.users_exist()):

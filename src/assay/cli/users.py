@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
 
 from assay.cli.options import DbOption
 from assay.errors import UserError
+from assay.services import accounts
+from assay.services.principal import ROLES, Principal
 from assay.settings import Settings
 from assay.store import users as user_store
-from assay.store.engine import make_engine
-from assay.store.keys import ROLES
+from assay.store.database import Database
 
 app = typer.Typer(help="Create and manage web UI users and their roles.", no_args_is_help=True)
 console = Console()
+#: Whoever runs the CLI holds the database: every role.
+OPERATOR = Principal.operator()
 
 
-def _engine(db: str | None) -> Engine:
-    engine = make_engine(Settings.from_env(database_url=db).resolved_database_url(), role="updates")
-    from assay.store import migrate  # Alembic: only for the commands that open a store
-
-    migrate.upgrade(engine)
-    return engine
+def _database(db: str | None) -> Database:
+    return Database.for_commands(Settings.from_env(database_url=db).resolved_database_url())
 
 
 def _read_password(name: str, from_stdin: bool) -> str:
@@ -45,13 +42,6 @@ def _read_password(name: str, from_stdin: bool) -> str:
     return password
 
 
-def _user(conn: Any, name: str) -> dict[str, Any]:
-    found = user_store.get_by_name(conn, name)
-    if found is None:
-        raise UserError(f"no user named {name!r}; see `assay users list`")
-    return found
-
-
 @app.command("create")
 def create(
     name: str = typer.Argument(help="Sign-in name (letters, digits, . _ @ + -)."),
@@ -64,13 +54,11 @@ def create(
     """Create a user (asks for the password twice). The first user ends the open mode."""
     user_store.check_name(name)
     password = _read_password(name, password_stdin)
-    engine = _engine(db)
+    database = _database(db)
     try:
-        with engine.begin() as conn:
-            first = not user_store.users_exist(conn)
-            user_store.create_user(conn, name, password, is_admin=admin)
+        first = accounts.create_user(database, OPERATOR, name, password, is_admin=admin).first
     finally:
-        engine.dispose()
+        database.dispose()
     kind = "administrator" if admin else "user"
     console.print(f"Created {kind} {name!r}.", highlight=False)
     if first:
@@ -88,12 +76,11 @@ def create(
 @app.command("list")
 def list_(db: str | None = DbOption) -> None:
     """List users with their roles."""
-    engine = _engine(db)
+    database = _database(db)
     try:
-        with engine.connect() as conn:
-            rows = user_store.list_users(conn)
+        rows = accounts.list_users(database, OPERATOR)
     finally:
-        engine.dispose()
+        database.dispose()
     table = Table("name", "admin", "roles", "created", "disabled")
     for row in rows:
         roles = ", ".join(f"{project}: {role}" for project, role in row["roles"].items())
@@ -117,12 +104,12 @@ def grant(
     """Give a user a role in a project (replaces their earlier role there)."""
     if role not in ROLES:
         raise UserError(f"ROLE must be one of {', '.join(ROLES)} (got {role!r})")
-    engine = _engine(db)
+    database = _database(db)
     try:
-        with engine.begin() as conn:
-            user_store.grant(conn, _user(conn, name)["id"], project, role)
+        user_id = accounts.user_id_of(database, OPERATOR, name)
+        accounts.grant_role(database, OPERATOR, user_id, project, role)
     finally:
-        engine.dispose()
+        database.dispose()
     console.print(f"{name} is now {role} in {project}.", highlight=False)
 
 
@@ -133,28 +120,27 @@ def revoke(
     db: str | None = DbOption,
 ) -> None:
     """Take away a user's role in a project."""
-    engine = _engine(db)
+    database = _database(db)
     try:
-        with engine.begin() as conn:
-            user = _user(conn, name)
-            if project not in user_store.roles_of(conn, user["id"]):
-                raise UserError(f"{name} has no role in {project!r}")
-            user_store.revoke(conn, user["id"], project)
+        user_id = accounts.user_id_of(database, OPERATOR, name)
+        if not accounts.revoke_role(database, OPERATOR, user_id, project):
+            raise UserError(f"{name} has no role in {project!r}")
     finally:
-        engine.dispose()
+        database.dispose()
     console.print(f"{name} no longer has a role in {project}.", highlight=False)
 
 
 @app.command("disable")
 def disable(name: str = typer.Argument(help="User name."), db: str | None = DbOption) -> None:
     """Disable a user: they are signed out everywhere and cannot sign in again."""
-    engine = _engine(db)
+    database = _database(db)
     try:
-        with engine.begin() as conn:
-            if not user_store.disable(conn, _user(conn, name)["id"]):
-                raise UserError(f"{name} is already disabled")
+        if not accounts.disable_user(
+            database, OPERATOR, accounts.user_id_of(database, OPERATOR, name)
+        ):
+            raise UserError(f"{name} is already disabled")
     finally:
-        engine.dispose()
+        database.dispose()
     console.print(f"{name} is disabled and signed out.", highlight=False)
 
 

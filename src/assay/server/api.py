@@ -1,60 +1,31 @@
-"""The REST API under /api/v1. Routes stay thin: parse, check access, call the store."""
+"""The REST API under /api/v1: projects, traces, spans, scores. Routes parse, call a service,
+and answer JSON; the services check access and own the transactions."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import Connection
 
 from assay.ingest.prices import parse_overrides
-from assay.server.auth import Principal, principal, runtime_of
 from assay.server.responses import JSON, ApiError
-from assay.store import projects as project_store
-from assay.store import queries
-from assay.store import scores as score_store
+from assay.server.security.api_keys import api_principal
+from assay.server.state import runtime_of
+from assay.services import projects, scores, traces
+from assay.services.filters import RANGES, parse_filters
+from assay.services.principal import Principal
+from assay.services.traces import Filters
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 
 
-def _time(value: str | None, name: str) -> int | None:
-    """Epoch nanoseconds, or an ISO-8601 time (UTC unless it says otherwise)."""
-    if value is None or value == "":
-        return None
-    text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(
-            400,
-            "bad_request",
-            f"{name}={value!r} is not a time; use ISO 8601 (2026-01-31T12:00:00Z) "
-            "or nanoseconds since the epoch",
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1_000_000_000)
-
-
-def _metadata_pairs(raw: list[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for item in raw:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ApiError(400, "bad_request", f"metadata={item!r} must look like key=value")
-        pairs.append((key, value))
-    return pairs
-
-
 def filters(
     since: Annotated[str | None, Query(description="ISO 8601 or epoch ns; inclusive")] = None,
     until: Annotated[str | None, Query(description="ISO 8601 or epoch ns; exclusive")] = None,
+    range: Annotated[str | None, Query(description=f"a recent window: {', '.join(RANGES)}")] = None,
     name: str | None = None,
     type: Annotated[str | None, Query(description="llm, tool, agent, retrieval, ...")] = None,
     status: Annotated[Literal["ok", "error", "unset"] | None, Query()] = None,
@@ -74,50 +45,46 @@ def filters(
     q: Annotated[
         str | None, Query(max_length=500, description="words to find in input or output")
     ] = None,
-) -> queries.Filters:
-    return queries.Filters(
-        since=_time(since, "since"),
-        until=_time(until, "until"),
-        name=name,
-        type=type,
-        status=status,
-        model=model,
-        tags=tag,
-        metadata=_metadata_pairs(metadata),
-        session_id=session_id,
-        user_id=user_id,
-        trace_id=trace_id,
-        min_duration_ms=min_duration_ms,
-        max_duration_ms=max_duration_ms,
-        min_cost=min_cost,
-        max_cost=max_cost,
-        score=score,
-        min_score=min_score,
-        max_score=max_score,
-        q=q,
-    )
-
-
-def project_id_for(conn: Connection, who: Principal, project: str) -> int:
-    project_id = project_store.get_id(conn, project) if who.may_see(project) else None
-    if project_id is None:
-        raise ApiError(404, "not_found", f"project {project!r} does not exist")
-    return project_id
+) -> Filters:
+    """The declared parameters describe the API (and FastAPI checks their types); the one
+    filter parser the UI also uses reads them."""
+    single = {
+        "since": since,
+        "until": until,
+        "range": range,
+        "name": name,
+        "type": type,
+        "status": status,
+        "model": model,
+        "session_id": session_id,
+        "user_id": user_id,
+        "trace_id": trace_id,
+        "min_duration_ms": min_duration_ms,
+        "max_duration_ms": max_duration_ms,
+        "min_cost": min_cost,
+        "max_cost": max_cost,
+        "score": score,
+        "min_score": min_score,
+        "max_score": max_score,
+        "q": q,
+    }
+    pairs = [(key, str(value)) for key, value in single.items() if value is not None]
+    pairs += [("tag", value) for value in tag] + [("metadata", value) for value in metadata]
+    found, problems = parse_filters(pairs)
+    if problems:
+        raise ApiError(400, "bad_request", "; ".join(str(problem) for problem in problems))
+    return found
 
 
 @router.get("/projects", summary="List projects with span and trace counts")
 def list_projects(
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = Depends(api_principal),
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> JSON:
-    names = None if who.project is None else {who.project}
-    with runtime_of(request).engine.connect() as conn:
-        items = project_store.list_projects(conn, names=names, limit=limit + 1, after=cursor)
-    more = len(items) > limit
-    items = items[:limit]
-    return JSON({"items": items, "next_cursor": items[-1]["name"] if more else None})
+    items, next_cursor = projects.list_projects(runtime_of(request), who, limit=limit, after=cursor)
+    return JSON({"items": items, "next_cursor": next_cursor})
 
 
 class ProjectUpdate(BaseModel):
@@ -135,14 +102,9 @@ class ProjectUpdate(BaseModel):
 
 @router.patch("/projects/{project}", summary="Change a project's settings (price overrides)")
 def update_project(
-    request: Request, project: str, body: ProjectUpdate, who: Principal = Depends(principal)
+    request: Request, project: str, body: ProjectUpdate, who: Principal = Depends(api_principal)
 ) -> JSON:
-    who.require("admin")
-    runtime = runtime_of(request)
-    with runtime.updates.begin() as conn:
-        project_id_for(conn, who, project)
-        settings = project_store.update_settings(conn, project, body.settings)
-    runtime.forget_prices(project)
+    settings = projects.update_settings(runtime_of(request), who, project, body.settings)
     return JSON({"name": project, "settings": settings})
 
 
@@ -150,18 +112,16 @@ def update_project(
 def list_traces(
     request: Request,
     project: str,
-    f: queries.Filters = Depends(filters),
-    who: Principal = Depends(principal),
+    f: Filters = Depends(filters),
+    who: Principal = Depends(api_principal),
     limit: Limit = 50,
     cursor: str | None = None,
     sort: Literal["start", "duration", "cost"] = "start",
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
-    with runtime_of(request).engine.connect() as conn:
-        project_id = project_id_for(conn, who, project)
-        page = queries.list_traces(
-            conn, project_id, f, limit=limit, cursor=cursor, sort=sort, order=order
-        )
+    page = traces.list_traces(
+        runtime_of(request), who, project, f, limit=limit, cursor=cursor, sort=sort, order=order
+    )
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
 
@@ -169,33 +129,22 @@ def list_traces(
 def list_spans(
     request: Request,
     project: str,
-    f: queries.Filters = Depends(filters),
-    who: Principal = Depends(principal),
+    f: Filters = Depends(filters),
+    who: Principal = Depends(api_principal),
     limit: Limit = 50,
     cursor: str | None = None,
     sort: Literal["start", "duration", "cost"] = "start",
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
-    with runtime_of(request).engine.connect() as conn:
-        project_id = project_id_for(conn, who, project)
-        page = queries.list_spans(
-            conn, project_id, f, limit=limit, cursor=cursor, sort=sort, order=order
-        )
+    page = traces.list_spans(
+        runtime_of(request), who, project, f, limit=limit, cursor=cursor, sort=sort, order=order
+    )
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
 
 @router.get("/traces/{trace_id}", summary="One trace: every span as a tree, with scores")
-def get_trace(request: Request, trace_id: str, who: Principal = Depends(principal)) -> JSON:
-    trace_id = trace_id.lower()
-    with runtime_of(request).engine.connect() as conn:
-        trace = queries.get_trace(conn, trace_id)
-        if trace is not None and who.project is not None:
-            visible = project_store.get_id(conn, who.project)
-            if trace["project_id"] != visible:
-                trace = None
-    if trace is None:
-        raise ApiError(404, "not_found", f"trace {trace_id!r} does not exist")
-    return JSON(trace)
+def get_trace(request: Request, trace_id: str, who: Principal = Depends(api_principal)) -> JSON:
+    return JSON(traces.get_trace(runtime_of(request), who, trace_id))
 
 
 class ScoreIn(BaseModel):
@@ -217,15 +166,10 @@ def create_scores(
     request: Request,
     project: str,
     body: ScoreIn | list[ScoreIn],
-    who: Principal = Depends(principal),
+    who: Principal = Depends(api_principal),
 ) -> JSON:
-    who.require("annotator")
-    if not who.may_see(project):
-        raise ApiError(404, "not_found", f"project {project!r} does not exist")
     items = body if isinstance(body, list) else [body]
-    if any(item.value is None and item.label is None for item in items):
-        raise ApiError(400, "bad_request", "a score needs a value, a label, or both")
-    with runtime_of(request).updates.begin() as conn:
-        project_id = project_store.ensure(conn, project)
-        ids = score_store.insert(conn, project_id, [item.model_dump() for item in items])
+    ids = scores.add_scores(
+        runtime_of(request), who, project, [item.model_dump() for item in items]
+    )
     return JSON({"ids": ids}, status_code=201)

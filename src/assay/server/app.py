@@ -7,13 +7,25 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from assay._version import __version__
+from assay.errors import AccessError
 from assay.server import api, datasets_api, experiments_api, otlp, ui
-from assay.server.responses import HANDLERS, JSON, error_response
-from assay.server.runtime import Runtime
+from assay.server.responses import HANDLERS, JSON, access_error_response, error_response
+from assay.services.runtime import Runtime
 from assay.settings import Settings
-from assay.store.engine import ping
+
+#: Paths answered in JSON; every other path is a page of the web UI.
+API_PREFIXES = ("/api/", "/v1/")
+
+
+async def _access_error(request: Request, exc: Exception) -> Response:
+    """A service refused the caller: JSON for the API, the error page for the UI."""
+    assert isinstance(exc, AccessError)
+    if request.url.path.startswith(API_PREFIXES):
+        return access_error_response(exc)
+    return await ui.access_error_page(request, exc)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -46,6 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
+    app.add_exception_handler(AccessError, _access_error)
     app.include_router(otlp.router)
     app.include_router(api.router)
     app.include_router(datasets_api.router)
@@ -55,7 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.get("/healthz", tags=["health"], summary="200 when the database answers")
     async def healthz(request: Request) -> JSON:
         runtime_: Runtime = request.app.state.runtime
-        if await run_in_threadpool(ping, runtime_.engine):
+        if await run_in_threadpool(runtime_.answers):
             return JSON({"status": "ok", "version": __version__})
         return error_response(503, "database_unavailable", "the database does not answer")
 

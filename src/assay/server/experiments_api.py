@@ -6,16 +6,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection
 
-from assay.evals._compare import compare
-from assay.server.api import project_id_for
-from assay.server.auth import Principal, principal, runtime_of
-from assay.server.responses import JSON, ApiError
-from assay.store import datasets as dataset_store
-from assay.store import experiments as experiment_store
-from assay.store import projects as project_store
-from assay.store.tables import projects
+from assay.server.responses import JSON
+from assay.server.security.api_keys import api_principal
+from assay.server.state import runtime_of
+from assay.services import experiments
+from assay.services.principal import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["experiments"])
 
@@ -49,60 +45,31 @@ class ExperimentUpdate(BaseModel):
     summary: dict[str, Any] | None = None
 
 
-def _experiment(conn: Connection, who: Principal, experiment_id: int) -> dict[str, Any]:
-    found = experiment_store.get(conn, experiment_id)
-    if found is not None and who.project is not None:
-        name = conn.execute(
-            projects.select()
-            .with_only_columns(projects.c.name)
-            .where(projects.c.id == found["project_id"])
-        ).scalar()
-        if name != who.project:
-            found = None
-    if found is None:
-        raise ApiError(404, "not_found", f"experiment {experiment_id} does not exist")
-    return found
-
-
 @router.post("/projects/{project}/experiments", status_code=201, summary="Start an experiment")
 def create_experiment(
-    request: Request, project: str, body: ExperimentIn, who: Principal = Depends(principal)
+    request: Request, project: str, body: ExperimentIn, who: Principal = Depends(api_principal)
 ) -> JSON:
-    who.require("editor")
-    if not who.may_see(project):
-        raise ApiError(404, "not_found", f"project {project!r} does not exist")
-    with runtime_of(request).updates.begin() as conn:
-        project_id = project_store.ensure(conn, project)
-        values = body.model_dump()
-        if body.dataset:
-            dataset = dataset_store.require(conn, project_id, body.dataset)
-            values["dataset_id"] = dataset["id"]
-            if body.dataset_version is None:
-                values["dataset_version"] = dataset["version"]
-        experiment = experiment_store.create(conn, project_id, values)
-    return JSON(experiment, status_code=201)
+    created = experiments.create_experiment(runtime_of(request), who, project, body.model_dump())
+    return JSON(created, status_code=201)
 
 
 @router.get("/projects/{project}/experiments", summary="List experiments, newest first")
 def list_experiments(
     request: Request,
     project: str,
-    who: Principal = Depends(principal),
+    who: Principal = Depends(api_principal),
     eval_name: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> JSON:
-    with runtime_of(request).engine.connect() as conn:
-        project_id = project_id_for(conn, who, project)
-        items = experiment_store.list_experiments(conn, project_id, eval_name, limit)
+    items = experiments.list_experiments(runtime_of(request), who, project, eval_name, limit)
     return JSON({"items": items, "next_cursor": None})
 
 
 @router.get("/experiments/{experiment_id}", summary="One experiment with its summary")
 def get_experiment(
-    request: Request, experiment_id: int, who: Principal = Depends(principal)
+    request: Request, experiment_id: int, who: Principal = Depends(api_principal)
 ) -> JSON:
-    with runtime_of(request).engine.connect() as conn:
-        return JSON(_experiment(conn, who, experiment_id))
+    return JSON(experiments.get_experiment(runtime_of(request), who, experiment_id))
 
 
 @router.patch("/experiments/{experiment_id}", summary="Finish an experiment")
@@ -110,13 +77,12 @@ def update_experiment(
     request: Request,
     experiment_id: int,
     body: ExperimentUpdate,
-    who: Principal = Depends(principal),
+    who: Principal = Depends(api_principal),
 ) -> JSON:
-    who.require("editor")
-    with runtime_of(request).updates.begin() as conn:
-        _experiment(conn, who, experiment_id)
-        experiment_store.finish(conn, experiment_id, body.status, body.summary)
-        return JSON(experiment_store.get(conn, experiment_id))
+    finished = experiments.finish_experiment(
+        runtime_of(request), who, experiment_id, body.status, body.summary
+    )
+    return JSON(finished)
 
 
 @router.post("/experiments/{experiment_id}/rows", status_code=201, summary="Add rows")
@@ -124,20 +90,18 @@ def add_rows(
     request: Request,
     experiment_id: int,
     body: list[RowIn],
-    who: Principal = Depends(principal),
+    who: Principal = Depends(api_principal),
 ) -> JSON:
-    who.require("editor")
-    with runtime_of(request).updates.begin() as conn:
-        _experiment(conn, who, experiment_id)
-        count = experiment_store.upsert_rows(conn, experiment_id, [r.model_dump() for r in body])
+    rows = [row.model_dump() for row in body]
+    count = experiments.add_rows(runtime_of(request), who, experiment_id, rows)
     return JSON({"stored": count}, status_code=201)
 
 
 @router.get("/experiments/{experiment_id}/rows", summary="An experiment's rows")
-def list_rows(request: Request, experiment_id: int, who: Principal = Depends(principal)) -> JSON:
-    with runtime_of(request).engine.connect() as conn:
-        _experiment(conn, who, experiment_id)
-        items = experiment_store.rows(conn, experiment_id)
+def list_rows(
+    request: Request, experiment_id: int, who: Principal = Depends(api_principal)
+) -> JSON:
+    items = experiments.experiment_rows(runtime_of(request), who, experiment_id)
     return JSON({"items": items, "next_cursor": None})
 
 
@@ -146,12 +110,10 @@ def list_rows(request: Request, experiment_id: int, who: Principal = Depends(pri
     summary="Per-case deltas and per-score paired comparison (candidate minus baseline)",
 )
 def compare_experiments(
-    request: Request, baseline_id: int, candidate_id: int, who: Principal = Depends(principal)
+    request: Request,
+    baseline_id: int,
+    candidate_id: int,
+    who: Principal = Depends(api_principal),
 ) -> JSON:
-    with runtime_of(request).engine.connect() as conn:
-        _experiment(conn, who, baseline_id)
-        _experiment(conn, who, candidate_id)
-        result = compare(
-            experiment_store.rows(conn, baseline_id), experiment_store.rows(conn, candidate_id)
-        )
+    result = experiments.compare_experiments(runtime_of(request), who, baseline_id, candidate_id)
     return JSON({"baseline": baseline_id, "candidate": candidate_id, **result})

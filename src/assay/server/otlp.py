@@ -11,8 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from assay.errors import IngestError
 from assay.ingest import otlp
 from assay.ingest.normalize import normalize
-from assay.server.auth import Principal, principal, runtime_of
-from assay.server.runtime import Runtime
+from assay.server.security.api_keys import api_principal
+from assay.server.state import runtime_of
+from assay.services.principal import Principal
+from assay.services.runtime import Runtime
 
 router = APIRouter()
 
@@ -43,8 +45,8 @@ def _decode_and_normalise(
         "span is committed. Spans with invalid ids are reported as partial success."
     ),
 )
-async def export_traces(request: Request, who: Principal = Depends(principal)) -> Response:
-    who.require("editor")
+async def export_traces(request: Request, who: Principal = Depends(api_principal)) -> Response:
+    who.require_somewhere("editor")
     runtime = runtime_of(request)
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
@@ -73,15 +75,15 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
                 code="body_too_large",
             )
     header_project = request.headers.get("x-assay-project") or None
-    if who.project is not None:
-        if header_project and header_project != who.project:
+    only = who.only_project
+    if only is not None:
+        if header_project and header_project != only:
             raise IngestError(
-                f"this API key belongs to project {who.project!r} and cannot write to "
-                f"{header_project!r}",
+                f"this API key belongs to project {only!r} and cannot write to {header_project!r}",
                 status=403,
                 code="forbidden",
             )
-        header_project = who.project
+        header_project = only
     decoded, rows, projects = await run_in_threadpool(
         _decode_and_normalise,
         runtime,

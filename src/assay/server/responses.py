@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assay.errors import IngestError, UserError
+from assay.errors import AccessError, IngestError, NotFound, UserError
 
 
 class JSON(Response):
@@ -40,6 +40,13 @@ def error_response(
 async def api_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message)
+
+
+def access_error_response(exc: AccessError) -> JSON:
+    """A service's refusal as the API says it: 404 for what is missing or hidden, else 403."""
+    if isinstance(exc, NotFound):
+        return error_response(404, "not_found", exc.message)
+    return error_response(403, "forbidden", exc.message)
 
 
 async def ingest_error_handler(_request: Request, exc: Exception) -> Response:

@@ -65,3 +65,14 @@ def update_settings(conn: Connection, name: str, settings: dict[str, Any]) -> di
     merged = {**(current or {}), **settings}
     conn.execute(projects.update().where(projects.c.name == name).values(settings=merged))
     return merged
+
+
+def settings_of(conn: Connection, name: str) -> dict[str, Any] | None:
+    """A project's settings, or None when there is no such project."""
+    value = conn.execute(select(projects.c.settings).where(projects.c.name == name)).scalar()
+    return value if isinstance(value, dict) else None
+
+
+def name_of(conn: Connection, project_id: int) -> str | None:
+    value = conn.execute(select(projects.c.name).where(projects.c.id == project_id)).scalar()
+    return None if value is None else str(value)

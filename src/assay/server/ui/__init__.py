@@ -1,7 +1,8 @@
 """The web UI: server-rendered pages under ``/``, static files under ``/static``.
 
 One module per room (home, traces, experiments, datasets, account); each exposes ``router``.
-Routes stay thin: check the viewer, call the store, render a template.
+Routes stay thin: parse the request, call a service (which checks the caller's role), render
+a template. A service's refusal becomes the error page here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from assay.errors import AccessError, NotFound, ProjectNotFound
+from assay.server.security.web import CSRF_COOKIE, LoginRequired, cookies_secure
 from assay.server.ui import account, datasets, experiments, home, sessions, traces
-from assay.server.ui._render import render_plain
-from assay.server.web_auth import CSRF_COOKIE, Forbidden, LoginRequired, cookies_secure
+from assay.server.ui._render import render, render_plain
 from assay.ui import STATIC_DIR
 
 ROUTERS = [
@@ -32,8 +34,30 @@ async def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-async def _forbidden(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Forbidden)
+ROOMS = ("traces", "sessions", "datasets", "experiments")
+
+
+async def access_error_page(request: Request, exc: AccessError) -> Response:
+    """A service's refusal as a page: 404 for what is missing, 403 for the rest. A project
+    the viewer may not see is a 403 worded as for one that does not exist."""
+    if isinstance(exc, ProjectNotFound):
+        message = f"there is no project {exc.project!r} you can see"
+        if exc.hidden:
+            return render_plain("error.html", status=403, title="Not allowed", message=message)
+        return render(request, "error.html", status=404, title="Not found", message=message)
+    if isinstance(exc, NotFound):
+        parts = request.url.path.split("/")
+        project = request.path_params.get("project")
+        room = parts[3] if len(parts) > 3 and parts[3] in ROOMS else None
+        return render(
+            request,
+            "error.html",
+            status=404,
+            title="Not found",
+            message=exc.message,
+            project=project,
+            room=room,
+        )
     return render_plain("error.html", status=403, title="Not allowed", message=exc.message)
 
 
@@ -42,7 +66,6 @@ def mount(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(LoginRequired, _login_required)
-    app.add_exception_handler(Forbidden, _forbidden)
 
     @app.middleware("http")
     async def set_csrf_cookie(request: Request, call_next):  # type: ignore[no-untyped-def]

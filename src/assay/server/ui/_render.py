@@ -13,7 +13,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from assay._version import __version__
-from assay.server.web_auth import CSRF_FIELD, viewer
+from assay.server.security.web import CSRF_FIELD, web_principal
 from assay.ui import TEMPLATES_DIR
 
 #: Scripts and styles come from Assay itself; no inline script can run, so an escaping slip
@@ -93,7 +93,7 @@ def _query(request: Request, **changes: Any) -> str:
 
 
 def _csrf_input(request: Request) -> Markup:
-    token = viewer(request).csrf_token
+    token = web_principal(request).csrf_token
     return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token)
 
 
@@ -110,7 +110,7 @@ environment.globals.update(assay_version=__version__)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    current = viewer(request)
+    current = web_principal(request)
     page = environment.get_template(template).render(
         request=request,
         viewer=current,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,24 +14,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from assay.errors import UserError
-from assay.server.auth import runtime_of
-from assay.server.ui._render import render, render_plain
-from assay.server.web_auth import (
+from assay.server.security.web import (
     CSRF_COOKIE,
     SESSION_COOKIE,
-    Forbidden,
-    Viewer,
     cookies_secure,
     csrf_protect,
     login_csrf_token,
     same_origin,
-    session_viewer,
     tokens_match,
-    viewer,
+    web_principal,
 )
-from assay.store import keys as key_store
-from assay.store import users as user_store
-from assay.store.keys import ROLES
+from assay.server.state import runtime_of
+from assay.server.ui._render import render, render_plain
+from assay.services import accounts
+from assay.services.principal import Principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -118,8 +115,7 @@ def _login_page(
     request: Request, target: str, *, error: str | None = None, name: str = "", status: int = 200
 ) -> HTMLResponse:
     runtime = runtime_of(request)
-    with runtime.engine.connect() as conn:
-        nobody = not user_store.users_exist(conn)
+    nobody = not accounts.users_exist(runtime)
     return render_plain(
         "login.html",
         status=status,
@@ -140,7 +136,7 @@ async def login_form(request: Request) -> Response:
     token = request.cookies.get(SESSION_COOKIE, "")
 
     def already_in() -> bool:
-        if token and session_viewer(runtime, token) is not None:
+        if token and accounts.principal_for_session(runtime, token) is not None:
             return True
         return runtime.open_mode()
 
@@ -178,20 +174,11 @@ async def login(request: Request) -> Response:
     old_token = request.cookies.get(SESSION_COOKIE, "")
     max_age = runtime.settings.session_max_days * 86400
 
-    def sign_in() -> str | None:
-        with runtime.updates.begin() as conn:
-            user = user_store.authenticate(conn, name, password) if name and password else None
-            if user is None:
-                return None
-            if old_token:  # a fresh session id at every sign-in (no session fixation)
-                user_store.end_session(conn, old_token)
-            user_store.sweep_expired(conn)
-            token, _csrf = user_store.start_session(
-                conn, int(user["id"]), max_age_ns=max_age * 10**9
-            )
-            return token
-
-    token = await run_in_threadpool(sign_in)
+    token = await run_in_threadpool(
+        lambda: accounts.sign_in(
+            runtime, name, password, old_token=old_token, max_age_ns=max_age * 10**9
+        )
+    )
     if token is None:
         failures.failed(name, address)
         # One message for an unknown name and a wrong password: names are not disclosed.
@@ -215,17 +202,11 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout", dependencies=[Depends(csrf_protect)])
-async def logout(request: Request, who: Viewer = Depends(viewer)) -> Response:
-    runtime = runtime_of(request)
+async def logout(request: Request, who: Principal = Depends(web_principal)) -> Response:
     token = request.cookies.get(SESSION_COOKIE, "")
     if who.open_mode or not token:
         return RedirectResponse("/", status_code=303)
-
-    def end() -> None:
-        with runtime.updates.begin() as conn:
-            user_store.end_session(conn, token)
-
-    await run_in_threadpool(end)
+    await run_in_threadpool(accounts.sign_out, runtime_of(request), token)
     response = RedirectResponse("/login?signed_out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     # Pages kept by the browser (back button) must not show after sign-out.
@@ -236,36 +217,11 @@ async def logout(request: Request, who: Viewer = Depends(viewer)) -> Response:
 # --- the settings page ----------------------------------------------------------------
 
 
-def _visible_key(who: Viewer, key: dict[str, Any]) -> bool:
-    project = key["project"]
-    return who.is_admin if project is None else who.can(str(project), "admin")
-
-
-def _settings_context(request: Request, who: Viewer) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    token = request.cookies.get(SESSION_COOKIE, "")
-    with runtime.engine.connect() as conn:
-        names = user_store.project_names(conn)
-        keys = [key for key in key_store.list_keys(conn) if _visible_key(who, key)]
-        people = user_store.list_users(conn) if who.is_admin else []
-    secret = None
-    if token and not who.open_mode:
-        with runtime.updates.begin() as conn:
-            secret = user_store.pop_flash(conn, token)
-    return {
-        "projects": names,
-        "admin_projects": [name for name in names if who.can(name, "admin")],
-        "keys": keys,
-        "people": people,
-        "roles": ROLES,
-        "secret": secret,
-    }
-
-
 async def _settings_page(
-    request: Request, who: Viewer, *, error: str | None = None, status: int = 200
+    request: Request, who: Principal, *, error: str | None = None, status: int = 200
 ) -> HTMLResponse:
-    context = await run_in_threadpool(_settings_context, request, who)
+    session = request.cookies.get(SESSION_COOKIE, "")
+    context = await run_in_threadpool(accounts.settings_view, runtime_of(request), who, session)
     notice = None if error else NOTICES.get(request.query_params.get("done", ""))
     return render(
         request,
@@ -282,165 +238,143 @@ def _done(what: str, anchor: str) -> RedirectResponse:
 
 
 @router.get("/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+async def settings_page(request: Request, who: Principal = Depends(web_principal)) -> HTMLResponse:
     return await _settings_page(request, who)
 
 
+def _sentence(exc: UserError) -> str:
+    text = str(exc)
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 @router.post("/settings/keys", dependencies=[Depends(csrf_protect)])
-async def create_key(request: Request, who: Viewer = Depends(viewer)) -> Response:
+async def create_key(request: Request, who: Principal = Depends(web_principal)) -> Response:
     form = await request.form()
     project = _field(form, "project") or None
     role = _field(form, "role")
     label = _field(form, "name").strip()[:200] or "web"
-    if who.open_mode:
-        raise Forbidden(
-            "an API key ends the open local mode: first create an administrator "
-            "(`assay users create NAME --admin`), sign in, then create keys"
+    # Shown once, on the page after the redirect: kept sealed with the session.
+    session = request.cookies.get(SESSION_COOKIE, "")
+    try:
+        await run_in_threadpool(
+            lambda: accounts.create_key(
+                runtime_of(request),
+                who,
+                name=label,
+                role=role,
+                project=project,
+                seal_for_session=session,
+            )
         )
-    if project is None:
-        if not who.is_admin:
-            raise Forbidden("only administrators create keys for every project")
-    else:
-        who.require(project, "admin")
-    if role not in ROLES:
-        return await _settings_page(request, who, error=f"Unknown role {role!r}.", status=400)
-    runtime = runtime_of(request)
-    token = request.cookies.get(SESSION_COOKIE, "")
-
-    def create() -> None:
-        with runtime.updates.begin() as conn:
-            secret, _record = key_store.create(conn, name=label, role=role, project=project)
-            # Shown once, on the page after the redirect: kept sealed with the session.
-            user_store.set_flash(conn, token, secret)
-
-    await run_in_threadpool(create)
+    except UserError as exc:
+        return await _settings_page(request, who, error=_sentence(exc), status=400)
     return _done("key-created", "keys")
 
 
 @router.post("/settings/keys/{key_id}/revoke", dependencies=[Depends(csrf_protect)])
-async def revoke_key(request: Request, key_id: int, who: Viewer = Depends(viewer)) -> Response:
-    runtime = runtime_of(request)
-
-    def revoke() -> bool:
-        with runtime.updates.begin() as conn:
-            found = [key for key in key_store.list_keys(conn) if key["id"] == key_id]
-            if not found or not _visible_key(who, found[0]):
-                return False
-            key_store.revoke_id(conn, key_id)
-            return True
-
-    if not await run_in_threadpool(revoke):
-        raise Forbidden("there is no such key you can manage")
+async def revoke_key(
+    request: Request, key_id: int, who: Principal = Depends(web_principal)
+) -> Response:
+    await run_in_threadpool(accounts.revoke_key, runtime_of(request), who, key_id)
     return _done("key-revoked", "keys")
 
 
 @router.post("/settings/password", dependencies=[Depends(csrf_protect)])
-async def change_password(request: Request, who: Viewer = Depends(viewer)) -> Response:
-    if who.user_id is None:
-        raise Forbidden("the open local mode has no password; create a user first")
-    user_id = who.user_id
+async def change_password(request: Request, who: Principal = Depends(web_principal)) -> Response:
     form = await request.form()
     current, new = _field(form, "current"), _field(form, "new")
     address = _client_address(request)
-    if failures.blocked(who.name, address):
+    if failures.blocked(who.name or "", address):
         return await _settings_page(
             request, who, error="Too many wrong passwords. Wait a few minutes.", status=429
         )
     if new != _field(form, "confirm"):
         return await _settings_page(request, who, error="The new passwords differ.", status=400)
-    runtime = runtime_of(request)
-    token = request.cookies.get(SESSION_COOKIE, "")
-
-    def change() -> str | None:
-        with runtime.updates.begin() as conn:
-            if not user_store.verify_password(conn, user_id, current):
-                return "The current password is wrong."
-            try:
-                user_store.set_password(conn, user_id, new)
-            except UserError as exc:
-                return f"{str(exc).capitalize()}."
-            user_store.end_sessions(conn, user_id, keep_token=token)
-            return None
-
-    problem = await run_in_threadpool(change)
-    if problem is not None:
-        if problem.startswith("The current"):
-            failures.failed(who.name, address)
-        return await _settings_page(request, who, error=problem, status=400)
+    session = request.cookies.get(SESSION_COOKIE, "")
+    try:
+        await run_in_threadpool(
+            lambda: accounts.change_password(
+                runtime_of(request), who, current, new, keep_session=session
+            )
+        )
+    except UserError as exc:
+        if isinstance(exc, accounts.WrongPassword):
+            failures.failed(who.name or "", address)
+        return await _settings_page(request, who, error=_sentence(exc), status=400)
     return _done("password", "account")
 
 
 # --- users and roles (administrators) -------------------------------------------------------
 
 
-def _require_admin(who: Viewer) -> None:
-    if not who.is_admin:
-        raise Forbidden("only administrators manage users")
-
-
-async def _admin_change(request: Request, who: Viewer, change: Any, done: str) -> Response:
-    """Run ``change(conn)`` for an administrator; a UserError is shown on the page."""
-    _require_admin(who)
-    runtime = runtime_of(request)
-
-    def run() -> str | None:
-        try:
-            with runtime.updates.begin() as conn:
-                change(conn)
-        except UserError as exc:
-            return f"{str(exc)[:1].upper()}{str(exc)[1:]}."
-        return None
-
-    problem = await run_in_threadpool(run)
-    if problem is not None:
-        return await _settings_page(request, who, error=problem, status=400)
+async def _admin_change(
+    request: Request, who: Principal, change: Callable[[], object], done: str
+) -> Response:
+    """Run an administrator's change; a UserError is shown on the page."""
+    try:
+        await run_in_threadpool(change)
+    except UserError as exc:
+        return await _settings_page(request, who, error=_sentence(exc), status=400)
     return _done(done, "users")
 
 
 @router.post("/settings/users", dependencies=[Depends(csrf_protect)])
-async def create_user(request: Request, who: Viewer = Depends(viewer)) -> Response:
+async def create_user(request: Request, who: Principal = Depends(web_principal)) -> Response:
     form = await request.form()
     name, password = _field(form, "name").strip(), _field(form, "password")
     is_admin = _field(form, "is_admin") == "on"
     project, role = _field(form, "project"), _field(form, "role")
-
-    def change(conn: Any) -> None:
-        user_id = user_store.create_user(conn, name, password, is_admin=is_admin)
-        if project and role and not is_admin:
-            user_store.grant(conn, user_id, project, role)
-
-    response = await _admin_change(request, who, change, "user-created")
+    response = await _admin_change(
+        request,
+        who,
+        lambda: accounts.create_user(
+            runtime_of(request), who, name, password, is_admin=is_admin, project=project, role=role
+        ),
+        "user-created",
+    )
     if who.open_mode and response.status_code == 303:
-        # The first user ends the open mode now, not after the cache's next look.
-        runtime_of(request).forget_users()
+        # The first user ended the open mode: sign in as them.
         return RedirectResponse("/login?next=/settings", status_code=303)
     return response
 
 
 @router.post("/settings/users/{user_id}/grant", dependencies=[Depends(csrf_protect)])
-async def grant_role(request: Request, user_id: int, who: Viewer = Depends(viewer)) -> Response:
+async def grant_role(
+    request: Request, user_id: int, who: Principal = Depends(web_principal)
+) -> Response:
     form = await request.form()
     project, role = _field(form, "project").strip(), _field(form, "role")
     if not project:
         return await _settings_page(request, who, error="Choose a project.", status=400)
     return await _admin_change(
-        request, who, lambda conn: user_store.grant(conn, user_id, project, role), "role-granted"
+        request,
+        who,
+        lambda: accounts.grant_role(runtime_of(request), who, user_id, project, role),
+        "role-granted",
     )
 
 
 @router.post("/settings/users/{user_id}/revoke", dependencies=[Depends(csrf_protect)])
-async def revoke_role(request: Request, user_id: int, who: Viewer = Depends(viewer)) -> Response:
+async def revoke_role(
+    request: Request, user_id: int, who: Principal = Depends(web_principal)
+) -> Response:
     form = await request.form()
     project = _field(form, "project")
     return await _admin_change(
-        request, who, lambda conn: user_store.revoke(conn, user_id, project), "role-revoked"
+        request,
+        who,
+        lambda: accounts.revoke_role(runtime_of(request), who, user_id, project),
+        "role-revoked",
     )
 
 
 @router.post("/settings/users/{user_id}/disable", dependencies=[Depends(csrf_protect)])
-async def disable_user(request: Request, user_id: int, who: Viewer = Depends(viewer)) -> Response:
-    if user_id == who.user_id:
-        return await _settings_page(request, who, error="You cannot disable yourself.", status=400)
+async def disable_user(
+    request: Request, user_id: int, who: Principal = Depends(web_principal)
+) -> Response:
     return await _admin_change(
-        request, who, lambda conn: user_store.disable(conn, user_id), "user-disabled"
+        request,
+        who,
+        lambda: accounts.disable_user(runtime_of(request), who, user_id),
+        "user-disabled",
     )

@@ -22,12 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from assay.errors import UserError
-from assay.server.auth import runtime_of
+from assay.errors import NotFound, ProjectNotFound, UserError
+from assay.server.security.web import csrf_protect, web_principal
+from assay.server.state import runtime_of
 from assay.server.ui._render import _pretty, render
-from assay.server.web_auth import Viewer, csrf_protect, viewer
-from assay.store import datasets as dataset_store
-from assay.store import projects as project_store
+from assay.services import datasets
+from assay.services.principal import Principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -121,12 +121,6 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     return response
 
 
-def _not_found(request: Request, project: str, message: str) -> HTMLResponse:
-    return _page(
-        request, "error.html", status=404, title="Not found", message=message, project=project
-    )
-
-
 def _text(form: FormData, name: str) -> str:
     value = form.get(name, "")
     return value if isinstance(value, str) else ""
@@ -136,28 +130,30 @@ def _text(form: FormData, name: str) -> str:
 # The list and creating a dataset
 
 
-def _list_context(request: Request, project: str) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    with runtime.engine.connect() as conn:
-        project_id = project_store.get_id(conn, project)
-        items = dataset_store.list_datasets(conn, project_id) if project_id is not None else []
+def _list_context(request: Request, who: Principal, project: str) -> dict[str, Any]:
+    try:
+        items = datasets.list_datasets(runtime_of(request), who, project)
+    except ProjectNotFound as missing:
+        if missing.hidden:
+            raise
+        items = []  # a project with no traces yet: its datasets list is empty, not missing
     return {"project": project, "datasets": items, "base": _base(project)}
 
 
 @router.get("/p/{project}/datasets", response_class=HTMLResponse)
 async def datasets_page(
-    request: Request, project: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
-    who.require(project)
-    context = await run_in_threadpool(_list_context, request, project)
+    context = await run_in_threadpool(_list_context, request, who, project)
     return _page(request, "datasets.html", form={}, errors={}, **context)
 
 
 @router.get("/p/{project}/dataset-names")
-async def dataset_names(request: Request, project: str, who: Viewer = Depends(viewer)) -> Response:
+async def dataset_names(
+    request: Request, project: str, who: Principal = Depends(web_principal)
+) -> Response:
     """Names for the "add to dataset" form's suggestions (loaded when the form opens)."""
-    who.require(project)
-    context = await run_in_threadpool(_list_context, request, project)
+    context = await run_in_threadpool(_list_context, request, who, project)
     return JSONResponse([d["name"] for d in context["datasets"]])
 
 
@@ -172,13 +168,15 @@ def _check_name(name: str) -> str | None:
 
 
 @router.post("/p/{project}/datasets", dependencies=[Depends(csrf_protect)])
-async def create_dataset(request: Request, project: str, who: Viewer = Depends(viewer)) -> Response:
-    who.require(project, "editor")
+async def create_dataset(
+    request: Request, project: str, who: Principal = Depends(web_principal)
+) -> Response:
     form = await request.form()
     name, description = _text(form, "name").strip(), _text(form, "description").strip()
     problem = _check_name(name)
     if problem:
-        context = await run_in_threadpool(_list_context, request, project)
+        who.require(project, "editor")  # the form's errors are for those who may send it
+        context = await run_in_threadpool(_list_context, request, who, project)
         return _page(
             request,
             "datasets.html",
@@ -188,14 +186,9 @@ async def create_dataset(request: Request, project: str, who: Viewer = Depends(v
             **context,
         )
 
-    def create() -> bool:
-        with runtime_of(request).updates.begin() as conn:
-            project_id = project_store.ensure(conn, project)
-            existed = dataset_store.get(conn, project_id, name) is not None
-            dataset_store.create(conn, project_id, name, description or None)
-        return existed
-
-    existed = await run_in_threadpool(create)
+    _dataset, existed = await run_in_threadpool(
+        datasets.create_dataset, runtime_of(request), who, project, name, description or None
+    )
     message = f"Dataset {name!r} already exists." if existed else f"Created dataset {name!r}."
     return _redirect(_dataset_url(project, name), message)
 
@@ -210,46 +203,21 @@ def _version_param(raw: str | None) -> int | None:
 
 @router.get("/p/{project}/datasets/{name}", response_class=HTMLResponse)
 async def dataset_page(
-    request: Request, project: str, name: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
-    who.require(project)
     params = request.query_params
-    wanted = _version_param(params.get("version"))
     after = params.get("after", "")
-
-    def load() -> dict[str, Any] | None:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_store.get_id(conn, project)
-            dataset = dataset_store.get(conn, project_id, name) if project_id else None
-            if dataset is None:
-                return None
-            latest = int(dataset["version"])
-            version = latest if wanted is None or wanted > latest else wanted
-            records, next_id = dataset_store.records(
-                conn,
-                int(dataset["id"]),
-                version,
-                limit=PAGE_RECORDS,
-                after_id=int(after) if after.isdigit() else None,
-            )
-            return {
-                "dataset": dataset,
-                "version": version,
-                "latest": latest,
-                "records": records,
-                "next_id": next_id,
-                "count": dataset_store.count(conn, int(dataset["id"]), version),
-                "versions": dataset_store.versions(conn, int(dataset["id"])),
-                "changes": (
-                    dataset_store.version_changes(conn, int(dataset["id"]), version)
-                    if version
-                    else None
-                ),
-            }
-
-    loaded = await run_in_threadpool(load)
-    if loaded is None:
-        return _not_found(request, project, f"there is no dataset {name!r} in {project!r}")
+    loaded = await run_in_threadpool(
+        lambda: datasets.dataset_view(
+            runtime_of(request),
+            who,
+            project,
+            name,
+            version=_version_param(params.get("version")),
+            after_id=int(after) if after.isdigit() else None,
+            page_size=PAGE_RECORDS,
+        )
+    )
     return _page(
         request,
         "dataset.html",
@@ -311,29 +279,31 @@ async def _record_page(
     record_id: str | None = None,
     version: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    role: str = "viewer",
 ) -> HTMLResponse:
-    """The record page in one of its modes: ``view`` (and edit), ``new``, ``from_trace``."""
-    who = viewer(request)
+    """The record page in one of its modes: ``view`` (and edit), ``new``, ``from_trace``;
+    ``role`` is what the caller needs to be shown it (an editor's, after a failed edit)."""
+    who = web_principal(request)
 
-    def load() -> dict[str, Any] | None:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_store.get_id(conn, project)
-            dataset = dataset_store.get(conn, project_id, name) if project_id else None
-            if dataset is None:
-                return {"dataset": None} if mode == "from_trace" else None
-            latest = int(dataset["version"])
-            pinned = latest if version is None or version > latest else version
-            record = None
-            if record_id is not None:
-                record = dataset_store.get_record(conn, int(dataset["id"]), pinned, record_id)
-                if record is None:
-                    return None
-            return {"dataset": dataset, "version": pinned, "latest": latest, "record": record}
+    def load() -> dict[str, Any]:
+        try:
+            return datasets.record_view(
+                runtime_of(request),
+                who,
+                project,
+                name,
+                record_id=record_id,
+                version=version,
+                role=role,
+            )
+        except NotFound:
+            if mode != "from_trace":
+                raise
+            # The form sent from a trace names a dataset that may not exist (yet).
+            who.require(project, role)
+            return {"dataset": None}
 
     loaded = await run_in_threadpool(load)
-    if loaded is None:
-        what = f"record {record_id!r} in dataset {name!r}" if record_id else f"dataset {name!r}"
-        return _not_found(request, project, f"there is no {what} in {project!r}")
     record = loaded.get("record")
     full = request.query_params.get("full") == "1"
     shown = (
@@ -375,9 +345,8 @@ def _shown(value: Any, limit: int) -> dict[str, Any]:
 
 @router.get("/p/{project}/datasets/{name}/record", response_class=HTMLResponse)
 async def record_page(
-    request: Request, project: str, name: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
-    who.require(project)
     record_id = request.query_params.get("id", "")
     version = _version_param(request.query_params.get("version"))
     return await _record_page(
@@ -387,26 +356,24 @@ async def record_page(
 
 @router.get("/p/{project}/datasets/{name}/new", response_class=HTMLResponse)
 async def new_record_page(
-    request: Request, project: str, name: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
-    who.require(project, "editor")
-    return await _record_page(request, project, name, mode="new", form={"metadata": "{}"})
+    return await _record_page(
+        request, project, name, mode="new", form={"metadata": "{}"}, role="editor"
+    )
 
 
-def _apply(request: Request, project: str, name: str, changes: dataset_store.Changes) -> int:
-    with runtime_of(request).updates.begin() as conn:
-        project_id = project_store.get_id(conn, project)
-        if project_id is None:
-            raise dataset_store.DatasetNotFound(f"dataset {name!r} does not exist")
-        dataset = dataset_store.require(conn, project_id, name)
-        return int(dataset_store.apply(conn, dataset, changes)["version"])
+def _apply(
+    request: Request, who: Principal, project: str, name: str, changes: datasets.Changes
+) -> int:
+    entry = datasets.change_records(runtime_of(request), who, project, name, changes)
+    return int(entry["version"])
 
 
 @router.post("/p/{project}/datasets/{name}/records", dependencies=[Depends(csrf_protect)])
 async def add_record(
-    request: Request, project: str, name: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
 ) -> Response:
-    who.require(project, "editor")
     submitted = _submitted(await request.form())
     values, errors = _validated(submitted)
     record_id = submitted["record_id"].strip()
@@ -414,36 +381,31 @@ async def add_record(
         errors["record_id"] = "a record id is at most 64 characters"
     if not errors:
         record = {**values, **({"record_id": record_id} if record_id else {})}
-        changes = dataset_store.Changes(
-            insert=[record], message=submitted["message"] or None, author=who.name
-        )
+        changes = datasets.Changes(insert=[record], message=submitted["message"] or None)
         try:
-            version = await run_in_threadpool(_apply, request, project, name, changes)
+            version = await run_in_threadpool(_apply, request, who, project, name, changes)
         except UserError as exc:
             errors["record_id" if "already exists" in str(exc) else "form"] = str(exc)
         else:
             return _redirect(_dataset_url(project, name), f"Added a record: version {version}.")
     return await _record_page(
-        request, project, name, mode="new", status=400, form=submitted, errors=errors
+        request, project, name, mode="new", status=400, form=submitted, errors=errors, role="editor"
     )
 
 
 @router.post("/p/{project}/datasets/{name}/record", dependencies=[Depends(csrf_protect)])
 async def edit_record(
-    request: Request, project: str, name: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
 ) -> Response:
-    who.require(project, "editor")
     submitted = _submitted(await request.form())
     record_id = submitted["record_id"]
     values, errors = _validated(submitted)
     if not errors:
-        changes = dataset_store.Changes(
-            update=[{"record_id": record_id, **values}],
-            message=submitted["message"] or None,
-            author=who.name,
+        changes = datasets.Changes(
+            update=[{"record_id": record_id, **values}], message=submitted["message"] or None
         )
         try:
-            version = await run_in_threadpool(_apply, request, project, name, changes)
+            version = await run_in_threadpool(_apply, request, who, project, name, changes)
         except UserError as exc:
             errors["form"] = str(exc)
         else:
@@ -457,23 +419,21 @@ async def edit_record(
         form=submitted,
         errors=errors,
         record_id=record_id,
+        role="editor",
     )
 
 
 @router.post("/p/{project}/datasets/{name}/record/delete", dependencies=[Depends(csrf_protect)])
 async def delete_record(
-    request: Request, project: str, name: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
 ) -> Response:
-    who.require(project, "editor")
     form = await request.form()
     record_id = _text(form, "record_id")
-    changes = dataset_store.Changes(
-        delete=[record_id], message=_text(form, "message") or None, author=who.name
-    )
+    changes = datasets.Changes(delete=[record_id], message=_text(form, "message") or None)
     try:
-        version = await run_in_threadpool(_apply, request, project, name, changes)
+        version = await run_in_threadpool(_apply, request, who, project, name, changes)
     except UserError as exc:
-        return _not_found(request, project, str(exc))
+        raise NotFound(str(exc)) from None
     return _redirect(
         _dataset_url(project, name), f"Deleted record {record_id!r}: version {version}."
     )
@@ -484,8 +444,9 @@ async def delete_record(
 
 
 @router.post("/p/{project}/datasets/add-from-trace", dependencies=[Depends(csrf_protect)])
-async def add_from_trace(request: Request, project: str, who: Viewer = Depends(viewer)) -> Response:
-    who.require(project, "annotator")
+async def add_from_trace(
+    request: Request, project: str, who: Principal = Depends(web_principal)
+) -> Response:
     form = await request.form()
     submitted = _submitted(form)
     trace_id = _text(form, "trace_id").strip().lower()
@@ -511,46 +472,28 @@ async def add_from_trace(request: Request, project: str, who: Viewer = Depends(v
         errors["expected"] = str(exc)
         expected = None
 
-    def store() -> tuple[str, int] | str:
-        with runtime_of(request).updates.begin() as conn:
-            project_id = project_store.get_id(conn, project)
-            source = (
-                dataset_store.span_source(conn, project_id, trace_id, span_id)
-                if project_id is not None
-                else None
-            )
-            if source is None or project_id is None:
-                return "that trace or span is not in this project"
-            dataset = dataset_store.get(conn, project_id, dataset_name)
-            if dataset is None:
-                if not who.can(project, "editor"):
-                    return f"there is no dataset {dataset_name!r}; creating one needs an editor"
-                dataset = dataset_store.create(conn, project_id, dataset_name)
-            record = {
-                "input": source["input"],
-                # A blank field means "what the span answered"; type null for no expected.
-                "expected": source["output"] if not expected_text.strip() else expected,
-                "metadata": {"source_span_name": source["name"]},
-                "source_trace_id": source["trace_id"],
-                "source_span_id": source["span_id"],
-            }
-            entry = dataset_store.apply(
-                conn,
-                dataset,
-                dataset_store.Changes(
-                    insert=[record], message=f"from trace {trace_id}", author=who.name
-                ),
-            )
-            return dataset_name, int(entry["version"])
-
     if not errors:
-        outcome = await run_in_threadpool(store)
-        if isinstance(outcome, tuple):
-            name, version = outcome
-            return _redirect(
-                _dataset_url(project, name), f"Added the span to {name!r}: version {version}."
+        try:
+            version = await run_in_threadpool(
+                lambda: datasets.add_span(
+                    runtime_of(request),
+                    who,
+                    project,
+                    dataset_name,
+                    trace_id,
+                    span_id,
+                    # A blank field means "what the span answered"; type null for no expected.
+                    expected=expected,
+                    expected_given=bool(submitted["expected"].strip()),
+                )
             )
-        errors["form"] = outcome
+        except UserError as exc:
+            errors["form"] = str(exc)
+        else:
+            return _redirect(
+                _dataset_url(project, dataset_name),
+                f"Added the span to {dataset_name!r}: version {version}.",
+            )
     return await _record_page(
         request,
         project,
@@ -560,4 +503,5 @@ async def add_from_trace(request: Request, project: str, who: Viewer = Depends(v
         form=submitted,
         errors=errors,
         extra={"trace_id": trace_id, "span_id": span_id or ""},
+        role="annotator",
     )

@@ -16,14 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from assay.evals._compare import TOLERANCE, compare
-from assay.evals._eval import _from_stored, summarise
-from assay.server.auth import runtime_of
+from assay.server.security.web import web_principal
+from assay.server.state import runtime_of
 from assay.server.ui._diff import as_text, diff
 from assay.server.ui._render import _pretty, render
-from assay.server.web_auth import Viewer, viewer
-from assay.store import datasets as dataset_store
-from assay.store import experiments as experiment_store
-from assay.store import projects as project_store
+from assay.services import experiments
+from assay.services.experiments import score_names, score_summary
+from assay.services.principal import Principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,8 +32,6 @@ PAGE_CASES = 100
 DETAIL_CHARS = 4_000
 FULL_CHARS = 1_000_000
 ROW_SORTS = ("case", "latency", "cost", "tokens")
-#: At most this many unsummarised experiments of a list page are summarised from their rows.
-LIVE_SUMMARIES = 20
 
 
 def _base(project: str) -> str:
@@ -59,18 +56,6 @@ def clip(value: Any, limit: int) -> dict[str, Any]:
     return {"text": text[:limit], "total": len(text), "cut": len(text) > limit}
 
 
-def _not_found(request: Request, project: str, message: str) -> HTMLResponse:
-    return render(
-        request,
-        "error.html",
-        status=404,
-        title="Not found",
-        message=message,
-        project=project,
-        room="experiments",
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # The list
 
@@ -90,34 +75,16 @@ def _with_previous(items: list[dict[str, Any]]) -> None:
 
 @router.get("/p/{project}/experiments", response_class=HTMLResponse)
 async def experiments_page(
-    request: Request, project: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
-    who.require(project)
-    runtime = runtime_of(request)
     name = request.query_params.get("q", "").strip()
     dataset = request.query_params.get("dataset", "")
-
-    def load() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        with runtime.engine.connect() as conn:
-            project_id = project_store.get_id(conn, project)
-            if project_id is None:
-                return [], []
-            datasets = dataset_store.list_datasets(conn, project_id)
-            dataset_id = next((d["id"] for d in datasets if d["name"] == dataset), None)
-            if dataset and dataset_id is None:
-                return [], datasets
-            items = experiment_store.list_for_page(
-                conn, project_id, name=name or None, dataset_id=dataset_id
-            )
-            # A run still going (or one that stopped without a summary) is summarised live.
-            pending = [i for i in items if not i["summary"] and i["row_count"]]
-            for item in pending[:LIVE_SUMMARIES]:
-                rows = experiment_store.score_rows(conn, int(item["id"]))
-                item["summary"] = {s["name"]: s for s in _summary(rows, score_names(rows))}
-        _with_previous(items)
-        return items, datasets
-
-    items, datasets = await run_in_threadpool(load)
+    items, datasets = await run_in_threadpool(
+        lambda: experiments.experiments_overview(
+            runtime_of(request), who, project, name=name or None, dataset=dataset or None
+        )
+    )
+    _with_previous(items)
     return render(
         request,
         "experiments.html",
@@ -132,11 +99,9 @@ async def experiments_page(
 
 
 @router.get("/p/{project}/experiments/compare", include_in_schema=False)
-async def choose_comparison(
-    request: Request, project: str, who: Viewer = Depends(viewer)
-) -> Response:
-    """The target of the "compare with" selects: a plain GET form, no script needed."""
-    who.require(project)
+async def choose_comparison(request: Request, project: str) -> Response:
+    """The target of the "compare with" selects: a plain GET form, no script needed (the page
+    it leads to checks the caller)."""
     a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
     if not (a.isdigit() and b.isdigit()):
         return RedirectResponse(_base(project), status_code=303)
@@ -145,47 +110,6 @@ async def choose_comparison(
 
 # ---------------------------------------------------------------------------------------------
 # One experiment
-
-
-def score_names(rows: list[dict[str, Any]]) -> list[str]:
-    names: dict[str, None] = {}
-    for row in rows:
-        for score in row.get("scores") or []:
-            names.setdefault(str(score.get("name")), None)
-    return list(names)
-
-
-def _summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
-    """Per score: the eval runner's own summary (mean, 95% interval, pass@k), plus pass counts."""
-    computed = summarise([_from_stored(row) for row in rows])
-    out = []
-    for name in names:
-        item = computed.get(name)
-        values = [
-            float(s["value"])
-            for row in rows
-            for s in row.get("scores") or []
-            if s.get("name") == name and s.get("value") is not None and not s.get("error")
-        ]
-        binary = bool(values) and all(v in (0.0, 1.0) for v in values)
-        estimate = item.estimate if item else None
-        out.append(
-            {
-                "name": name,
-                "mean": estimate.mean if estimate else None,
-                "low": estimate.low if estimate else None,
-                "high": estimate.high if estimate else None,
-                "n": item.scored if item else 0,
-                "errors": item.errors if item else 0,
-                "binary": binary,
-                "passed": sum(1 for v in values if v == 1.0) if binary else None,
-                "k": item.k if item else None,
-                "pass_at_k": item.pass_at_k.mean if item and item.pass_at_k else None,
-                "pass_hat_k": item.pass_hat_k.mean if item and item.pass_hat_k else None,
-                "case_variance": item.case_variance if item else None,
-            }
-        )
-    return out
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -297,32 +221,12 @@ def _git(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 @router.get("/p/{project}/experiments/{experiment_id}", response_class=HTMLResponse)
 async def experiment_page(
-    request: Request, project: str, experiment_id: int, who: Viewer = Depends(viewer)
+    request: Request, project: str, experiment_id: int, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
-    who.require(project)
-    runtime = runtime_of(request)
     params = request.query_params
-
-    def load() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
-        with runtime.engine.connect() as conn:
-            project_id = project_store.get_id(conn, project)
-            found = (
-                experiment_store.get_in_project(conn, project_id, experiment_id)
-                if project_id is not None
-                else None
-            )
-            if found is None:
-                return None
-            return (
-                found,
-                experiment_store.rows(conn, experiment_id),
-                experiment_store.comparable(conn, found),
-            )
-
-    loaded = await run_in_threadpool(load)
-    if loaded is None:
-        return _not_found(request, project, f"experiment {experiment_id} is not in {project!r}")
-    experiment, rows, others = loaded
+    experiment, rows, others = await run_in_threadpool(
+        lambda: experiments.experiment_view(runtime_of(request), who, project, experiment_id)
+    )
     names = score_names(rows)
     sort = params.get("sort", "case")
     if sort not in ROW_SORTS and sort not in names:
@@ -342,7 +246,7 @@ async def experiment_page(
         base=_base(project),
         experiment=experiment,
         git=_git(experiment.get("metadata") or {}),
-        summary=_summary(rows, names),
+        summary=score_summary(rows, names),
         totals=totals(rows),
         names=names,
         rows=[row_view(r, DETAIL_CHARS) for r in window],
@@ -429,32 +333,12 @@ def sort_cases(cases: list[dict[str, Any]], sort: str, descending: bool) -> list
 
 @router.get("/p/{project}/experiments/{a}/compare/{b}", response_class=HTMLResponse)
 async def compare_page(
-    request: Request, project: str, a: int, b: int, who: Viewer = Depends(viewer)
+    request: Request, project: str, a: int, b: int, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
-    who.require(project)
-    runtime = runtime_of(request)
     params = request.query_params
-
-    def load() -> dict[str, Any] | None:
-        with runtime.engine.connect() as conn:
-            project_id = project_store.get_id(conn, project)
-            if project_id is None:
-                return None
-            baseline = experiment_store.get_in_project(conn, project_id, a)
-            candidate = experiment_store.get_in_project(conn, project_id, b)
-            if baseline is None or candidate is None:
-                return None
-            return {
-                "baseline": baseline,
-                "candidate": candidate,
-                "a_rows": experiment_store.rows(conn, a),
-                "b_rows": experiment_store.rows(conn, b),
-                "others": experiment_store.comparable(conn, baseline),
-            }
-
-    loaded = await run_in_threadpool(load)
-    if loaded is None:
-        return _not_found(request, project, f"experiments {a} and {b} are not both in {project!r}")
+    loaded = await run_in_threadpool(
+        lambda: experiments.comparison_view(runtime_of(request), who, project, a, b)
+    )
     result = compare(loaded["a_rows"], loaded["b_rows"])
     cases = compare_cases(loaded["a_rows"], loaded["b_rows"], result)
     counts = {verdict: 0 for verdict in _VERDICT_ORDER}
@@ -503,31 +387,15 @@ async def compare_page(
 
 @router.get("/p/{project}/experiments/{a}/compare/{b}/case", response_class=HTMLResponse)
 async def compare_case(
-    request: Request, project: str, a: int, b: int, who: Viewer = Depends(viewer)
+    request: Request, project: str, a: int, b: int, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
     """One case's side-by-side diff, fetched when its row opens: diffs cost milliseconds each,
     so a page computes only those someone looks at."""
-    who.require(project)
     key = request.query_params.get("key", "")
-
-    def load() -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_store.get_id(conn, project)
-            if project_id is None:
-                return None
-            if None in (
-                experiment_store.get_in_project(conn, project_id, a),
-                experiment_store.get_in_project(conn, project_id, b),
-            ):
-                return None
-            before = _first_trials(experiment_store.rows(conn, a, case_key=key)).get(key)
-            after = _first_trials(experiment_store.rows(conn, b, case_key=key)).get(key)
-            return before, after
-
-    loaded = await run_in_threadpool(load)
-    if loaded is None:
-        return _not_found(request, project, f"experiments {a} and {b} are not both in {project!r}")
-    before, after = loaded
+    a_rows, b_rows = await run_in_threadpool(
+        lambda: experiments.case_rows(runtime_of(request), who, project, a, b, key)
+    )
+    before, after = _first_trials(a_rows).get(key), _first_trials(b_rows).get(key)
     return render(
         request,
         "_compare_case.html",

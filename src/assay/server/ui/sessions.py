@@ -9,43 +9,37 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import HTMLResponse, Response
 
-from assay.server.auth import runtime_of
+from assay.server.security.web import web_principal
+from assay.server.state import runtime_of
 from assay.server.ui._render import render
 from assay.server.ui.conversation import as_messages, pretty
-from assay.server.ui.traces import (
-    NotFound,
-    Timed,
-    not_found_page,
-    project_id_or_404,
-    segment,
-)
-from assay.server.web_auth import Viewer, viewer
-from assay.store import queries, ui_queries
-from assay.store.queries import InvalidQuery
+from assay.server.ui.traces import Timed, segment
+from assay.services import traces
+from assay.services.principal import Principal
+from assay.services.traces import SESSION_TURNS, TURN_CHARS, InvalidQuery, Page
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/p/{project}/sessions", response_class=HTMLResponse)
-async def sessions_page(request: Request, project: str, who: Viewer = Depends(viewer)) -> Response:
-    who.require(project)
+async def sessions_page(
+    request: Request, project: str, who: Principal = Depends(web_principal)
+) -> Response:
     user_id = (request.query_params.get("user_id") or "").strip()[:200] or None
     cursor = request.query_params.get("cursor") or None
     timed = Timed()
 
-    def load() -> queries.Page:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_id_or_404(conn, project)
-            return ui_queries.list_sessions(conn, project_id, user_id=user_id, cursor=cursor)
+    def load() -> Page:
+        return traces.list_sessions(
+            runtime_of(request), who, project, user_id=user_id, cursor=cursor
+        )
 
     problems: list[str] = []
     try:
         page = await timed.run("db", load)
-    except NotFound as missing:
-        return not_found_page(request, missing.message)
     except InvalidQuery as bad:
         problems.append(str(bad))
-        page = queries.Page([], None)
+        page = Page([], None)
     started = time.perf_counter()
     response = render(
         request,
@@ -81,25 +75,15 @@ def turn_text(value: str | None, role: str) -> str:
 
 @router.get("/p/{project}/sessions/{session_id:path}", response_class=HTMLResponse)
 async def session_page(
-    request: Request, project: str, session_id: str, who: Viewer = Depends(viewer)
+    request: Request, project: str, session_id: str, who: Principal = Depends(web_principal)
 ) -> Response:
-    who.require(project)
     timed = Timed()
-
-    def load() -> list[dict[str, Any]]:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_id_or_404(conn, project)
-            return ui_queries.session_traces(conn, project_id, session_id)
-
-    try:
-        turns = await timed.run("db", load)
-    except NotFound as missing:
-        return not_found_page(request, missing.message)
-    if not turns:
-        return not_found_page(request, f"session {session_id!r} has no traces here", project)
+    turns: list[dict[str, Any]] = await timed.run(
+        "db", lambda: traces.session_traces(runtime_of(request), who, project, session_id)
+    )
     started = time.perf_counter()
-    more = len(turns) > ui_queries.SESSION_TURNS
-    turns = turns[: ui_queries.SESSION_TURNS]
+    more = len(turns) > SESSION_TURNS
+    turns = turns[:SESSION_TURNS]
     for turn in turns:
         turn["said"] = turn_text(turn["input"], "user")
         turn["answered"] = turn_text(turn["output"], "assistant")
@@ -111,7 +95,7 @@ async def session_page(
         session_id=session_id,
         turns=turns,
         more=more,
-        turn_chars=ui_queries.TURN_CHARS,
+        turn_chars=TURN_CHARS,
         summary={
             "user_id": next((t["user_id"] for t in turns if t["user_id"]), None),
             "first_ns": turns[0]["start_ns"],

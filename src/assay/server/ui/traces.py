@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -16,20 +15,19 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from assay.server.auth import runtime_of
+from assay.server.security.web import web_principal
+from assay.server.state import runtime_of
 from assay.server.ui._render import render
 from assay.server.ui.conversation import SHOWN_CHARS, pretty, show
-from assay.server.web_auth import Viewer, viewer
-from assay.store import projects as project_store
-from assay.store import queries, ui_queries
-from assay.store.queries import Filters, InvalidQuery
+from assay.services import traces
+from assay.services.filters import RANGES, parse_filters
+from assay.services.principal import Principal
+from assay.services.traces import SORTS, InvalidQuery, Page
 
 router = APIRouter(include_in_schema=False)
 
 T = TypeVar("T")
 
-#: Relative time windows offered by the filter bar (kept relative in the URL when shared).
-RANGES = {"15m": 900, "1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 SPAN_TYPES = ("agent", "llm", "tool", "retrieval", "chain", "embedding", "task", "scorer", "span")
 PAGE_SIZES = (25, 50, 100, 200)
 #: Attribute values longer than this are cut in the attribute table.
@@ -38,81 +36,9 @@ ATTRIBUTE_CHARS = 2_000
 FRAGMENT_HEADER = "x-assay-fragment"
 
 
-class NotFound(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 def segment(value: Any) -> str:
     """A value as one URL path segment ('/' and every reserved character escaped)."""
     return quote(str(value), safe="")
-
-
-def _parse_time(text: str, name: str, problems: list[str]) -> int | None:
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        problems.append(f"{name}: {text!r} is not a time (use 2026-01-31T12:00 or epoch ns)")
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000_000)
-
-
-def _parse_number(text: str, name: str, problems: list[str]) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        problems.append(f"{name}: {text!r} is not a number")
-        return None
-
-
-def parse_filters(
-    params: Mapping[str, str], multi: list[tuple[str, str]]
-) -> tuple[Filters, list[str]]:
-    """The query API's filters from a page URL; empty fields are ignored, bad ones reported."""
-    problems: list[str] = []
-    got = {key: value.strip() for key, value in params.items() if value.strip()}
-    f = Filters()
-    for key in ("name", "type", "model", "session_id", "user_id", "trace_id", "score", "q"):
-        if key in got:
-            setattr(f, key, got[key][:500])
-    if "status" in got:
-        if got["status"] in ("ok", "error", "unset"):
-            f.status = got["status"]
-        else:
-            problems.append(f"status: {got['status']!r} is not ok, error or unset")
-    window = RANGES.get(got.get("range", ""))
-    if window is not None:
-        f.since = time.time_ns() - window * 1_000_000_000
-    for key in ("since", "until"):
-        if key in got:
-            setattr(f, key, _parse_time(got[key], key, problems))
-    numbers = (
-        "min_duration_ms",
-        "max_duration_ms",
-        "min_cost",
-        "max_cost",
-        "min_score",
-        "max_score",
-    )
-    for key in numbers:
-        if key in got:
-            setattr(f, key, _parse_number(got[key], key, problems))
-    f.tags = [value.strip() for key, value in multi if key == "tag" and value.strip()]
-    for key, value in multi:
-        if key != "metadata" or not value.strip():
-            continue
-        name, sep, wanted = value.strip().partition("=")
-        if sep and name:
-            f.metadata.append((name, wanted))
-        else:
-            problems.append(f"metadata: {value!r} must look like key=value")
-    return f, problems
 
 
 def _choice(value: str | None, allowed: tuple[Any, ...], default: Any) -> Any:
@@ -142,54 +68,33 @@ class Timed:
         return response
 
 
-def project_id_or_404(conn: Any, project: str) -> int:
-    project_id = project_store.get_id(conn, project)
-    if project_id is None:
-        raise NotFound(f"there is no project {project!r} you can see")
-    return project_id
-
-
-def not_found_page(request: Request, message: str, project: str | None = None) -> HTMLResponse:
-    return render(
-        request,
-        "error.html",
-        status=404,
-        title="Not found",
-        message=message,
-        project=project,
-        room="traces",
-    )
-
-
 def is_fragment(request: Request) -> bool:
     return request.headers.get(FRAGMENT_HEADER) == "1"
 
 
 @router.get("/p/{project}/traces", response_class=HTMLResponse)
-async def traces_page(request: Request, project: str, who: Viewer = Depends(viewer)) -> Response:
-    who.require(project)
+async def traces_page(
+    request: Request, project: str, who: Principal = Depends(web_principal)
+) -> Response:
     params = request.query_params
-    f, problems = parse_filters(params, params.multi_items())
-    sort = _choice(params.get("sort"), queries.SORTS, "start")
+    f, found_problems = parse_filters(params.multi_items())
+    problems = [str(problem) for problem in found_problems]
+    sort = _choice(params.get("sort"), SORTS, "start")
     order = _choice(params.get("order"), ("asc", "desc"), "desc")
     limit = _choice(params.get("limit"), PAGE_SIZES, 50)
     cursor = params.get("cursor") or None
     timed = Timed()
 
-    def load() -> queries.Page:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_id_or_404(conn, project)
-            return queries.list_traces(
-                conn, project_id, f, limit=limit, cursor=cursor, sort=sort, order=order
-            )
+    def load() -> Page:
+        return traces.list_traces(
+            runtime_of(request), who, project, f, limit=limit, cursor=cursor, sort=sort, order=order
+        )
 
     try:
         page = await timed.run("db", load)
-    except NotFound as missing:
-        return not_found_page(request, missing.message)
     except InvalidQuery as bad:
         problems.append(str(bad))
-        page = queries.Page([], None)
+        page = Page([], None)
     started = time.perf_counter()
     context: dict[str, Any] = {
         "project": project,
@@ -278,31 +183,14 @@ async def trace_page(
     trace_id: str,
     span: str | None = None,
     full: bool = False,
-    who: Viewer = Depends(viewer),
+    who: Principal = Depends(web_principal),
 ) -> Response:
-    who.require(project)
     trace_id = trace_id.lower()
     timed = Timed()
-
-    def load() -> tuple[dict[str, Any], ui_queries.Outline, dict[str, Any] | None]:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_id_or_404(conn, project)
-            trace = ui_queries.trace_summary(conn, trace_id)
-            if trace is None or trace["project_id"] != project_id:
-                raise NotFound(f"trace {trace_id} is not in project {project!r}")
-            outline = ui_queries.trace_outline(conn, trace_id)
-            wanted = (
-                span
-                or trace["root_span_id"]
-                or (outline.rows[0]["span_id"] if outline.rows else None)
-            )
-            selected = ui_queries.get_span(conn, trace_id, wanted) if wanted else None
-            return trace, outline, selected
-
-    try:
-        trace, outline, selected = await timed.run("db", load)
-    except NotFound as missing:
-        return not_found_page(request, missing.message, project)
+    view = await timed.run(
+        "db", lambda: traces.trace_view(runtime_of(request), who, project, trace_id, span)
+    )
+    trace, outline, selected = view.trace, view.outline, view.selected
     started = time.perf_counter()
     context: dict[str, Any] = {"trace_id": trace_id, "span_id": None}
     if selected:
@@ -328,28 +216,17 @@ async def span_fragment(
     trace_id: str,
     span_id: str,
     full: bool = False,
-    who: Viewer = Depends(viewer),
+    who: Principal = Depends(web_principal),
 ) -> Response:
     """One span's detail pane as an HTML fragment; a plain visit goes to the trace page."""
-    who.require(project)
     trace_id, span_id = trace_id.lower(), span_id.lower()
     if not is_fragment(request):
         target = f"/p/{segment(project)}/traces/{segment(trace_id)}?span={segment(span_id)}"
         return RedirectResponse(target + ("&full=true" if full else ""), status_code=303)
     timed = Timed()
-
-    def load() -> dict[str, Any] | None:
-        with runtime_of(request).engine.connect() as conn:
-            project_id = project_id_or_404(conn, project)
-            found = ui_queries.get_span(conn, trace_id, span_id)
-            return found if found is not None and found["project_id"] == project_id else None
-
-    try:
-        found = await timed.run("db", load)
-    except NotFound as missing:
-        return not_found_page(request, missing.message)
-    if found is None:
-        return not_found_page(request, f"span {span_id} is not in trace {trace_id}", project)
+    found = await timed.run(
+        "db", lambda: traces.get_span(runtime_of(request), who, project, trace_id, span_id)
+    )
     started = time.perf_counter()
     response = render(
         request, "_span_detail.html", project=project, segment=segment, **span_context(found, full)

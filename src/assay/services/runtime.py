@@ -1,22 +1,26 @@
-"""What a running server holds: settings, engines, the writer, and small caches."""
+"""What a running server holds: settings, the store's engines, the writer, and small caches.
+
+The services take the runtime (or, for the CLI, only its :class:`Database`) and open their
+transactions on it.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
-
 from assay.ingest.prices import DEFAULT_PRICES, PriceTable, parse_overrides
 from assay.settings import Settings
 from assay.store import keys as key_store
 from assay.store import migrate, search
+from assay.store import projects as project_store
 from assay.store import users as user_store
+from assay.store.database import Database
 from assay.store.engine import make_engine
 from assay.store.indexer import SearchIndexer
-from assay.store.tables import projects
 from assay.store.writer import SpanWriter
 
 KEY_CACHE_SECONDS = 5.0
@@ -31,13 +35,20 @@ class _Cached:
     expires: float
 
 
-@dataclass
-class Runtime:
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable only from this machine (the open mode's condition)."""
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(kw_only=True)
+class Runtime(Database):
     settings: Settings
-    engine: Engine
     writer: SpanWriter
-    #: For the API's own small writes (scores, datasets, settings).
-    updates: Engine
     #: PostgreSQL's search indexer thread (SQLite's writer indexes by itself).
     indexer: SearchIndexer | None = None
     #: Whether a request without a key may pass when no key exists (loopback binds only).
@@ -62,8 +73,6 @@ class Runtime:
             indexer=search.index_batch if settings.search_index and sqlite else None,
         )
         indexer = SearchIndexer(engine) if settings.search_index and not sqlite else None
-        from assay.server.auth import is_loopback
-
         return cls(
             settings=settings,
             engine=engine,
@@ -83,8 +92,7 @@ class Runtime:
             self.indexer.stop()
         self.writer.stop()
         self.writer.engine.dispose()
-        self.updates.dispose()
-        self.engine.dispose()
+        self.dispose()
 
     # --- auth --------------------------------------------------------------------------
 
@@ -92,7 +100,7 @@ class Runtime:
         now = time.monotonic()
         cached = self._key_count
         if cached is None or cached.expires < now:
-            with self.engine.connect() as conn:
+            with self.read() as conn:
                 count = key_store.active_count(conn)
             cached = _Cached(count, now + KEY_CACHE_SECONDS)
             self._key_count = cached
@@ -102,7 +110,7 @@ class Runtime:
         cached = self._users_exist
         if cached is not None and (cached.value or cached.expires > time.monotonic()):
             return bool(cached.value)
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             found = user_store.users_exist(conn)
         self._users_exist = _Cached(found, time.monotonic() + NO_USERS_RECHECK_SECONDS)
         return found
@@ -121,7 +129,7 @@ class Runtime:
         digest = key_store.hash_key(secret)
         cached = self._keys.get(digest)
         if cached is None or cached.expires < now:
-            with self.engine.connect() as conn:
+            with self.read() as conn:
                 found = key_store.lookup(conn, secret)
             cached = _Cached(found, now + KEY_CACHE_SECONDS)
             with self._lock:
@@ -137,12 +145,10 @@ class Runtime:
         now = time.monotonic()
         cached = self._prices.get(project)
         if cached is None or cached.expires < now:
-            with self.engine.connect() as conn:
-                settings = conn.execute(
-                    select(projects.c.settings).where(projects.c.name == project)
-                ).scalar()
+            with self.read() as conn:
+                settings = project_store.settings_of(conn, project)
             table = DEFAULT_PRICES
-            overrides = (settings or {}).get("prices") if isinstance(settings, dict) else None
+            overrides = (settings or {}).get("prices")
             if overrides:
                 try:
                     table = DEFAULT_PRICES.with_overrides(parse_overrides(overrides))

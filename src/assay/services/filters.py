@@ -1,0 +1,161 @@
+"""The one reading of trace and span filters, for the REST API and the web UI alike.
+
+Both hand over the query string's pairs (``tag`` and ``metadata`` may repeat); empty values are
+ignored, and every value that cannot be used is reported with the name of its field. The API
+answers 400 with the problems; a page shows them above an empty list.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from assay.errors import UserError
+from assay.store.queries import Filters
+
+#: Relative time windows (``range=1h``): kept relative in a shared URL.
+RANGES = {"15m": 900, "1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+STATUSES = ("ok", "error", "unset")
+TEXT_FIELDS = ("name", "type", "model", "session_id", "user_id", "trace_id", "score", "q")
+#: Durations and costs cannot be negative; score bounds can.
+NUMBER_FIELDS = {
+    "min_duration_ms": 0.0,
+    "max_duration_ms": 0.0,
+    "min_cost": 0.0,
+    "max_cost": 0.0,
+    "min_score": None,
+    "max_score": None,
+}
+MAX_TEXT_CHARS = 500
+
+
+@dataclass(frozen=True)
+class FilterProblem:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidFilters(UserError):
+    """One or more filter values cannot be used; the message names each field."""
+
+    def __init__(self, problems: list[FilterProblem]) -> None:
+        super().__init__("; ".join(str(problem) for problem in problems))
+        self.problems = problems
+
+
+def parse_time(text: str) -> int | None:
+    """Epoch nanoseconds, or an ISO-8601 time (UTC unless it says otherwise); None if neither."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def _number(text: str, minimum: float | None) -> float | str:
+    """The number, or what is wrong with it."""
+    try:
+        value = float(text)
+    except ValueError:
+        return f"{text!r} is not a number"
+    if not math.isfinite(value):
+        return f"{text!r} is not a finite number"
+    if minimum is not None and value < minimum:
+        return f"{text!r} is below {minimum:g}"
+    return value
+
+
+def _split(
+    pairs: Iterable[tuple[str, str]], found: Filters, problems: list[FilterProblem]
+) -> dict[str, str]:
+    """Take the repeatable keys (tag, metadata) into ``found``; the rest, last value wins."""
+    single: dict[str, str] = {}
+    for key, raw in pairs:
+        value = raw.strip()
+        if not value:
+            continue
+        if key == "tag":
+            found.tags.append(value)
+        elif key == "metadata":
+            name, sep, wanted = value.partition("=")
+            if sep and name:
+                found.metadata.append((name, wanted))
+            else:
+                problems.append(FilterProblem("metadata", f"{value!r} must look like key=value"))
+        else:
+            single[key] = value
+    return single
+
+
+def _times(
+    single: dict[str, str], found: Filters, problems: list[FilterProblem], now_ns: int | None
+) -> None:
+    if "range" in single:
+        window = RANGES.get(single["range"])
+        if window is None:
+            problems.append(
+                FilterProblem("range", f"{single['range']!r} is not one of {', '.join(RANGES)}")
+            )
+        else:
+            found.since = (now_ns or time.time_ns()) - window * 1_000_000_000
+    for key in ("since", "until"):  # an explicit time wins over the window
+        if key in single:
+            moment = parse_time(single[key])
+            if moment is None:
+                problems.append(
+                    FilterProblem(
+                        key,
+                        f"{single[key]!r} is not a time; use ISO 8601 (2026-01-31T12:00:00Z) "
+                        "or nanoseconds since the epoch",
+                    )
+                )
+            else:
+                setattr(found, key, moment)
+
+
+def parse_filters(
+    pairs: Iterable[tuple[str, str]], *, now_ns: int | None = None
+) -> tuple[Filters, list[FilterProblem]]:
+    """The filters in a query string's pairs, and the problems with the values that were not
+    used. Unknown keys (sort, cursor, limit, ...) are left to the caller."""
+    problems: list[FilterProblem] = []
+    found = Filters()
+    single = _split(pairs, found, problems)
+    for key in TEXT_FIELDS:
+        if key in single:
+            setattr(found, key, single[key][:MAX_TEXT_CHARS])
+    if "status" in single:
+        if single["status"] in STATUSES:
+            found.status = single["status"]
+        else:
+            problems.append(
+                FilterProblem("status", f"{single['status']!r} is not ok, error or unset")
+            )
+    _times(single, found, problems, now_ns)
+    for key, minimum in NUMBER_FIELDS.items():
+        if key in single:
+            number = _number(single[key], minimum)
+            if isinstance(number, str):
+                problems.append(FilterProblem(key, number))
+            else:
+                setattr(found, key, number)
+    return found, problems
+
+
+def require_filters(pairs: Iterable[tuple[str, str]]) -> Filters:
+    """The filters, or :class:`InvalidFilters` naming every value that cannot be used."""
+    found, problems = parse_filters(pairs)
+    if problems:
+        raise InvalidFilters(problems)
+    return found
