@@ -219,24 +219,29 @@ class SpanWriter:
             job.done.set()
 
     def _commit(self, jobs: Sequence[_Job]) -> None:
+        # Ids of projects created in this transaction join the cache only once it commits: a
+        # rolled-back id may be handed to another project next (SQLite reuses it), or never
+        # exist (PostgreSQL), and a cached one would send later spans there.
+        created: dict[str, int] = {}
         with self._write_lock.held(), self.engine.begin() as conn:
             self._write_lock.in_transaction(conn)
             rows: list[dict[str, Any]] = []
             for job in jobs:
                 for row, project in zip(job.rows, job.project_of_row, strict=True):
-                    row["project_id"] = self._project_id(conn, project)
+                    row["project_id"] = self._project_id(conn, project, created)
                     rows.append(row)
             if not self._is_sqlite:
                 strip_nul(rows)
             insert_spans(conn, rows)
             refresh_traces(conn, rows)
+        self._projects.update(created)
         self.commits += 1
 
-    def _project_id(self, conn: Connection, name: str) -> int:
-        project_id = self._projects.get(name)
+    def _project_id(self, conn: Connection, name: str, created: dict[str, int]) -> int:
+        project_id = self._projects.get(name) or created.get(name)
         if project_id is None:
             project_id = project_store.ensure(conn, name)
-            self._projects[name] = project_id
+            created[name] = project_id
         return project_id
 
 
