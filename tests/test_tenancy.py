@@ -7,13 +7,18 @@ from collections.abc import Iterator
 from threading import Event
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from assay.store import keys as key_store
 from assay.store import migrate
+from assay.store import users as user_store
 from assay.store.engine import make_engine
 from assay.store.tables import projects, spans
 from assay.store.writer import SpanWriter, _Job
+from tests.conftest import LiveServer
+from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
 
 def span_row(trace_id: str, span_id: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -119,3 +124,179 @@ def test_a_failed_group_never_poisons_its_neighbours(db_url: str, engine: Engine
         "later": "third",
         "victim-span": "victim",
     }
+
+
+# --- one trace id in two projects ----------------------------------------------------------
+
+
+def _key(live: LiveServer, project: str | None, role: str = "editor") -> str:
+    with live.runtime.engine.begin() as conn:
+        secret, _ = key_store.create(conn, name=f"{project}-{role}", role=role, project=project)
+    live.runtime._key_count = None  # no waiting for the cached "no keys yet"
+    return secret
+
+
+def _send(live: LiveServer, key: str, spans_: list[dict[str, Any]]) -> None:
+    with live.client(headers={"Authorization": f"Bearer {key}"}) as c:
+        sent = c.post("/v1/traces", content=protobuf(spans_, service="whatever"), headers=PB)
+        assert sent.status_code == 200, sent.text
+        assert "rejected" not in sent.text
+
+
+def _get(live: LiveServer, key: str, path: str) -> httpx.Response:
+    with live.client(headers={"Authorization": f"Bearer {key}"}) as c:
+        return c.get(path)
+
+
+def _names_in(trace: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    stack = list(trace["spans"])
+    while stack:
+        node = stack.pop()
+        out.append(node["name"])
+        stack.extend(node["children"])
+    return sorted(out)
+
+
+def test_a_trace_id_shared_by_two_projects_is_two_traces(live: LiveServer) -> None:
+    """A supervisor in project a calls a sub-agent in project b, passing its traceparent."""
+    key_a, key_b = _key(live, "a"), _key(live, "b")
+    admin = _key(live, None, role="admin")
+    shared, root_b, root_a = new_trace_id(), new_span_id(), new_span_id()
+    # b speaks first; then a sends its root (with b's root span id reused, as a clash would).
+    _send(
+        live,
+        key_b,
+        [span(shared, root_b, "b-root"), span(shared, new_span_id(), "b-child", parent=root_b)],
+    )
+    _send(
+        live,
+        key_a,
+        [span(shared, root_b, "a-root"), span(shared, root_a, "a-child", parent=root_b)],
+    )
+    t = shared.hex()
+
+    trace_a = _get(live, key_a, f"/api/v1/projects/a/traces/{t}")
+    trace_b = _get(live, key_b, f"/api/v1/projects/b/traces/{t}")
+    assert trace_a.status_code == 200 and trace_b.status_code == 200
+    assert _names_in(trace_a.json()) == ["a-child", "a-root"]
+    assert _names_in(trace_b.json()) == ["b-child", "b-root"]
+    assert trace_b.json()["name"] == "b-root" and trace_b.json()["span_count"] == 2
+    # Each project's key sees only its own side, and no hint that the other exists.
+    assert _get(live, key_a, f"/api/v1/projects/b/traces/{t}").status_code == 404
+    assert trace_a.json()["linked_projects"] == []
+    # The fixed path answers with the one trace the caller may read.
+    assert _names_in(_get(live, key_b, f"/api/v1/traces/{t}").json()) == ["b-child", "b-root"]
+    assert _names_in(_get(live, key_a, f"/api/v1/traces/{t}").json()) == ["a-child", "a-root"]
+    # Both lists show the trace, each with its own root.
+    for key, project, name in ((key_a, "a", "a-root"), (key_b, "b", "b-root")):
+        items = _get(live, key, f"/api/v1/projects/{project}/traces").json()["items"]
+        assert [(i["trace_id"], i["name"]) for i in items] == [(t, name)]
+        spans_ = _get(live, key, f"/api/v1/projects/{project}/spans").json()["items"]
+        assert len(spans_) == 2
+
+    # Someone who reads both projects is told which ones hold the id, and can follow the link.
+    both = _get(live, admin, f"/api/v1/traces/{t}")
+    assert both.status_code == 409
+    message = both.json()["error"]["message"]
+    assert "'a'" in message and "'b'" in message and f"/api/v1/projects/a/traces/{t}" in message
+    chosen = _get(live, admin, f"/api/v1/traces/{t}?project=b")
+    assert chosen.status_code == 200 and _names_in(chosen.json()) == ["b-child", "b-root"]
+    linked = _get(live, admin, f"/api/v1/projects/a/traces/{t}").json()["linked_projects"]
+    assert linked == ["b"]
+    assert _get(live, admin, f"/api/v1/traces/{new_trace_id().hex()}").status_code == 404
+    assert _get(live, key_a, f"/api/v1/traces/{t}?project=b").status_code == 404
+
+
+def _ui_session(live: LiveServer, name: str, roles: dict[str, str]) -> httpx.Client:
+    with live.runtime.updates.begin() as conn:
+        user_id = user_store.create_user(conn, name, "a long enough password")
+        for project, role in roles.items():
+            user_store.grant(conn, user_id, project, role)
+        token, _ = user_store.start_session(conn, user_id, max_age_ns=3600 * 10**9)
+    live.runtime.forget_users()
+    return live.client(cookies={"assay_session": token})
+
+
+def test_the_trace_page_links_the_other_project_only_for_those_who_may_read_it(
+    live: LiveServer,
+) -> None:
+    key_a, key_b = _key(live, "a"), _key(live, "b")
+    shared = new_trace_id()
+    _send(live, key_a, [span(shared, new_span_id(), "supervisor")])
+    _send(live, key_b, [span(shared, new_span_id(), "sub-agent")])
+    t = shared.hex()
+    with _ui_session(live, "both", {"a": "viewer", "b": "viewer"}) as both:
+        page = both.get(f"/p/a/traces/{t}")
+        assert page.status_code == 200 and "supervisor" in page.text
+        assert "sub-agent" not in page.text
+        assert f'href="/p/b/traces/{t}"' in page.text
+        other = both.get(f"/p/b/traces/{t}")
+        assert "sub-agent" in other.text and f'href="/p/a/traces/{t}"' in other.text
+    with _ui_session(live, "only-a", {"a": "viewer"}) as only_a:
+        page = only_a.get(f"/p/a/traces/{t}")
+        assert page.status_code == 200 and "supervisor" in page.text
+        assert "/p/b/" not in page.text
+        assert "sub-agent" not in only_a.get(f"/p/b/traces/{t}").text
+
+
+# --- scores ---------------------------------------------------------------------------------
+
+
+def test_a_score_names_a_trace_of_the_project_in_its_url(live: LiveServer) -> None:
+    key_a, key_b = _key(live, "a", role="annotator"), _key(live, "b")
+    admin = _key(live, None, role="admin")
+    trace_b, span_b = new_trace_id(), new_span_id()
+    _send(live, key_b, [span(trace_b, span_b, "b-root")])
+    _send(live, admin, [span(new_trace_id(), new_span_id(), "a-root")])  # project "whatever"
+    with live.client(headers={"Authorization": f"Bearer {admin}"}) as c:
+        for body in (
+            {"trace_id": trace_b.hex(), "name": "x", "value": 1},
+            {"trace_id": trace_b.hex(), "span_id": span_b.hex(), "name": "x", "value": 1},
+        ):
+            wrong = c.post("/api/v1/projects/whatever/scores", json=body)
+            assert wrong.status_code == 404, wrong.text
+            assert trace_b.hex() in wrong.json()["error"]["message"]
+        # The same trace id scored in its own project works.
+        right = c.post(
+            "/api/v1/projects/b/scores", json={"trace_id": trace_b.hex(), "name": "ok", "value": 1}
+        )
+        assert right.status_code == 201
+        missing_span = c.post(
+            "/api/v1/projects/b/scores",
+            json={"trace_id": trace_b.hex(), "span_id": "1" * 16, "name": "x", "value": 1},
+        )
+        assert missing_span.status_code == 404
+    with live.client(headers={"Authorization": f"Bearer {key_a}"}) as c:
+        refused = c.post(
+            "/api/v1/projects/a/scores", json={"trace_id": trace_b.hex(), "name": "x", "value": 1}
+        )
+        assert refused.status_code == 404
+    trace = _get(live, key_b, f"/api/v1/traces/{trace_b.hex()}").json()
+    assert [s["name"] for s in trace["scores"]] == ["ok"]
+
+
+def test_scores_are_read_by_project(live: LiveServer) -> None:
+    """The same trace id in two projects: a score given in one never shows in the other."""
+    admin = _key(live, None, role="admin")
+    key_a, key_b = _key(live, "a"), _key(live, "b")
+    shared = new_trace_id()
+    _send(live, key_a, [span(shared, new_span_id(), "a-root")])
+    _send(live, key_b, [span(shared, new_span_id(), "b-root")])
+    with live.client(headers={"Authorization": f"Bearer {admin}"}) as c:
+        assert (
+            c.post(
+                "/api/v1/projects/a/scores",
+                json={"trace_id": shared.hex(), "name": "good", "value": 1},
+            ).status_code
+            == 201
+        )
+    t = shared.hex()
+    assert [s["name"] for s in _get(live, key_a, f"/api/v1/traces/{t}").json()["scores"]] == [
+        "good"
+    ]
+    assert _get(live, key_b, f"/api/v1/traces/{t}").json()["scores"] == []
+    listed = _get(live, key_b, "/api/v1/projects/b/traces").json()["items"]
+    assert listed[0]["scores"] == []
+    filtered = _get(live, key_b, "/api/v1/projects/b/traces?score=good").json()["items"]
+    assert filtered == []

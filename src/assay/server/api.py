@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, field_validator
@@ -184,18 +185,66 @@ def list_spans(
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
 
-@router.get("/traces/{trace_id}", summary="One trace: every span as a tree, with scores")
-def get_trace(request: Request, trace_id: str, who: Principal = Depends(principal)) -> JSON:
-    trace_id = trace_id.lower()
-    with runtime_of(request).engine.connect() as conn:
-        trace = queries.get_trace(conn, trace_id)
-        if trace is not None and who.project is not None:
-            visible = project_store.get_id(conn, who.project)
-            if trace["project_id"] != visible:
-                trace = None
+def _trace_json(conn: Connection, who: Principal, project_id: int, trace_id: str) -> JSON:
+    trace = queries.get_trace(conn, project_id, trace_id)
     if trace is None:
         raise ApiError(404, "not_found", f"trace {trace_id!r} does not exist")
+    # The other side of a trace that crossed projects, named only to those who may read it.
+    trace["linked_projects"] = [
+        name
+        for other_id, name in queries.projects_holding_trace(conn, trace_id)
+        if other_id != project_id and who.may_see(name)
+    ]
     return JSON(trace)
+
+
+@router.get(
+    "/projects/{project}/traces/{trace_id}",
+    summary="One trace of a project: every span as a tree, with scores",
+)
+def get_project_trace(
+    request: Request, project: str, trace_id: str, who: Principal = Depends(principal)
+) -> JSON:
+    with runtime_of(request).engine.connect() as conn:
+        return _trace_json(conn, who, project_id_for(conn, who, project), trace_id.lower())
+
+
+@router.get(
+    "/traces/{trace_id}",
+    summary="One trace, in whichever of the caller's projects holds it",
+    description=(
+        "A trace id names one trace per project. When several projects the caller may read "
+        "hold it (a trace that crossed services reporting to different projects), the answer "
+        "is 409 listing them: use `?project=` or /api/v1/projects/{project}/traces/{trace_id}."
+    ),
+)
+def get_trace(
+    request: Request,
+    trace_id: str,
+    who: Principal = Depends(principal),
+    project: Annotated[str | None, Query(description="the project whose trace to read")] = None,
+) -> JSON:
+    trace_id = trace_id.lower()
+    with runtime_of(request).engine.connect() as conn:
+        if project:
+            return _trace_json(conn, who, project_id_for(conn, who, project), trace_id)
+        holders = [
+            (project_id, name)
+            for project_id, name in queries.projects_holding_trace(conn, trace_id)
+            if who.may_see(name)
+        ]
+        if not holders:
+            raise ApiError(404, "not_found", f"trace {trace_id!r} does not exist")
+        if len(holders) > 1:
+            names = ", ".join(repr(name) for _, name in holders)
+            raise ApiError(
+                409,
+                "ambiguous_trace",
+                f"trace {trace_id!r} is in several projects ({names}); read one with "
+                f"/api/v1/projects/{quote(holders[0][1], safe='')}/traces/{trace_id} "
+                "or add ?project=NAME",
+            )
+        return _trace_json(conn, who, holders[0][0], trace_id)
 
 
 class ScoreIn(BaseModel):
@@ -226,6 +275,9 @@ def create_scores(
     if any(item.value is None and item.label is None for item in items):
         raise ApiError(400, "bad_request", "a score needs a value, a label, or both")
     with runtime_of(request).updates.begin() as conn:
-        project_id = project_store.ensure(conn, project)
-        ids = score_store.insert(conn, project_id, [item.model_dump() for item in items])
+        project_id = project_id_for(conn, who, project)
+        try:
+            ids = score_store.insert(conn, project_id, [item.model_dump() for item in items])
+        except score_store.TargetMissing as missing:
+            raise ApiError(404, "not_found", str(missing)) from None
     return JSON({"ids": ids}, status_code=201)

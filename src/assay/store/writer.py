@@ -269,7 +269,7 @@ def _compiled_span_insert(conn: Connection) -> tuple[str, tuple[str, ...]]:
     cached = _compiled_inserts.get(name)
     if cached is None:
         statement = _dialect_insert(conn, spans).on_conflict_do_nothing(
-            index_elements=["trace_id", "span_id"]
+            index_elements=["project_id", "trace_id", "span_id"]
         )
         compiled = statement.compile(dialect=conn.dialect, column_keys=list(INSERT_COLUMNS))
         order = tuple(compiled.positiontup or ()) if compiled.positional else INSERT_COLUMNS
@@ -315,7 +315,7 @@ def strip_nul(rows: list[dict[str, Any]]) -> None:
 
 
 def insert_spans(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert spans, ignoring ones already stored (same trace id and span id).
+    """Insert spans, ignoring ones already stored (same project, trace id and span id).
 
     The hot path of ingest: the statement is compiled once and rows go to the driver as plain
     tuples with JSON already encoded (by orjson), skipping per-value type processing, which cost
@@ -379,7 +379,7 @@ def _trace_aggregates(dialect: str) -> Any:
     return (
         select(
             s.trace_id,
-            func.min(s.project_id),
+            s.project_id,
             func.min(s.start_ns),
             func.max(s.end_ns),
             func.max(s.end_ns) - func.min(s.start_ns),
@@ -397,11 +397,18 @@ def _trace_aggregates(dialect: str) -> Any:
         .select_from(
             spans.outerjoin(
                 parent,
-                and_(parent.c.trace_id == s.trace_id, parent.c.span_id == s.parent_span_id),
+                and_(
+                    parent.c.project_id == s.project_id,
+                    parent.c.trace_id == s.trace_id,
+                    parent.c.span_id == s.parent_span_id,
+                ),
             )
         )
-        .where(s.trace_id.in_(bindparam("trace_ids", expanding=True)))
-        .group_by(s.trace_id)
+        .where(
+            s.project_id == bindparam("project_id"),
+            s.trace_id.in_(bindparam("trace_ids", expanding=True)),
+        )
+        .group_by(s.project_id, s.trace_id)
     )
 
 
@@ -427,28 +434,40 @@ _AGGREGATE_COLUMNS = [
 def refresh_traces(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Bring the trace rows touched by ``rows`` (just inserted spans) up to date.
 
+    A trace is (project, trace id): spans of another project under the same id never touch it.
     A trace seen for the first time (the usual case: all its spans in one batch) is summed
     here from the batch. A trace that already has a row is recomputed from its stored spans,
     which keeps the sums right when a batch is re-sent or spans arrive over several requests.
     """
-    by_trace: dict[str, list[dict[str, Any]]] = {}
+    by_trace: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in rows:
-        by_trace.setdefault(row["trace_id"], []).append(row)
+        by_trace.setdefault((row["project_id"], row["trace_id"]), []).append(row)
     if not by_trace:
         return
-    trace_ids = sorted(by_trace)
-    known: set[str] = set()
-    # SQLite caps bound parameters per statement; chunk to stay far below it.
-    for start in range(0, len(trace_ids), 500):
-        chunk = trace_ids[start : start + 500]
-        known.update(
-            conn.execute(select(traces.c.trace_id).where(traces.c.trace_id.in_(chunk))).scalars()
-        )
-    fresh = [_summarise(by_trace[trace_id]) for trace_id in trace_ids if trace_id not in known]
+    known: set[tuple[int, str]] = set()
+    for project_id, trace_ids in _by_project(by_trace):
+        # SQLite caps bound parameters per statement; chunk to stay far below it.
+        for start in range(0, len(trace_ids), 500):
+            chunk = trace_ids[start : start + 500]
+            found = conn.execute(
+                select(traces.c.trace_id).where(
+                    traces.c.project_id == project_id, traces.c.trace_id.in_(chunk)
+                )
+            ).scalars()
+            known.update((project_id, trace_id) for trace_id in found)
+    fresh = [_summarise(by_trace[key]) for key in sorted(by_trace) if key not in known]
     if fresh:
         conn.execute(traces.insert(), fresh)
     if known:
-        _recompute(conn, sorted(known), [row for t in known for row in by_trace[t]])
+        _recompute(conn, sorted(known), [row for key in known for row in by_trace[key]])
+
+
+def _by_project(keys: Iterable[tuple[int, str]]) -> list[tuple[int, list[str]]]:
+    """(project id, its trace ids) for a set of (project id, trace id) keys."""
+    grouped: dict[int, list[str]] = {}
+    for project_id, trace_id in sorted(keys):
+        grouped.setdefault(project_id, []).append(trace_id)
+    return sorted(grouped.items())
 
 
 def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -497,22 +516,30 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _recompute(conn: Connection, trace_ids: list[str], rows: list[dict[str, Any]]) -> None:
+def _recompute(conn: Connection, keys: list[tuple[int, str]], rows: list[dict[str, Any]]) -> None:
     insert = _dialect_insert(conn, traces)
     statement = insert.from_select(_AGGREGATE_COLUMNS, _trace_aggregates(conn.dialect.name))
     updates = {name: getattr(statement.excluded, name) for name in _AGGREGATE_COLUMNS[2:]}
     # A trace's session/user may come from any span; keep the one from the root if set.
     updates["session_id"] = func.coalesce(traces.c.session_id, statement.excluded.session_id)
     updates["user_id"] = func.coalesce(traces.c.user_id, statement.excluded.user_id)
-    statement = statement.on_conflict_do_update(index_elements=["trace_id"], set_=updates)
-    for start in range(0, len(trace_ids), 500):
-        conn.execute(statement, {"trace_ids": trace_ids[start : start + 500]})
+    statement = statement.on_conflict_do_update(
+        index_elements=["project_id", "trace_id"], set_=updates
+    )
+    for project_id, trace_ids in _by_project(keys):
+        for start in range(0, len(trace_ids), 500):
+            conn.execute(
+                statement, {"project_id": project_id, "trace_ids": trace_ids[start : start + 500]}
+            )
 
     roots = [row for row in rows if row["is_root"]]
     if roots:
         conn.execute(
             update(traces)
-            .where(traces.c.trace_id == bindparam("t_trace_id"))
+            .where(
+                traces.c.project_id == bindparam("t_project_id"),
+                traces.c.trace_id == bindparam("t_trace_id"),
+            )
             .values(
                 root_span_id=bindparam("t_span_id"),
                 name=bindparam("t_name"),
@@ -530,6 +557,7 @@ def _recompute(conn: Connection, trace_ids: list[str], rows: list[dict[str, Any]
             ),
             [
                 {
+                    "t_project_id": row["project_id"],
                     "t_trace_id": row["trace_id"],
                     "t_span_id": row["span_id"],
                     "t_name": row["name"],

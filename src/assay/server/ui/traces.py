@@ -287,16 +287,22 @@ async def trace_page(
     def load() -> tuple[dict[str, Any], ui_queries.Outline, dict[str, Any] | None]:
         with runtime_of(request).engine.connect() as conn:
             project_id = project_id_or_404(conn, project)
-            trace = ui_queries.trace_summary(conn, trace_id)
-            if trace is None or trace["project_id"] != project_id:
+            trace = ui_queries.trace_summary(conn, project_id, trace_id)
+            if trace is None:
                 raise NotFound(f"trace {trace_id} is not in project {project!r}")
-            outline = ui_queries.trace_outline(conn, trace_id)
+            # The other side of a trace that crossed projects, for those who may read it.
+            trace["linked_projects"] = [
+                name
+                for other_id, name in queries.projects_holding_trace(conn, trace_id)
+                if other_id != project_id and who.may_see(name)
+            ]
+            outline = ui_queries.trace_outline(conn, project_id, trace_id)
             wanted = (
                 span
                 or trace["root_span_id"]
                 or (outline.rows[0]["span_id"] if outline.rows else None)
             )
-            selected = ui_queries.get_span(conn, trace_id, wanted) if wanted else None
+            selected = ui_queries.get_span(conn, project_id, trace_id, wanted) if wanted else None
             return trace, outline, selected
 
     try:
@@ -341,8 +347,7 @@ async def span_fragment(
     def load() -> dict[str, Any] | None:
         with runtime_of(request).engine.connect() as conn:
             project_id = project_id_or_404(conn, project)
-            found = ui_queries.get_span(conn, trace_id, span_id)
-            return found if found is not None and found["project_id"] == project_id else None
+            return ui_queries.get_span(conn, project_id, trace_id, span_id)
 
     try:
         found = await timed.run("db", load)
