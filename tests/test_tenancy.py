@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from threading import Event
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import Engine, select
 
+from assay.settings import Settings
 from assay.store import keys as key_store
 from assay.store import migrate
 from assay.store import users as user_store
 from assay.store.engine import make_engine
 from assay.store.tables import projects, spans
 from assay.store.writer import SpanWriter, _Job
-from tests.conftest import LiveServer
-from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
+from tests.conftest import LiveServer, start_server
+from tests.otlp_builders import JSON_HEADERS, PB, new_span_id, new_trace_id, protobuf, span
 
 
 def span_row(trace_id: str, span_id: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -300,3 +303,120 @@ def test_scores_are_read_by_project(live: LiveServer) -> None:
     assert listed[0]["scores"] == []
     filtered = _get(live, key_b, "/api/v1/projects/b/traces?score=good").json()["items"]
     assert filtered == []
+
+
+# --- ids and project names at ingest -------------------------------------------------------
+
+
+def _json_span(trace_id: str, span_id: str, name: str) -> dict[str, Any]:
+    return {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": name,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000001000000",
+    }
+
+
+def _json_request(by_service: dict[str, list[dict[str, Any]]]) -> bytes:
+    return orjson.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                    },
+                    "scopeSpans": [{"spans": spans_}],
+                }
+                for service, spans_ in by_service.items()
+            ]
+        }
+    )
+
+
+def test_ids_that_are_not_hex_are_refused_with_the_reason(client: httpx.Client) -> None:
+    good = new_trace_id().hex()
+    body = _json_request(
+        {
+            "ids": [
+                _json_span(good, new_span_id().hex(), "good"),
+                # 32 and 16 characters, as the fields want, but not hex (nor base64 of 16/8 bytes)
+                _json_span("z" * 32, new_span_id().hex(), "bad-trace"),
+                _json_span(new_trace_id().hex(), "q" * 16, "bad-span"),
+            ]
+        }
+    )
+    answer = client.post("/v1/traces", content=body, headers=JSON_HEADERS)
+    assert answer.status_code == 200, answer.text
+    partial = answer.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "2"
+    assert "invalid trace id 'zzz" in partial["errorMessage"]
+    assert "invalid span id 'qqq" in partial["errorMessage"]
+    names = [i["name"] for i in client.get("/api/v1/projects/ids/spans").json()["items"]]
+    assert names == ["good"]
+    assert client.get(f"/api/v1/traces/{good}").status_code == 200
+    assert client.get(f"/api/v1/traces/{'z' * 32}").status_code == 404
+
+
+def test_project_names_are_checked_at_ingest_and_in_the_api(client: httpx.Client) -> None:
+    body = _json_request(
+        {
+            "fine": [_json_span(new_trace_id().hex(), new_span_id().hex(), "kept")],
+            "bell\x07": [_json_span(new_trace_id().hex(), new_span_id().hex(), "ctl")],
+            "nul\x00": [_json_span(new_trace_id().hex(), new_span_id().hex(), "nul")],
+        }
+    )
+    answer = client.post("/v1/traces", content=body, headers=JSON_HEADERS)
+    assert answer.status_code == 200, answer.text
+    partial = answer.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "2"
+    assert "project name" in partial["errorMessage"]
+    assert "control character" in partial["errorMessage"]
+    listed = {p["name"] for p in client.get("/api/v1/projects").json()["items"]}
+    assert listed == {"fine"}
+
+    too_long = "p" * 201
+    header = client.post(
+        "/v1/traces",
+        content=protobuf([span(new_trace_id(), new_span_id(), "x")]),
+        headers={**PB, "x-assay-project": too_long},
+    )
+    assert header.status_code == 400
+    assert "200 characters" in header.json()["error"]["message"]
+    dataset = client.post(f"/api/v1/projects/{too_long}/datasets", json={"name": "d"})
+    assert dataset.status_code == 400 and "200 characters" in dataset.json()["error"]["message"]
+
+
+@pytest.fixture
+def capped(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    settings = Settings(
+        database_url=db_url, home=tmp_path, max_projects=4, max_new_projects_per_request=2
+    )
+    server = start_server(settings)
+    yield server
+    server.stop()
+
+
+def test_ingest_creates_projects_only_up_to_the_caps(capped: LiveServer) -> None:
+    def services(*names: str) -> bytes:
+        return _json_request(
+            {name: [_json_span(new_trace_id().hex(), new_span_id().hex(), name)] for name in names}
+        )
+
+    with capped.client() as c:
+        many = c.post("/v1/traces", content=services("a", "b", "c"), headers=JSON_HEADERS)
+        assert many.status_code == 400
+        assert "3 new projects" in many.json()["error"]["message"]
+        assert "ASSAY_MAX_NEW_PROJECTS_PER_REQUEST" in many.json()["error"]["message"]
+        assert c.get("/api/v1/projects").json()["items"] == []  # nothing of it was kept
+        for pair in (("a", "b"), ("c", "d")):
+            ok = c.post("/v1/traces", content=services(*pair), headers=JSON_HEADERS)
+            assert ok.status_code == 200, ok.text
+        full = c.post("/v1/traces", content=services("a", "e"), headers=JSON_HEADERS)
+        assert full.status_code == 400
+        assert "ASSAY_MAX_PROJECTS" in full.json()["error"]["message"]
+        # Projects that exist still take spans, alone or together.
+        again = c.post("/v1/traces", content=services("a", "d"), headers=JSON_HEADERS)
+        assert again.status_code == 200, again.text
+        listed = {p["name"]: p["span_count"] for p in c.get("/api/v1/projects").json()["items"]}
+        assert listed == {"a": 2, "b": 1, "c": 1, "d": 2}

@@ -13,6 +13,7 @@ from assay.ingest import otlp
 from assay.ingest.normalize import normalize
 from assay.server.auth import Principal, principal, runtime_of
 from assay.server.runtime import Runtime
+from assay.store import projects as project_store
 
 router = APIRouter()
 
@@ -27,7 +28,18 @@ def _decode_and_normalise(
     now = time.time_ns()
     rows: list[dict[str, object]] = []
     names: list[str] = []
+    problems = {
+        name: problem
+        for name in {span.project for span in decoded.spans}
+        if (problem := project_store.name_problem(name)) is not None
+    }
     for span in decoded.spans:
+        if span.project in problems:
+            decoded.reject(
+                f"span {span.name[:80]!r}: project name {span.project[:80]!r} is not valid: "
+                f"{problems[span.project]}"
+            )
+            continue
         rows.append(normalize(span, runtime.prices_for(span.project).cost, now))
         names.append(span.project)
     return decoded, rows, names
@@ -82,6 +94,8 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
                 code="forbidden",
             )
         header_project = who.project
+    if header_project and (problem := project_store.name_problem(header_project)):
+        raise IngestError(f"x-assay-project: {problem}", code="invalid_project")
     decoded, rows, projects = await run_in_threadpool(
         _decode_and_normalise,
         runtime,

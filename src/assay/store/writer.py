@@ -65,6 +65,8 @@ class SpanWriter:
         batch_spans: int = 5_000,
         max_pending: int = 200_000,
         indexer: Callable[[Connection], int] | None = None,
+        max_projects: int | None = None,
+        max_new_projects_per_request: int | None = None,
     ) -> None:
         self.engine = engine
         self._write_lock = WriteLock(engine)
@@ -77,7 +79,10 @@ class SpanWriter:
         self._pending_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._is_sqlite = engine.dialect.name == "sqlite"
+        #: Ids of committed projects only (see ``_commit``).
         self._projects: dict[str, int] = {}
+        self.max_projects = max_projects
+        self.max_new_projects_per_request = max_new_projects_per_request
         self.spans_written = 0
         self.commits = 0
 
@@ -180,6 +185,9 @@ class SpanWriter:
             return 0
 
     def _commit_jobs(self, jobs: list[_Job]) -> None:
+        jobs = self._admit(jobs)
+        if not jobs:
+            return
         try:
             self._commit([job for job in jobs])
             for job in jobs:
@@ -196,6 +204,63 @@ class SpanWriter:
                     self._finish(job, None)
                 except Exception as single_exc:
                     self._finish(job, single_exc)
+
+    def _admit(self, jobs: list[_Job]) -> list[_Job]:
+        """The requests that may be written; the others are answered with why not: a project
+        name no project may have, or more new projects than the limits allow."""
+        unknown = {name for job in jobs for name in job.project_of_row} - self._projects.keys()
+        if not unknown:
+            return jobs
+        try:
+            with self.engine.connect() as conn:
+                # Committed projects only: this connection has no transaction of the writer's.
+                self._projects.update(project_store.existing(conn, unknown))
+                total = project_store.count(conn)
+        except Exception:
+            log.exception("could not read the projects; the commit will tell")
+            return jobs
+        admitted: list[_Job] = []
+        planned: set[str] = set()
+        for job in jobs:
+            new = set(job.project_of_row) - self._projects.keys()
+            refusal = self._refusal(new, total + len(planned | new))
+            if refusal is None:
+                planned |= new
+                admitted.append(job)
+            else:
+                self._finish(job, refusal)
+        return admitted
+
+    def _refusal(self, new: set[str], total_after: int) -> IngestError | None:
+        if not new:
+            return None
+        for name in sorted(new):
+            problem = project_store.name_problem(name)
+            if problem is not None:
+                return IngestError(
+                    f"project name {name[:80]!r} is not valid: {problem}", code="invalid_project"
+                )
+        sample = ", ".join(repr(name[:40]) for name in sorted(new)[:5])
+        if len(new) > 5:
+            sample += ", ..."
+        per_request = self.max_new_projects_per_request
+        if per_request is not None and len(new) > per_request:
+            return IngestError(
+                f"this request would create {len(new)} new projects ({sample}); at most "
+                f"{per_request} may be created per request (ASSAY_MAX_NEW_PROJECTS_PER_REQUEST). "
+                "Each service.name (or assay.project) is a project: check the exporters' "
+                "resource attributes, or send fewer new ones per request",
+                code="too_many_projects",
+            )
+        if self.max_projects is not None and total_after > self.max_projects:
+            return IngestError(
+                f"this request would create new projects ({sample}) past the server's limit of "
+                f"{self.max_projects} projects (ASSAY_MAX_PROJECTS); nothing of it was stored. "
+                "Send to an existing project (x-assay-project header), or ask an administrator "
+                "to raise the limit",
+                code="project_limit",
+            )
+        return None
 
     def _finish(self, job: _Job, error: BaseException | None) -> None:
         self._release(len(job.rows))
