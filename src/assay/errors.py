@@ -54,3 +54,12 @@ class ProjectNotFound(NotFound):
 
 class Forbidden(AccessError):
     """The caller may see the thing but their role does not allow this."""
+
+
+class Ambiguous(AccessError):
+    """The request names more than one thing the caller may see (a trace id held by several
+    of their projects); the message says how to name just one."""
+
+    def __init__(self, message: str, *, code: str = "ambiguous") -> None:
+        super().__init__(message)
+        self.code = code

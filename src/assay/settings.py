@@ -37,6 +37,12 @@ class Settings:
     writer_max_pending_spans: int = 200_000
     #: ASSAY_SEARCH_INDEX — build the text-search index in the background (on by default).
     search_index: bool = True
+    #: ASSAY_MAX_PROJECTS — ingest creates no project past this many (a request that would
+    #: is refused with 400): a misconfigured exporter, or a hostile one, cannot fill the server
+    #: with projects.
+    max_projects: int = 1_000
+    #: ASSAY_MAX_NEW_PROJECTS_PER_REQUEST — most projects one ingest request may create.
+    max_new_projects_per_request: int = 100
     #: ASSAY_DEFAULT_PROJECT — project for spans that name none.
     default_project: str = "default"
     #: ASSAY_SESSION_IDLE_HOURS — a web UI session unused this long ends (sign in again).

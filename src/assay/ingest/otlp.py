@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,14 +158,19 @@ def _project(resource: dict[str, Any], header_project: str | None, default: str)
     return default
 
 
+_HEX_ID = re.compile(r"[0-9a-f]*")
+
+
 def _check_ids(out: DecodedRequest, trace_id: str, span_id: str, parent: str, name: str) -> bool:
-    if len(trace_id) != 32 or trace_id == "0" * 32:
+    # Ids are stored and looked up as lowercase hex: anything else could be stored but never
+    # read back (a 32-character JSON traceId that is not hex, say).
+    if len(trace_id) != 32 or trace_id == "0" * 32 or not _HEX_ID.fullmatch(trace_id):
         out.reject(f"span {name[:80]!r}: invalid trace id {trace_id[:64]!r} (need 16 bytes)")
         return False
-    if len(span_id) != 16 or span_id == "0" * 16:
+    if len(span_id) != 16 or span_id == "0" * 16 or not _HEX_ID.fullmatch(span_id):
         out.reject(f"span {name[:80]!r}: invalid span id {span_id[:64]!r} (need 8 bytes)")
         return False
-    if parent and len(parent) != 16:
+    if parent and (len(parent) != 16 or not _HEX_ID.fullmatch(parent)):
         out.reject(f"span {name[:80]!r}: invalid parent span id {parent[:64]!r}")
         return False
     return True

@@ -142,9 +142,32 @@ def list_spans(
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
 
-@router.get("/traces/{trace_id}", summary="One trace: every span as a tree, with scores")
-def get_trace(request: Request, trace_id: str, who: Principal = Depends(api_principal)) -> JSON:
-    return JSON(traces.get_trace(runtime_of(request), who, trace_id))
+@router.get(
+    "/projects/{project}/traces/{trace_id}",
+    summary="One trace of a project: every span as a tree, with scores",
+)
+def get_project_trace(
+    request: Request, project: str, trace_id: str, who: Principal = Depends(api_principal)
+) -> JSON:
+    return JSON(traces.get_trace(runtime_of(request), who, trace_id, project))
+
+
+@router.get(
+    "/traces/{trace_id}",
+    summary="One trace, in whichever of the caller's projects holds it",
+    description=(
+        "A trace id names one trace per project. When several projects the caller may read "
+        "hold it (a trace that crossed services reporting to different projects), the answer "
+        "is 409 listing them: use `?project=` or /api/v1/projects/{project}/traces/{trace_id}."
+    ),
+)
+def get_trace(
+    request: Request,
+    trace_id: str,
+    who: Principal = Depends(api_principal),
+    project: Annotated[str | None, Query(description="the project whose trace to read")] = None,
+) -> JSON:
+    return JSON(traces.get_trace(runtime_of(request), who, trace_id, project or None))
 
 
 class ScoreIn(BaseModel):

@@ -14,6 +14,7 @@ from assay.ingest.normalize import normalize
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
 from assay.services.principal import Principal
+from assay.services.projects import name_problem
 from assay.services.runtime import Runtime
 
 router = APIRouter()
@@ -29,7 +30,18 @@ def _decode_and_normalise(
     now = time.time_ns()
     rows: list[dict[str, object]] = []
     names: list[str] = []
+    problems = {
+        name: problem
+        for name in {span.project for span in decoded.spans}
+        if (problem := name_problem(name)) is not None
+    }
     for span in decoded.spans:
+        if span.project in problems:
+            decoded.reject(
+                f"span {span.name[:80]!r}: project name {span.project[:80]!r} is not valid: "
+                f"{problems[span.project]}"
+            )
+            continue
         rows.append(normalize(span, runtime.prices_for(span.project).cost, now))
         names.append(span.project)
     return decoded, rows, names
@@ -84,6 +96,8 @@ async def export_traces(request: Request, who: Principal = Depends(api_principal
                 code="forbidden",
             )
         header_project = only
+    if header_project and (problem := name_problem(header_project)):
+        raise IngestError(f"x-assay-project: {problem}", code="invalid_project")
     decoded, rows, projects = await run_in_threadpool(
         _decode_and_normalise,
         runtime,

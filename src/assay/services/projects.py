@@ -12,6 +12,9 @@ from assay.store import projects as project_store
 from assay.store import ui_queries
 from assay.store.database import Connection, Database
 
+# Re-exported for ingest: server/ asks the services, not the store.
+from assay.store.projects import name_problem as name_problem
+
 DAY_NS = 86_400 * 10**9
 
 

@@ -69,6 +69,8 @@ class Runtime(Database):
             make_engine(url, role="writer"),
             batch_spans=settings.writer_batch_spans,
             max_pending=settings.writer_max_pending_spans,
+            max_projects=settings.max_projects,
+            max_new_projects_per_request=settings.max_new_projects_per_request,
             # SQLite: one writer per database, so the writer indexes between commits.
             indexer=search.index_batch if settings.search_index and sqlite else None,
         )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from assay.errors import NotFound
+from assay.errors import Ambiguous, NotFound
 from assay.services.principal import Principal
 from assay.services.projects import project_id
-from assay.store import projects as project_store
 from assay.store import queries, ui_queries
-from assay.store.database import Database
+from assay.store.database import Connection, Database
 from assay.store.queries import SORTS, Filters, InvalidQuery, Page
 from assay.store.ui_queries import SESSION_TURNS, TURN_CHARS
 
@@ -68,14 +68,47 @@ def list_spans(
         )
 
 
-def get_trace(db: Database, who: Principal, trace_id: str) -> dict[str, Any]:
-    """A whole trace as a tree, from any project ``who`` may see."""
+def _linked_projects(conn: Connection, who: Principal, found: int, trace_id: str) -> list[str]:
+    """The other projects holding this trace id (the other side of a call across services that
+    report to different projects), named only to those who may read them."""
+    return [
+        name
+        for other_id, name in queries.projects_holding_trace(conn, trace_id)
+        if other_id != found and who.may_see(name)
+    ]
+
+
+def get_trace(
+    db: Database, who: Principal, trace_id: str, project: str | None = None
+) -> dict[str, Any]:
+    """A whole trace as a tree. A trace id names one trace per project: without ``project``,
+    the one trace of that id among the projects ``who`` may see (:class:`Ambiguous` if several
+    hold it)."""
     trace_id = trace_id.lower()
     with db.read() as conn:
-        trace = queries.get_trace(conn, trace_id)
-        project = project_store.name_of(conn, trace["project_id"]) if trace else None
-    if trace is None or project is None or not who.may_see(project):
-        raise NotFound(f"trace {trace_id!r} does not exist")
+        if project is not None:
+            found = project_id(conn, who, project)
+        else:
+            holders = [
+                (holder, name)
+                for holder, name in queries.projects_holding_trace(conn, trace_id)
+                if who.may_see(name)
+            ]
+            if not holders:
+                raise NotFound(f"trace {trace_id!r} does not exist")
+            if len(holders) > 1:
+                names = ", ".join(repr(name) for _, name in holders)
+                raise Ambiguous(
+                    f"trace {trace_id!r} is in several projects ({names}); read one with "
+                    f"/api/v1/projects/{quote(holders[0][1], safe='')}/traces/{trace_id} "
+                    "or add ?project=NAME",
+                    code="ambiguous_trace",
+                )
+            found = holders[0][0]
+        trace = queries.get_trace(conn, found, trace_id)
+        if trace is None:
+            raise NotFound(f"trace {trace_id!r} does not exist")
+        trace["linked_projects"] = _linked_projects(conn, who, found, trace_id)
     return trace
 
 
@@ -95,16 +128,17 @@ def trace_view(
     trace_id = trace_id.lower()
     with db.read() as conn:
         found = project_id(conn, who, project)
-        trace = ui_queries.trace_summary(conn, trace_id)
-        if trace is None or trace["project_id"] != found:
+        trace = ui_queries.trace_summary(conn, found, trace_id)
+        if trace is None:
             raise NotFound(f"trace {trace_id} is not in project {project!r}")
-        outline = ui_queries.trace_outline(conn, trace_id)
+        trace["linked_projects"] = _linked_projects(conn, who, found, trace_id)
+        outline = ui_queries.trace_outline(conn, found, trace_id)
         wanted = (
             span_id
             or trace["root_span_id"]
             or (outline.rows[0]["span_id"] if outline.rows else None)
         )
-        selected = ui_queries.get_span(conn, trace_id, wanted) if wanted else None
+        selected = ui_queries.get_span(conn, found, trace_id, wanted) if wanted else None
     return TraceView(trace, outline, selected)
 
 
@@ -115,8 +149,8 @@ def get_span(
     trace_id, span_id = trace_id.lower(), span_id.lower()
     with db.read() as conn:
         found = project_id(conn, who, project)
-        span = ui_queries.get_span(conn, trace_id, span_id)
-    if span is None or span["project_id"] != found:
+        span = ui_queries.get_span(conn, found, trace_id, span_id)
+    if span is None:
         raise NotFound(f"span {span_id} is not in trace {trace_id}")
     return span
 

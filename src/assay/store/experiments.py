@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 from assay.errors import UserError
 from assay.store.engine import now_ns
@@ -115,7 +115,15 @@ def rows(conn: Connection, experiment_id: int, case_key: str | None = None) -> l
             traces.c.cost.label("trace_cost"),
         )
         .select_from(
-            experiment_rows.outerjoin(traces, traces.c.trace_id == experiment_rows.c.trace_id)
+            experiment_rows.join(
+                experiments, experiments.c.id == experiment_rows.c.experiment_id
+            ).outerjoin(
+                traces,
+                and_(
+                    traces.c.project_id == experiments.c.project_id,
+                    traces.c.trace_id == experiment_rows.c.trace_id,
+                ),
+            )
         )
         .where(
             experiment_rows.c.experiment_id == experiment_id,

@@ -2,17 +2,65 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from assay.errors import UserError
 from assay.store.engine import now_ns
 from assay.store.tables import projects, spans, traces
 
+MAX_NAME_CHARS = 200
+
+
+class InvalidProjectName(UserError):
+    """A project name the store will not create."""
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a project, or None when it can."""
+    if not name or not name.strip():
+        return "a project name cannot be empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"a project name has at most {MAX_NAME_CHARS} characters (got {len(name)})"
+    # NUL cannot be stored by PostgreSQL; other control characters only hide in names.
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return "a project name cannot contain control characters (NUL, tab, newline...)"
+    return None
+
+
+def check_name(name: str) -> None:
+    problem = name_problem(name)
+    if problem is not None:
+        raise InvalidProjectName(f"project name {name[:80]!r} is not valid: {problem}")
+
+
+def existing(conn: Connection, names: Iterable[str]) -> dict[str, int]:
+    """The ids of those of ``names`` that are projects."""
+    wanted = sorted(set(names))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(projects.c.name, projects.c.id).where(
+                projects.c.name.in_(wanted[start : start + 500])
+            )
+        )
+        found.update((str(name), int(project_id)) for name, project_id in rows)
+    return found
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(projects)).scalar_one())
+
 
 def ensure(conn: Connection, name: str) -> int:
-    """The id of project ``name``, creating it if needed (safe against concurrent creators)."""
+    """The id of project ``name``, creating it if needed (safe against concurrent creators).
+
+    Raises InvalidProjectName for a name no project may have."""
+    check_name(name)
     insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
     conn.execute(
         insert(projects)

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from assay.errors import UserError
 from assay.store import search
-from assay.store.tables import scores, spans, traces
+from assay.store.tables import projects, scores, spans, traces
 
 SORTS = ("start", "duration", "cost")
 
@@ -105,8 +105,11 @@ def _status_condition(table_errors: Any, status_code: Any, status: str) -> Colum
     return condition
 
 
-def _score_condition(f: Filters, trace_col: Any, span_col: Any | None) -> ColumnElement[bool]:
-    conditions: list[ColumnElement[bool]] = [scores.c.trace_id == trace_col]
+def _score_condition(f: Filters, table: Any, span_col: Any | None) -> ColumnElement[bool]:
+    conditions: list[ColumnElement[bool]] = [
+        scores.c.project_id == table.c.project_id,
+        scores.c.trace_id == table.c.trace_id,
+    ]
     if span_col is not None:
         conditions.append(scores.c.span_id == span_col)
     if f.score:
@@ -174,7 +177,7 @@ def _span_conditions(
     if f.status:
         out.append(_status_condition(s.is_error, s.status_code, f.status))
     if _has_score_filter(f):
-        out.append(_score_condition(f, s.trace_id, s.span_id))
+        out.append(_score_condition(f, spans, s.span_id))
     return out
 
 
@@ -186,7 +189,7 @@ def _trace_conditions(
     if f.status:
         out.append(_status_condition(t.error_count > 0, t.status_code, f.status))
     if _has_score_filter(f):
-        out.append(_score_condition(f, t.trace_id, None))
+        out.append(_score_condition(f, traces, None))
     # The trace matches if any of its spans has the type / model.
     if f.type:
         out.append(t.span_types.contains(f",{f.type},", autoescape=True))
@@ -307,7 +310,7 @@ def _list(
         rows = page()
     more = len(rows) > limit
     rows = rows[:limit]
-    attach_scores(conn, rows, by=listing.scores_by)
+    attach_scores(conn, project_id, rows, by=listing.scores_by)
     last = rows[-1] if rows else None
     next_cursor = (
         _encode_cursor(_sort_value(last, sort), last[listing.key]) if more and last else None
@@ -439,14 +442,20 @@ SCORE_COLUMNS = [
 ]
 
 
-def attach_scores(conn: Connection, rows: Sequence[dict[str, Any]], *, by: str) -> None:
-    """Give each trace row its trace's scores, or each span row its own scores."""
+def attach_scores(
+    conn: Connection, project_id: int, rows: Sequence[dict[str, Any]], *, by: str
+) -> None:
+    """Give each trace row (of the project) its trace's scores, or each span row its own."""
     for row in rows:
         row["scores"] = []
     if not rows:
         return
     trace_ids = sorted({row["trace_id"] for row in rows})
-    found = conn.execute(select(*SCORE_COLUMNS).where(scores.c.trace_id.in_(trace_ids))).all()
+    found = conn.execute(
+        select(*SCORE_COLUMNS).where(
+            scores.c.project_id == project_id, scores.c.trace_id.in_(trace_ids)
+        )
+    ).all()
     if by == "trace":
         index = {row["trace_id"]: row for row in rows}
         for score in found:
@@ -459,10 +468,27 @@ def attach_scores(conn: Connection, rows: Sequence[dict[str, Any]], *, by: str) 
                 target["scores"].append(dict(score._mapping))
 
 
-def get_trace(conn: Connection, trace_id: str) -> dict[str, Any] | None:
-    """A whole trace: summary, every span as a tree (children by start time), all scores."""
+def projects_holding_trace(conn: Connection, trace_id: str) -> list[tuple[int, str]]:
+    """(id, name) of every project that has a trace with this id, by name.
+
+    Usually one; two or more when a trace crossed services that report to different projects
+    (a supervisor in one calling a sub-agent in another, with the W3C traceparent).
+    """
+    rows = conn.execute(
+        select(projects.c.id, projects.c.name)
+        .join(traces, traces.c.project_id == projects.c.id)
+        .where(traces.c.trace_id == trace_id)
+        .order_by(projects.c.name)
+    ).all()
+    return [(int(row.id), str(row.name)) for row in rows]
+
+
+def get_trace(conn: Connection, project_id: int, trace_id: str) -> dict[str, Any] | None:
+    """A project's trace: summary, every span as a tree (children by start time), all scores."""
     summary = conn.execute(
-        select(traces.c.project_id, *TRACE_LIST_COLUMNS).where(traces.c.trace_id == trace_id)
+        select(traces.c.project_id, *TRACE_LIST_COLUMNS).where(
+            traces.c.project_id == project_id, traces.c.trace_id == trace_id
+        )
     ).first()
     if summary is None:
         return None
@@ -472,15 +498,19 @@ def get_trace(conn: Connection, trace_id: str) -> dict[str, Any] | None:
         span_dict(row._mapping)
         for row in conn.execute(
             select(*SPAN_LIST_COLUMNS)
-            .where(spans.c.trace_id == trace_id)
+            .where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
             .order_by(spans.c.start_ns, spans.c.id)
         )
     ]
-    attach_scores(conn, rows, by="span")
+    attach_scores(conn, project_id, rows, by="span")
     trace["scores"] = [
         dict(score._mapping)
         for score in conn.execute(
-            select(*SCORE_COLUMNS).where(scores.c.trace_id == trace_id, scores.c.span_id.is_(None))
+            select(*SCORE_COLUMNS).where(
+                scores.c.project_id == project_id,
+                scores.c.trace_id == trace_id,
+                scores.c.span_id.is_(None),
+            )
         )
     ]
     by_id = {row["span_id"]: row for row in rows}

@@ -4,13 +4,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from assay.errors import NotFound
 from assay.store.engine import now_ns
-from assay.store.tables import scores
+from assay.store.tables import scores, spans, traces
+
+
+class TargetMissing(NotFound):
+    """A score names a trace or span that the project does not have."""
+
+
+def _check_targets(conn: Connection, project_id: int, items: list[dict[str, Any]]) -> None:
+    """Every scored trace (and span) exists in the project: a trace id alone names nothing
+    across projects, and a score must never land on, or show in, another project's trace."""
+    for trace_id, span_id in sorted(
+        {(item["trace_id"].lower(), (item.get("span_id") or "").lower()) for item in items}
+    ):
+        if span_id:
+            found = conn.execute(
+                select(spans.c.id).where(
+                    spans.c.project_id == project_id,
+                    spans.c.trace_id == trace_id,
+                    spans.c.span_id == span_id,
+                )
+            ).first()
+            what = f"span {span_id!r} of trace {trace_id!r}"
+        else:
+            found = conn.execute(
+                select(traces.c.trace_id).where(
+                    traces.c.project_id == project_id, traces.c.trace_id == trace_id
+                )
+            ).first()
+            what = f"trace {trace_id!r}"
+        if found is None:
+            raise TargetMissing(
+                f"{what} is not in this project; score a trace of the project in the URL "
+                "(its spans may still be on their way: retry in a moment)"
+            )
 
 
 def insert(conn: Connection, project_id: int, items: list[dict[str, Any]]) -> list[int]:
+    """Store scores for traces or spans of the project; TargetMissing if one is not there."""
+    _check_targets(conn, project_id, items)
     ids = []
     created = now_ns()
     for item in items:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -85,17 +86,22 @@ spans = Table(
     Column("links", Json, nullable=False),
     Column("resource", Json, nullable=False),
     Column("scope", Json, nullable=False),
-    UniqueConstraint("trace_id", "span_id", name="uq_spans_trace_span"),
+    # A trace id is unique within a project only: a service that received another project's
+    # traceparent writes its own trace under the same id (see ``traces``).
+    UniqueConstraint("project_id", "trace_id", "span_id", name="uq_spans_project_trace_span"),
     Index("ix_spans_project_start", "project_id", "start_ns"),
     Index("ix_spans_project_type_start", "project_id", "type", "start_ns"),
 )
 
 # One row per trace, kept current by the writer: the root span's fields and the sums the
 # trace list shows and filters on, so listing never aggregates a million spans.
+# A trace is (project, trace id): when a supervisor in one project calls a sub-agent in another
+# and passes its W3C traceparent, each project holds a trace of its own spans under the same id,
+# and neither can read or change the other's.
 traces = Table(
     "traces",
     metadata,
-    Column("trace_id", String(32), primary_key=True),
+    Column("trace_id", String(32), nullable=False),
     Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("root_span_id", String(16)),
     Column("name", Text),
@@ -119,6 +125,10 @@ traces = Table(
     Column("span_types", Text),
     Column("tags", Json, nullable=False, default=list),
     Column("metadata", Json, nullable=False, default=dict),
+    PrimaryKeyConstraint("project_id", "trace_id", name="pk_traces"),
+    # Which projects hold a trace id: the fixed /api/v1/traces/{id} path and the links
+    # between the two sides of a trace that crossed projects.
+    Index("ix_traces_trace", "trace_id"),
     Index("ix_traces_project_start", "project_id", "start_ns"),
     Index("ix_traces_project_duration", "project_id", "duration_ns"),
     Index("ix_traces_project_cost", "project_id", "cost"),
@@ -141,7 +151,7 @@ scores = Table(
     Column("author", String(200)),
     Column("metadata", Json, nullable=False, default=dict),
     Column("created_ns", BigInteger, nullable=False),
-    Index("ix_scores_trace", "trace_id"),
+    Index("ix_scores_project_trace", "project_id", "trace_id"),
     Index("ix_scores_project_name_value", "project_id", "name", "value"),
 )
 

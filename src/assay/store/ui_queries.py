@@ -47,10 +47,12 @@ MAX_DEPTH = 24
 MAX_OUTLINE_SPANS = 10_000
 
 
-def trace_summary(conn: Connection, trace_id: str) -> dict[str, Any] | None:
-    """The trace row (root span fields and sums) with its trace-level scores."""
+def trace_summary(conn: Connection, project_id: int, trace_id: str) -> dict[str, Any] | None:
+    """The project's trace row (root span fields and sums) with its trace-level scores."""
     row = conn.execute(
-        select(traces.c.project_id, *TRACE_LIST_COLUMNS).where(traces.c.trace_id == trace_id)
+        select(traces.c.project_id, *TRACE_LIST_COLUMNS).where(
+            traces.c.project_id == project_id, traces.c.trace_id == trace_id
+        )
     ).first()
     if row is None:
         return None
@@ -60,7 +62,11 @@ def trace_summary(conn: Connection, trace_id: str) -> dict[str, Any] | None:
         dict(score._mapping)
         for score in conn.execute(
             select(*SCORE_COLUMNS)
-            .where(scores.c.trace_id == trace_id, scores.c.span_id.is_(None))
+            .where(
+                scores.c.project_id == project_id,
+                scores.c.trace_id == trace_id,
+                scores.c.span_id.is_(None),
+            )
             .order_by(scores.c.name, scores.c.id)
         )
     ]
@@ -78,13 +84,14 @@ class Outline:
     truncated: bool = False
 
 
-def trace_outline(conn: Connection, trace_id: str) -> Outline:
-    """Every span of the trace with its depth and waterfall position (0-1000), no payloads."""
+def trace_outline(conn: Connection, project_id: int, trace_id: str) -> Outline:
+    """Every span of the project's trace with its depth and waterfall position (0-1000), no
+    payloads."""
     rows = [
         dict(row._mapping)
         for row in conn.execute(
             select(*OUTLINE_COLUMNS)
-            .where(spans.c.trace_id == trace_id)
+            .where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
             .order_by(spans.c.start_ns, spans.c.id)
             .limit(MAX_OUTLINE_SPANS + 1)
         )
@@ -94,7 +101,11 @@ def trace_outline(conn: Connection, trace_id: str) -> Outline:
     score_counts: dict[str, int] = {}
     for span_id, count in conn.execute(
         select(scores.c.span_id, func.count())
-        .where(scores.c.trace_id == trace_id, scores.c.span_id.is_not(None))
+        .where(
+            scores.c.project_id == project_id,
+            scores.c.trace_id == trace_id,
+            scores.c.span_id.is_not(None),
+        )
         .group_by(scores.c.span_id)
     ):
         score_counts[span_id] = int(count)
@@ -155,17 +166,21 @@ def _unreached(
     return out
 
 
-def get_span(conn: Connection, trace_id: str, span_id: str) -> dict[str, Any] | None:
-    """One span with everything stored about it, and its scores."""
+def get_span(
+    conn: Connection, project_id: int, trace_id: str, span_id: str
+) -> dict[str, Any] | None:
+    """One span of the project with everything stored about it, and its scores."""
     row = conn.execute(
         select(spans.c.project_id, *SPAN_LIST_COLUMNS).where(
-            spans.c.trace_id == trace_id, spans.c.span_id == span_id
+            spans.c.project_id == project_id,
+            spans.c.trace_id == trace_id,
+            spans.c.span_id == span_id,
         )
     ).first()
     if row is None:
         return None
     span = span_dict(row._mapping)
-    attach_scores(conn, [span], by="span")
+    attach_scores(conn, project_id, [span], by="span")
     return span
 
 
@@ -331,6 +346,7 @@ def session_traces(
                 func.substr(spans.c.output, 1, TURN_CHARS + 1).label("output"),
             ).where(
                 # Two IN lists, not a row-value IN (which SQLite answers by scanning spans).
+                spans.c.project_id == project_id,
                 spans.c.trace_id.in_([t for t, _ in chunk]),
                 spans.c.span_id.in_([s for _, s in chunk]),
             )
@@ -341,7 +357,7 @@ def session_traces(
         text_in, text_out = texts.get((row["trace_id"], row["root_span_id"] or ""), (None, None))
         row["input"] = text_in if text_in is not None else row["input_preview"]
         row["output"] = text_out if text_out is not None else row["output_preview"]
-    attach_scores(conn, rows, by="trace")
+    attach_scores(conn, project_id, rows, by="trace")
     return rows
 
 

@@ -65,6 +65,8 @@ class SpanWriter:
         batch_spans: int = 5_000,
         max_pending: int = 200_000,
         indexer: Callable[[Connection], int] | None = None,
+        max_projects: int | None = None,
+        max_new_projects_per_request: int | None = None,
     ) -> None:
         self.engine = engine
         self._write_lock = WriteLock(engine)
@@ -77,7 +79,10 @@ class SpanWriter:
         self._pending_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._is_sqlite = engine.dialect.name == "sqlite"
+        #: Ids of committed projects only (see ``_commit``).
         self._projects: dict[str, int] = {}
+        self.max_projects = max_projects
+        self.max_new_projects_per_request = max_new_projects_per_request
         self.spans_written = 0
         self.commits = 0
 
@@ -180,6 +185,9 @@ class SpanWriter:
             return 0
 
     def _commit_jobs(self, jobs: list[_Job]) -> None:
+        jobs = self._admit(jobs)
+        if not jobs:
+            return
         try:
             self._commit([job for job in jobs])
             for job in jobs:
@@ -196,6 +204,63 @@ class SpanWriter:
                     self._finish(job, None)
                 except Exception as single_exc:
                     self._finish(job, single_exc)
+
+    def _admit(self, jobs: list[_Job]) -> list[_Job]:
+        """The requests that may be written; the others are answered with why not: a project
+        name no project may have, or more new projects than the limits allow."""
+        unknown = {name for job in jobs for name in job.project_of_row} - self._projects.keys()
+        if not unknown:
+            return jobs
+        try:
+            with self.engine.connect() as conn:
+                # Committed projects only: this connection has no transaction of the writer's.
+                self._projects.update(project_store.existing(conn, unknown))
+                total = project_store.count(conn)
+        except Exception:
+            log.exception("could not read the projects; the commit will tell")
+            return jobs
+        admitted: list[_Job] = []
+        planned: set[str] = set()
+        for job in jobs:
+            new = set(job.project_of_row) - self._projects.keys()
+            refusal = self._refusal(new, total + len(planned | new))
+            if refusal is None:
+                planned |= new
+                admitted.append(job)
+            else:
+                self._finish(job, refusal)
+        return admitted
+
+    def _refusal(self, new: set[str], total_after: int) -> IngestError | None:
+        if not new:
+            return None
+        for name in sorted(new):
+            problem = project_store.name_problem(name)
+            if problem is not None:
+                return IngestError(
+                    f"project name {name[:80]!r} is not valid: {problem}", code="invalid_project"
+                )
+        sample = ", ".join(repr(name[:40]) for name in sorted(new)[:5])
+        if len(new) > 5:
+            sample += ", ..."
+        per_request = self.max_new_projects_per_request
+        if per_request is not None and len(new) > per_request:
+            return IngestError(
+                f"this request would create {len(new)} new projects ({sample}); at most "
+                f"{per_request} may be created per request (ASSAY_MAX_NEW_PROJECTS_PER_REQUEST). "
+                "Each service.name (or assay.project) is a project: check the exporters' "
+                "resource attributes, or send fewer new ones per request",
+                code="too_many_projects",
+            )
+        if self.max_projects is not None and total_after > self.max_projects:
+            return IngestError(
+                f"this request would create new projects ({sample}) past the server's limit of "
+                f"{self.max_projects} projects (ASSAY_MAX_PROJECTS); nothing of it was stored. "
+                "Send to an existing project (x-assay-project header), or ask an administrator "
+                "to raise the limit",
+                code="project_limit",
+            )
+        return None
 
     def _finish(self, job: _Job, error: BaseException | None) -> None:
         self._release(len(job.rows))
@@ -219,24 +284,29 @@ class SpanWriter:
             job.done.set()
 
     def _commit(self, jobs: Sequence[_Job]) -> None:
+        # Ids of projects created in this transaction join the cache only once it commits: a
+        # rolled-back id may be handed to another project next (SQLite reuses it), or never
+        # exist (PostgreSQL), and a cached one would send later spans there.
+        created: dict[str, int] = {}
         with self._write_lock.held(), self.engine.begin() as conn:
             self._write_lock.in_transaction(conn)
             rows: list[dict[str, Any]] = []
             for job in jobs:
                 for row, project in zip(job.rows, job.project_of_row, strict=True):
-                    row["project_id"] = self._project_id(conn, project)
+                    row["project_id"] = self._project_id(conn, project, created)
                     rows.append(row)
             if not self._is_sqlite:
                 strip_nul(rows)
             insert_spans(conn, rows)
             refresh_traces(conn, rows)
+        self._projects.update(created)
         self.commits += 1
 
-    def _project_id(self, conn: Connection, name: str) -> int:
-        project_id = self._projects.get(name)
+    def _project_id(self, conn: Connection, name: str, created: dict[str, int]) -> int:
+        project_id = self._projects.get(name) or created.get(name)
         if project_id is None:
             project_id = project_store.ensure(conn, name)
-            self._projects[name] = project_id
+            created[name] = project_id
         return project_id
 
 
@@ -264,7 +334,7 @@ def _compiled_span_insert(conn: Connection) -> tuple[str, tuple[str, ...]]:
     cached = _compiled_inserts.get(name)
     if cached is None:
         statement = _dialect_insert(conn, spans).on_conflict_do_nothing(
-            index_elements=["trace_id", "span_id"]
+            index_elements=["project_id", "trace_id", "span_id"]
         )
         compiled = statement.compile(dialect=conn.dialect, column_keys=list(INSERT_COLUMNS))
         order = tuple(compiled.positiontup or ()) if compiled.positional else INSERT_COLUMNS
@@ -310,7 +380,7 @@ def strip_nul(rows: list[dict[str, Any]]) -> None:
 
 
 def insert_spans(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert spans, ignoring ones already stored (same trace id and span id).
+    """Insert spans, ignoring ones already stored (same project, trace id and span id).
 
     The hot path of ingest: the statement is compiled once and rows go to the driver as plain
     tuples with JSON already encoded (by orjson), skipping per-value type processing, which cost
@@ -374,7 +444,7 @@ def _trace_aggregates(dialect: str) -> Any:
     return (
         select(
             s.trace_id,
-            func.min(s.project_id),
+            s.project_id,
             func.min(s.start_ns),
             func.max(s.end_ns),
             func.max(s.end_ns) - func.min(s.start_ns),
@@ -392,11 +462,18 @@ def _trace_aggregates(dialect: str) -> Any:
         .select_from(
             spans.outerjoin(
                 parent,
-                and_(parent.c.trace_id == s.trace_id, parent.c.span_id == s.parent_span_id),
+                and_(
+                    parent.c.project_id == s.project_id,
+                    parent.c.trace_id == s.trace_id,
+                    parent.c.span_id == s.parent_span_id,
+                ),
             )
         )
-        .where(s.trace_id.in_(bindparam("trace_ids", expanding=True)))
-        .group_by(s.trace_id)
+        .where(
+            s.project_id == bindparam("project_id"),
+            s.trace_id.in_(bindparam("trace_ids", expanding=True)),
+        )
+        .group_by(s.project_id, s.trace_id)
     )
 
 
@@ -422,28 +499,40 @@ _AGGREGATE_COLUMNS = [
 def refresh_traces(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Bring the trace rows touched by ``rows`` (just inserted spans) up to date.
 
+    A trace is (project, trace id): spans of another project under the same id never touch it.
     A trace seen for the first time (the usual case: all its spans in one batch) is summed
     here from the batch. A trace that already has a row is recomputed from its stored spans,
     which keeps the sums right when a batch is re-sent or spans arrive over several requests.
     """
-    by_trace: dict[str, list[dict[str, Any]]] = {}
+    by_trace: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in rows:
-        by_trace.setdefault(row["trace_id"], []).append(row)
+        by_trace.setdefault((row["project_id"], row["trace_id"]), []).append(row)
     if not by_trace:
         return
-    trace_ids = sorted(by_trace)
-    known: set[str] = set()
-    # SQLite caps bound parameters per statement; chunk to stay far below it.
-    for start in range(0, len(trace_ids), 500):
-        chunk = trace_ids[start : start + 500]
-        known.update(
-            conn.execute(select(traces.c.trace_id).where(traces.c.trace_id.in_(chunk))).scalars()
-        )
-    fresh = [_summarise(by_trace[trace_id]) for trace_id in trace_ids if trace_id not in known]
+    known: set[tuple[int, str]] = set()
+    for project_id, trace_ids in _by_project(by_trace):
+        # SQLite caps bound parameters per statement; chunk to stay far below it.
+        for start in range(0, len(trace_ids), 500):
+            chunk = trace_ids[start : start + 500]
+            found = conn.execute(
+                select(traces.c.trace_id).where(
+                    traces.c.project_id == project_id, traces.c.trace_id.in_(chunk)
+                )
+            ).scalars()
+            known.update((project_id, trace_id) for trace_id in found)
+    fresh = [_summarise(by_trace[key]) for key in sorted(by_trace) if key not in known]
     if fresh:
         conn.execute(traces.insert(), fresh)
     if known:
-        _recompute(conn, sorted(known), [row for t in known for row in by_trace[t]])
+        _recompute(conn, sorted(known), [row for key in known for row in by_trace[key]])
+
+
+def _by_project(keys: Iterable[tuple[int, str]]) -> list[tuple[int, list[str]]]:
+    """(project id, its trace ids) for a set of (project id, trace id) keys."""
+    grouped: dict[int, list[str]] = {}
+    for project_id, trace_id in sorted(keys):
+        grouped.setdefault(project_id, []).append(trace_id)
+    return sorted(grouped.items())
 
 
 def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -492,22 +581,30 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _recompute(conn: Connection, trace_ids: list[str], rows: list[dict[str, Any]]) -> None:
+def _recompute(conn: Connection, keys: list[tuple[int, str]], rows: list[dict[str, Any]]) -> None:
     insert = _dialect_insert(conn, traces)
     statement = insert.from_select(_AGGREGATE_COLUMNS, _trace_aggregates(conn.dialect.name))
     updates = {name: getattr(statement.excluded, name) for name in _AGGREGATE_COLUMNS[2:]}
     # A trace's session/user may come from any span; keep the one from the root if set.
     updates["session_id"] = func.coalesce(traces.c.session_id, statement.excluded.session_id)
     updates["user_id"] = func.coalesce(traces.c.user_id, statement.excluded.user_id)
-    statement = statement.on_conflict_do_update(index_elements=["trace_id"], set_=updates)
-    for start in range(0, len(trace_ids), 500):
-        conn.execute(statement, {"trace_ids": trace_ids[start : start + 500]})
+    statement = statement.on_conflict_do_update(
+        index_elements=["project_id", "trace_id"], set_=updates
+    )
+    for project_id, trace_ids in _by_project(keys):
+        for start in range(0, len(trace_ids), 500):
+            conn.execute(
+                statement, {"project_id": project_id, "trace_ids": trace_ids[start : start + 500]}
+            )
 
     roots = [row for row in rows if row["is_root"]]
     if roots:
         conn.execute(
             update(traces)
-            .where(traces.c.trace_id == bindparam("t_trace_id"))
+            .where(
+                traces.c.project_id == bindparam("t_project_id"),
+                traces.c.trace_id == bindparam("t_trace_id"),
+            )
             .values(
                 root_span_id=bindparam("t_span_id"),
                 name=bindparam("t_name"),
@@ -525,6 +622,7 @@ def _recompute(conn: Connection, trace_ids: list[str], rows: list[dict[str, Any]
             ),
             [
                 {
+                    "t_project_id": row["project_id"],
                     "t_trace_id": row["trace_id"],
                     "t_span_id": row["span_id"],
                     "t_name": row["name"],
