@@ -12,6 +12,7 @@ from assay.errors import IngestError
 from assay.ingest import otlp
 from assay.ingest.normalize import normalize
 from assay.server.auth import Principal, principal, runtime_of
+from assay.server.responses import error_response
 from assay.server.runtime import Runtime
 
 router = APIRouter()
@@ -40,7 +41,9 @@ def _decode_and_normalise(
     description=(
         "Accepts an OTLP ExportTraceServiceRequest as `application/x-protobuf` or "
         "`application/json`, optionally gzip-compressed. Answers 200 only once every accepted "
-        "span is committed. Spans with invalid ids are reported as partial success."
+        "span is committed. Spans that cannot be stored (invalid ids, a field of the wrong type "
+        "or out of range) are reported as partial success naming the field; when every span "
+        "is rejected the answer is 400."
     ),
 )
 async def export_traces(request: Request, who: Principal = Depends(principal)) -> Response:
@@ -90,7 +93,19 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
         request.headers.get("content-encoding"),
         header_project,
     )
-    await runtime.writer.write(rows, projects)
+    try:
+        await runtime.writer.write(rows, projects)
+    except IngestError:
+        raise
+    except Exception:
+        # The writer has logged the cause. Answering here, rather than letting the exception
+        # reach the server, keeps the client's keep-alive connection usable.
+        return error_response(
+            500,
+            "storage_failed",
+            "the spans could not be stored and nothing of this request was kept; "
+            "the server log has the cause",
+        )
     return Response(
         otlp.encode_response(content_type, decoded.rejected, decoded.errors),
         media_type=media,
