@@ -125,7 +125,18 @@ def test_invalid_ids_are_rejected_per_span_with_partial_success(small_live: Live
                                     "traceId": "xyz",
                                     "spanId": "0102030405060708",
                                     "name": "bad-json-id",
-                                }
+                                },
+                                {
+                                    # 32 characters, but not hex: it could never be read back.
+                                    "traceId": "z" * 32,
+                                    "spanId": "0102030405060708",
+                                    "name": "non-hex-id",
+                                },
+                                {
+                                    "traceId": good_trace.hex().upper(),
+                                    "spanId": "0102030405060708",
+                                    "name": "kept-json",
+                                },
                             ]
                         }
                     ],
@@ -134,7 +145,33 @@ def test_invalid_ids_are_rejected_per_span_with_partial_success(small_live: Live
         }
         answer = client.post("/v1/traces", content=orjson.dumps(json_body), headers=JSON_HEADERS)
         assert answer.status_code == 200
-        assert answer.json()["partialSuccess"]["rejectedSpans"] == "1"
+        partial_json = answer.json()["partialSuccess"]
+        assert partial_json["rejectedSpans"] == "2"
+        assert "'xyz'" in partial_json["errorMessage"]
+        assert "'zzzz" in partial_json["errorMessage"]
+        names = sorted(i["name"] for i in client.get("/api/v1/projects/bad/spans").json()["items"])
+        assert names == ["kept", "kept", "kept-json"]
+
+
+def test_a_request_whose_every_span_is_rejected_is_refused(small_live: LiveServer) -> None:
+    """Exporters log a 400; a 200 with partial success usually goes unnoticed."""
+    with small_live.client() as client:
+        _accepted(client)
+        body = protobuf(
+            [span(b"\0" * 16, new_span_id(), "zero-trace"), span(b"short", new_span_id(), "s")],
+            service="bad",
+        )
+        _error(
+            client.post("/v1/traces", content=body, headers=PB),
+            400,
+            "every span",
+            "(2)",
+            "invalid trace id",
+        )
+        # An empty request is not an error: there was nothing to reject.
+        empty = client.post("/v1/traces", content=b'{"resourceSpans": []}', headers=JSON_HEADERS)
+        assert empty.status_code == 200 and empty.json() == {}
+        _still_intact(client)
 
 
 def test_a_huge_attribute_is_kept_truncated_with_a_marker(small_live: LiveServer) -> None:

@@ -8,6 +8,7 @@ fails a span: an attribute it does not understand stays in ``attributes`` untouc
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -63,7 +64,7 @@ def _as_int(value: Any) -> int | None:
         return value
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "inf"
         return None
 
 
@@ -388,6 +389,15 @@ def _without_copies(
     return stored
 
 
+# Token counts are stored in 32-bit columns (store/tables.py); a count outside them is not a
+# real count, so the column stays empty and the attribute keeps what was sent.
+_MAX_TOKENS = 2**31 - 1
+
+
+def _tokens(value: int | None) -> int | None:
+    return value if value is not None and 0 <= value <= _MAX_TOKENS else None
+
+
 def _bounded(value: Any, limit: int) -> str | None:
     return None if value is None else str(value)[:limit]
 
@@ -401,13 +411,15 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
     provider = _bounded(values.get("provider"), 100)
     span_type = _span_type(values, model is not None)
     input_value, output_value = _io(attrs, found, span.events, span_type)
-    input_tokens = _as_int(values.get("input_tokens"))
-    output_tokens = _as_int(values.get("output_tokens"))
-    cached_tokens = _as_int(values.get("cached_tokens"))
-    total_tokens = _as_int(values.get("total_tokens"))
+    input_tokens = _tokens(_as_int(values.get("input_tokens")))
+    output_tokens = _tokens(_as_int(values.get("output_tokens")))
+    cached_tokens = _tokens(_as_int(values.get("cached_tokens")))
+    total_tokens = _tokens(_as_int(values.get("total_tokens")))
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
-        total_tokens = (input_tokens or 0) + (output_tokens or 0)
+        total_tokens = _tokens((input_tokens or 0) + (output_tokens or 0))
     cost = _as_float(values.get("cost"))
+    if cost is not None and not math.isfinite(cost):
+        cost = None
     if cost is None and (input_tokens or output_tokens):
         cost = cost_of(model, provider, input_tokens, output_tokens, cached_tokens)
     error = _error(span)
@@ -441,7 +453,7 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cached_tokens": cached_tokens,
-        "reasoning_tokens": _as_int(values.get("reasoning_tokens")),
+        "reasoning_tokens": _tokens(_as_int(values.get("reasoning_tokens"))),
         "total_tokens": total_tokens,
         "cost": cost,
         "session_id": _bounded(values.get("session_id"), 200),

@@ -1,17 +1,19 @@
 """Decode OTLP/HTTP trace requests (protobuf or JSON) into plain span dicts.
 
 Both encodings produce the same shape, so normalisation and storage never care which one a
-client used. A span that cannot be stored (bad ids) is rejected on its own and reported through
-OTLP partial success; the rest of the request is kept.
+client used. A span that cannot be stored (bad ids, a field of the wrong type, a value that does
+not fit its column) is rejected on its own and reported through OTLP partial success, naming the
+field; the rest of the request is kept. A request whose every span is rejected, or whose envelope
+(resource, scope, the lists around the spans) is malformed, is refused whole with a 400.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,20 @@ _KIND_NAMES = {
 }
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 MAX_NAME_CHARS = 1_000
+#: Project names are stored in a 200-character column.
+MAX_PROJECT_CHARS = 200
+#: Times are stored as signed 64-bit nanoseconds (store/tables.py), which reach the year 2262.
+MAX_TIME_NS = 2**63 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Attribute values nested deeper than this are refused: the stored JSON must stay readable by
+#: every JSON encoder on the way out (orjson stops at 254 levels). OTLP protobuf cannot nest
+#: deeper than about 50 levels, so this only ever applies to JSON bodies.
+MAX_VALUE_DEPTH = 64
+_HEX_ID = re.compile(r"[0-9a-f]+")
+
+
+class Malformed(ValueError):
+    """One field of a span is of the wrong type or out of range; the message names it."""
 
 
 @dataclass(slots=True)
@@ -69,6 +85,18 @@ class DecodedRequest:
         self.rejected += 1
         if len(self.errors) < 5:
             self.errors.append(message)
+
+    def require_some(self) -> DecodedRequest:
+        """Refuse the request (400) when it had spans and none of them could be kept: exporters
+        log a 400, while a 200 with partial success usually goes unnoticed."""
+        if self.rejected and not self.spans:
+            more = self.rejected - len(self.errors)
+            shown = "; ".join(self.errors) + (f"; and {more} more" if more > 0 else "")
+            raise IngestError(
+                f"every span of the request was rejected ({self.rejected}): {shown}",
+                code="invalid_spans",
+            )
+        return self
 
 
 @dataclass(slots=True)
@@ -115,10 +143,14 @@ def decode(
     limits: Limits,
 ) -> DecodedRequest:
     media = content_type.split(";", 1)[0].strip().lower()
+    if header_project is not None:
+        problem = _project_problem(header_project)
+        if problem is not None:
+            raise IngestError(f"the X-Assay-Project header {problem}")
     if media == PROTOBUF:
-        return _decode_protobuf(data, header_project, default_project, limits)
+        return _decode_protobuf(data, header_project, default_project, limits).require_some()
     if media == JSON:
-        return _decode_json(data, header_project, default_project, limits)
+        return _decode_json(data, header_project, default_project, limits).require_some()
     raise IngestError(
         f"Content-Type {content_type!r} is not supported; send {PROTOBUF} or {JSON} (OTLP/HTTP).",
         status=415,
@@ -148,32 +180,67 @@ def _truncate(text: str, limit: int) -> str:
     return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
 
 
+def _project_problem(name: str) -> str | None:
+    if len(name) > MAX_PROJECT_CHARS:
+        return f"is {len(name)} characters long; a project name has at most {MAX_PROJECT_CHARS}"
+    if "\x00" in name:
+        return f"{name[:80]!r} holds a NUL character, which a project name cannot"
+    return None
+
+
 def _project(resource: dict[str, Any], header_project: str | None, default: str) -> str:
+    """The project of a resource's spans; Malformed when its name cannot be stored."""
     if header_project:
         return header_project
     for key in ("assay.project", "service.name"):
         value = resource.get(key)
         if isinstance(value, str) and value:
-            return value[:200]
+            name = value[:MAX_PROJECT_CHARS]
+            problem = _project_problem(name)
+            if problem is not None:
+                raise Malformed(f"resource attribute {key} {problem}")
+            return name
     return default
 
 
-_HEX_ID = re.compile(r"[0-9a-f]*")
+def _id_problem(trace_id: str, span_id: str, parent: str) -> str | None:
+    if len(trace_id) != 32 or trace_id == "0" * 32:
+        return f"invalid trace id {trace_id[:64]!r} (need 16 bytes)"
+    if len(span_id) != 16 or span_id == "0" * 16:
+        return f"invalid span id {span_id[:64]!r} (need 8 bytes)"
+    if parent and len(parent) != 16:
+        return f"invalid parent span id {parent[:64]!r}"
+    return None
 
 
-def _check_ids(out: DecodedRequest, trace_id: str, span_id: str, parent: str, name: str) -> bool:
-    # Ids are stored and looked up as lowercase hex: anything else could be stored but never
-    # read back (a 32-character JSON traceId that is not hex, say).
-    if len(trace_id) != 32 or trace_id == "0" * 32 or not _HEX_ID.fullmatch(trace_id):
-        out.reject(f"span {name[:80]!r}: invalid trace id {trace_id[:64]!r} (need 16 bytes)")
-        return False
-    if len(span_id) != 16 or span_id == "0" * 16 or not _HEX_ID.fullmatch(span_id):
-        out.reject(f"span {name[:80]!r}: invalid span id {span_id[:64]!r} (need 8 bytes)")
-        return False
-    if parent and (len(parent) != 16 or not _HEX_ID.fullmatch(parent)):
-        out.reject(f"span {name[:80]!r}: invalid parent span id {parent[:64]!r}")
-        return False
-    return True
+def _digits(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} digits)"
+
+
+def _time(value: int, field: str) -> int:
+    if 0 <= value <= MAX_TIME_NS:
+        return value
+    raise Malformed(
+        f"{field} {_digits(value)} is out of range: send nanoseconds since 1970, "
+        f"at most {MAX_TIME_NS}"
+    )
+
+
+def _known(value: int, count: int) -> int:
+    """An enum value Assay does not know reads as 0 (UNSPECIFIED, UNSET), as OpenTelemetry
+    reads unknown enum values; it also keeps absurd numbers out of the small-integer column."""
+    return value if 0 <= value < count else 0
+
+
+def _double(value: float) -> float | str:
+    """Finite doubles as numbers; NaN and the infinities as the strings OTLP/JSON spells them
+    with, since JSON has no numbers for them."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 # --- protobuf -------------------------------------------------------------------------------
@@ -187,7 +254,7 @@ def _pb_value(value: Any, limit: int) -> Any:
     if which == "int_value":
         return value.int_value
     if which == "double_value":
-        return value.double_value
+        return _double(value.double_value)
     if which == "bool_value":
         return value.bool_value
     if which == "array_value":
@@ -226,7 +293,13 @@ def _decode_protobuf(
     limit = limits.max_value_chars
     for resource_spans in request.resource_spans:
         resource = _pb_attributes(resource_spans.resource.attributes, limit)
-        project = _project(resource, header_project, default_project)
+        try:
+            project = _project(resource, header_project, default_project)
+        except Malformed as problem:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    out.reject(f"span {span.name[:80]!r}: {problem}")
+            continue
         for scope_spans in resource_spans.scope_spans:
             scope_pb = scope_spans.scope
             scope: dict[str, Any] = {"name": scope_pb.name, "version": scope_pb.version}
@@ -237,16 +310,23 @@ def _decode_protobuf(
                 span_id = span.span_id.hex()
                 parent = span.parent_span_id.hex()
                 name = span.name
-                if not _check_ids(out, trace_id, span_id, parent, name):
+                try:
+                    bad_id = _id_problem(trace_id, span_id, parent)
+                    if bad_id is not None:
+                        raise Malformed(bad_id)
+                    start_ns = _time(span.start_time_unix_nano, "startTimeUnixNano")
+                    end_ns = _time(span.end_time_unix_nano, "endTimeUnixNano")
+                    events = [
+                        {
+                            "name": event.name,
+                            "time_ns": _time(event.time_unix_nano, "event timeUnixNano"),
+                            "attributes": _pb_attributes(event.attributes, limit),
+                        }
+                        for event in span.events
+                    ]
+                except Malformed as problem:
+                    out.reject(f"span {name[:80]!r}: {problem}")
                     continue
-                events = [
-                    {
-                        "name": event.name,
-                        "time_ns": event.time_unix_nano,
-                        "attributes": _pb_attributes(event.attributes, limit),
-                    }
-                    for event in span.events
-                ]
                 links = [
                     {
                         "trace_id": link.trace_id.hex(),
@@ -262,10 +342,10 @@ def _decode_protobuf(
                         span_id=span_id,
                         parent_span_id=parent or None,
                         name=name[:MAX_NAME_CHARS],
-                        kind=span.kind,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        status_code=span.status.code,
+                        kind=_known(span.kind, len(_KIND_NAMES)),
+                        start_ns=start_ns,
+                        end_ns=end_ns,
+                        status_code=_known(span.status.code, len(_STATUS_NAMES)),
                         status_message=span.status.message or None,
                         attributes=_pb_attributes(span.attributes, limit),
                         events=events,
@@ -278,6 +358,9 @@ def _decode_protobuf(
 
 
 # --- JSON -----------------------------------------------------------------------------------
+# A JSON body can hold any type anywhere. Each reader below takes what OTLP/JSON allows (and
+# the protobuf JSON mapping's variants: snake_case names, base64 ids, numbers as strings) and
+# raises Malformed, naming the field, for anything else.
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -285,96 +368,240 @@ def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
     return obj.get(snake) if value is None else value
 
 
-def _json_id(raw: Any, size: int) -> str:
-    """OTLP/JSON ids are hex; some clients send base64 (protobuf's JSON mapping), so accept it."""
-    if not raw:
+def _shown(raw: Any) -> str:
+    if isinstance(raw, str):
+        return repr(raw[:40])
+    if isinstance(raw, bool | int | float):
+        return str(raw)
+    if raw is None:
+        return "null"
+    return "an object" if isinstance(raw, dict) else "a list"
+
+
+def _object(raw: Any, field: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise Malformed(f"{field} must be an object, not {_shown(raw)}")
+    return raw
+
+
+def _list(raw: Any, field: str) -> list[Any]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise Malformed(f"{field} must be a list, not {_shown(raw)}")
+    return raw
+
+
+def _string(raw: Any, field: str, limit: int) -> str:
+    if raw is None:
         return ""
     if not isinstance(raw, str):
-        return "!"
-    if len(raw) == size * 2:
+        raise Malformed(f"{field} must be a string, not {_shown(raw)}")
+    return raw if len(raw) <= limit else _truncate(raw, limit)
+
+
+def _json_id(raw: Any, size: int, what: str) -> str:
+    """OTLP/JSON ids are hex; some clients send base64 (protobuf's JSON mapping), so accept it."""
+    if raw is None or raw == "":
+        return ""
+    if isinstance(raw, str):
+        if len(raw) == size * 2 and _HEX_ID.fullmatch(raw.lower()):
+            return raw.lower()
         try:
-            return bytes.fromhex(raw).hex()
-        except ValueError:
-            pass
+            decoded = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if len(decoded) == size:
+            return decoded.hex()
+    shown = raw[:64] if isinstance(raw, str) else _shown(raw)
+    raise Malformed(f"invalid {what} {shown!r} (need {size} bytes, as hex)")
+
+
+def _link_id(raw: Any, size: int) -> str:
+    """Links are kept as sent: an id that does not read stays as its text."""
     try:
-        decoded = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        return raw
-    return decoded.hex() if len(decoded) == size else raw
+        return _json_id(raw, size, "id")
+    except Malformed:
+        return raw if isinstance(raw, str) else ""
 
 
-def _json_int(raw: Any) -> int:
-    if isinstance(raw, bool):
+def _json_int(raw: Any, field: str) -> int:
+    if raw is None:
+        return 0
+    if isinstance(raw, int):  # bool included, as protobuf's JSON parsers take it
         return int(raw)
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw)
-    if isinstance(raw, float):
-        return int(raw)
-    return 0
-
-
-def _json_value(value: Any, limit: int) -> Any:
-    if not isinstance(value, dict):
-        return value
-    if "stringValue" in value or "string_value" in value:
-        text = _get(value, "stringValue", "string_value")
-        if isinstance(text, str) and len(text) > limit:
-            return _truncate(text, limit)
-        return text
-    if "intValue" in value or "int_value" in value:
-        return _json_int(_get(value, "intValue", "int_value"))
-    if "doubleValue" in value or "double_value" in value:
-        raw = _get(value, "doubleValue", "double_value")
+    if isinstance(raw, str):
         try:
-            return float(raw)
-        except (TypeError, ValueError):
-            return raw
+            return int(raw)
+        except ValueError:
+            raise Malformed(f"{field} {_shown(raw)} is not an integer") from None
+    if isinstance(raw, float) and math.isfinite(raw):
+        return int(raw)
+    raise Malformed(f"{field} {_shown(raw)} is not an integer")
+
+
+def _json_int64(raw: Any, field: str) -> int:
+    value = _json_int(raw, field)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise Malformed(f"{field} {_digits(value)} does not fit in 64 bits")
+    return value
+
+
+def _json_enum(raw: Any, names: dict[str, int], field: str) -> int:
+    if isinstance(raw, str):
+        if raw in names:
+            return names[raw]
+        try:
+            raw = int(raw)
+        except ValueError:
+            return 0
+    return _known(_json_int(raw, field), len(names))
+
+
+def _json_double(raw: Any) -> float | str:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise Malformed(f"doubleValue must be a number, not {_shown(raw)}")
+    try:
+        return _double(float(raw))
+    except (ValueError, OverflowError):
+        raise Malformed(f"doubleValue {_shown(raw)} is not a number") from None
+
+
+def _plain(value: Any, limit: int, depth: int) -> Any:
+    """Plain JSON sent where an AnyValue belongs: kept as it is, within the same bounds."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else _truncate(value, limit)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _json_int64(value, "integer")
+    if isinstance(value, float):
+        return _double(value)
+    if depth >= MAX_VALUE_DEPTH:
+        raise Malformed(f"the value is nested deeper than {MAX_VALUE_DEPTH} levels")
+    if isinstance(value, list):
+        return [_plain(item, limit, depth + 1) for item in value]
+    return {str(key): _plain(item, limit, depth + 1) for key, item in value.items()}
+
+
+def _json_value(value: Any, limit: int, depth: int = 0) -> Any:
+    if not isinstance(value, dict):
+        return _plain(value, limit, depth)
+    if "stringValue" in value or "string_value" in value:
+        return _string(_get(value, "stringValue", "string_value"), "stringValue", limit)
+    if "intValue" in value or "int_value" in value:
+        return _json_int64(_get(value, "intValue", "int_value"), "intValue")
+    if "doubleValue" in value or "double_value" in value:
+        return _json_double(_get(value, "doubleValue", "double_value"))
     if "boolValue" in value or "bool_value" in value:
-        return bool(_get(value, "boolValue", "bool_value"))
+        flag = _get(value, "boolValue", "bool_value")
+        if not isinstance(flag, bool):
+            raise Malformed(f"boolValue must be true or false, not {_shown(flag)}")
+        return flag
+    if depth >= MAX_VALUE_DEPTH and any(
+        key in value for key in ("arrayValue", "array_value", "kvlistValue", "kvlist_value")
+    ):
+        raise Malformed(f"the value is nested deeper than {MAX_VALUE_DEPTH} levels")
     if "arrayValue" in value or "array_value" in value:
-        array = _get(value, "arrayValue", "array_value") or {}
-        return [_json_value(item, limit) for item in array.get("values") or []]
+        array = _object(_get(value, "arrayValue", "array_value"), "arrayValue")
+        items = _list(array.get("values"), "arrayValue.values")
+        return [_json_value(item, limit, depth + 1) for item in items]
     if "kvlistValue" in value or "kvlist_value" in value:
-        kvlist = _get(value, "kvlistValue", "kvlist_value") or {}
-        return _json_attributes(kvlist.get("values"), limit)
+        kvlist = _object(_get(value, "kvlistValue", "kvlist_value"), "kvlistValue")
+        return _json_attributes(kvlist.get("values"), limit, depth + 1)
     if "bytesValue" in value or "bytes_value" in value:
-        return _get(value, "bytesValue", "bytes_value")
+        return _string(_get(value, "bytesValue", "bytes_value"), "bytesValue", limit)
     return None
 
 
-def _json_attributes(raw: Any, limit: int) -> dict[str, Any]:
-    if not isinstance(raw, list):
-        return {}
-    return {
-        str(kv.get("key")): _json_value(kv.get("value"), limit)
-        for kv in raw
-        if isinstance(kv, dict) and "key" in kv
+def _json_attributes(raw: Any, limit: int, depth: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in _list(raw, "attributes"):
+        if not isinstance(kv, dict):
+            raise Malformed(f"an attribute must be an object, not {_shown(kv)}")
+        key = kv.get("key")
+        if not isinstance(key, str):
+            raise Malformed(f"an attribute key must be a string, not {_shown(key)}")
+        try:
+            out[key] = _json_value(kv.get("value"), limit, depth)
+        except Malformed as problem:
+            raise Malformed(f"attribute {key[:80]!r}: {problem}") from None
+    return out
+
+
+def _json_scope(raw: Any, limit: int) -> dict[str, Any]:
+    scope_raw = _object(raw, "scope")
+    scope: dict[str, Any] = {
+        "name": _string(scope_raw.get("name"), "scope name", limit),
+        "version": _string(scope_raw.get("version"), "scope version", limit),
     }
+    if scope_raw.get("attributes"):
+        scope["attributes"] = _json_attributes(scope_raw["attributes"], limit)
+    return scope
 
 
-def _iter_json_spans(
-    payload: dict[str, Any], header_project: str | None, default_project: str, limit: int
-) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    for resource_spans in _get(payload, "resourceSpans", "resource_spans") or []:
-        if not isinstance(resource_spans, dict):
-            continue
-        resource = _json_attributes((resource_spans.get("resource") or {}).get("attributes"), limit)
-        project = _project(resource, header_project, default_project)
-        for scope_spans in _get(resource_spans, "scopeSpans", "scope_spans") or []:
-            if not isinstance(scope_spans, dict):
-                continue
-            scope_raw = scope_spans.get("scope") or {}
-            scope: dict[str, Any] = {
-                "name": scope_raw.get("name", ""),
-                "version": scope_raw.get("version", ""),
+def _json_span(
+    span: dict[str, Any],
+    name: str,
+    project: str,
+    resource: dict[str, Any],
+    scope: dict[str, Any],
+    limit: int,
+) -> RawSpan:
+    trace_id = _json_id(_get(span, "traceId", "trace_id"), 16, "trace id")
+    span_id = _json_id(_get(span, "spanId", "span_id"), 8, "span id")
+    parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8, "parent span id")
+    bad_id = _id_problem(trace_id, span_id, parent)
+    if bad_id is not None:
+        raise Malformed(bad_id)
+    status = _object(span.get("status"), "status")
+    message = status.get("message")
+    if message is not None and not isinstance(message, str):
+        raise Malformed(f"status message must be a string, not {_shown(message)}")
+    events = []
+    for event in _list(span.get("events"), "events"):
+        event = _object(event, "an event")
+        events.append(
+            {
+                "name": _string(event.get("name"), "event name", MAX_NAME_CHARS),
+                "time_ns": _time(
+                    _json_int(_get(event, "timeUnixNano", "time_unix_nano"), "event time"),
+                    "event timeUnixNano",
+                ),
+                "attributes": _json_attributes(event.get("attributes"), limit),
             }
-            if scope_raw.get("attributes"):
-                scope["attributes"] = _json_attributes(scope_raw["attributes"], limit)
-            for span in scope_spans.get("spans") or []:
-                if isinstance(span, dict):
-                    yield project, resource, scope, span
+        )
+    links = []
+    for link in _list(span.get("links"), "links"):
+        link = _object(link, "a link")
+        links.append(
+            {
+                "trace_id": _link_id(_get(link, "traceId", "trace_id"), 16),
+                "span_id": _link_id(_get(link, "spanId", "span_id"), 8),
+                "attributes": _json_attributes(link.get("attributes"), limit),
+            }
+        )
+    start = _json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+    end = _json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
+    return RawSpan(
+        project=project,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent or None,
+        name=name[:MAX_NAME_CHARS],
+        kind=_json_enum(span.get("kind"), _KIND_NAMES, "kind"),
+        start_ns=_time(start, "startTimeUnixNano"),
+        end_ns=_time(end, "endTimeUnixNano"),
+        status_code=_json_enum(status.get("code"), _STATUS_NAMES, "status code"),
+        status_message=message or None,
+        attributes=_json_attributes(span.get("attributes"), limit),
+        events=events,
+        links=links,
+        resource=resource,
+        scope=scope,
+    )
 
 
 def _decode_json(
@@ -388,58 +615,51 @@ def _decode_json(
         raise IngestError("the JSON body must be an object with a 'resourceSpans' list")
     out = DecodedRequest()
     limit = limits.max_value_chars
-    for project, resource, scope, span in _iter_json_spans(
-        payload, header_project, default_project, limit
-    ):
-        name = str(span.get("name") or "")
-        trace_id = _json_id(_get(span, "traceId", "trace_id"), 16)
-        span_id = _json_id(_get(span, "spanId", "span_id"), 8)
-        parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8)
-        if not _check_ids(out, trace_id, span_id, parent, name):
-            continue
-        kind = span.get("kind", 0)
-        status = span.get("status") or {}
-        status_code = status.get("code", 0)
-        out.spans.append(
-            RawSpan(
-                project=project,
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=parent or None,
-                name=name[:MAX_NAME_CHARS],
-                kind=_KIND_NAMES.get(kind, 0) if isinstance(kind, str) else _json_int(kind),
-                start_ns=_json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
-                end_ns=_json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano")),
-                status_code=(
-                    _STATUS_NAMES.get(status_code, 0)
-                    if isinstance(status_code, str)
-                    else _json_int(status_code)
-                ),
-                status_message=status.get("message") or None,
-                attributes=_json_attributes(span.get("attributes"), limit),
-                events=[
-                    {
-                        "name": event.get("name", ""),
-                        "time_ns": _json_int(_get(event, "timeUnixNano", "time_unix_nano")),
-                        "attributes": _json_attributes(event.get("attributes"), limit),
-                    }
-                    for event in span.get("events") or []
-                    if isinstance(event, dict)
-                ],
-                links=[
-                    {
-                        "trace_id": _json_id(_get(link, "traceId", "trace_id"), 16),
-                        "span_id": _json_id(_get(link, "spanId", "span_id"), 8),
-                        "attributes": _json_attributes(link.get("attributes"), limit),
-                    }
-                    for link in span.get("links") or []
-                    if isinstance(link, dict)
-                ],
-                resource=resource,
-                scope=scope,
-            )
-        )
+    where = "the body"
+    try:
+        resource_list = _list(_get(payload, "resourceSpans", "resource_spans"), where)
+        for r_index, resource_spans in enumerate(resource_list):
+            where = f"resourceSpans[{r_index}]"
+            resource_spans = _object(resource_spans, "a resourceSpans item")
+            resource_raw = _object(resource_spans.get("resource"), "resource")
+            resource = _json_attributes(resource_raw.get("attributes"), limit)
+            try:
+                project: str | Malformed = _project(resource, header_project, default_project)
+            except Malformed as problem:
+                project = problem
+            scope_list = _list(_get(resource_spans, "scopeSpans", "scope_spans"), "scopeSpans")
+            for s_index, scope_spans in enumerate(scope_list):
+                where = f"resourceSpans[{r_index}].scopeSpans[{s_index}]"
+                scope_spans = _object(scope_spans, "a scopeSpans item")
+                scope = _json_scope(scope_spans.get("scope"), limit)
+                for span in _list(scope_spans.get("spans"), "spans"):
+                    _add_json_span(out, span, project, resource, scope, limit)
+    except Malformed as problem:
+        raise IngestError(f"{where}: {problem}") from None
     return out
+
+
+def _add_json_span(
+    out: DecodedRequest,
+    span: Any,
+    project: str | Malformed,
+    resource: dict[str, Any],
+    scope: dict[str, Any],
+    limit: int,
+) -> None:
+    if not isinstance(span, dict):
+        out.reject(f"a span must be an object, not {_shown(span)}")
+        return
+    name = span.get("name")
+    shown = name[:80] if isinstance(name, str) else ""
+    try:
+        if isinstance(project, Malformed):
+            raise project
+        if name is not None and not isinstance(name, str):
+            raise Malformed(f"name must be a string, not {_shown(name)}")
+        out.spans.append(_json_span(span, name or "", project, resource, scope, limit))
+    except Malformed as problem:
+        out.reject(f"span {shown!r}: {problem}")
 
 
 __all__ = [
@@ -448,6 +668,7 @@ __all__ = [
     "DecodedRequest",
     "IngestError",
     "Limits",
+    "Malformed",
     "RawSpan",
     "decode",
     "encode_response",

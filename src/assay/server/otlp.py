@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from assay.errors import IngestError
 from assay.ingest import otlp
 from assay.ingest.normalize import normalize
+from assay.server.responses import error_response
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
 from assay.services.principal import Principal
@@ -54,7 +55,9 @@ def _decode_and_normalise(
     description=(
         "Accepts an OTLP ExportTraceServiceRequest as `application/x-protobuf` or "
         "`application/json`, optionally gzip-compressed. Answers 200 only once every accepted "
-        "span is committed. Spans with invalid ids are reported as partial success."
+        "span is committed. Spans that cannot be stored (invalid ids, a field of the wrong type "
+        "or out of range) are reported as partial success naming the field; when every span "
+        "is rejected the answer is 400."
     ),
 )
 async def export_traces(request: Request, who: Principal = Depends(api_principal)) -> Response:
@@ -97,7 +100,7 @@ async def export_traces(request: Request, who: Principal = Depends(api_principal
             )
         header_project = only
     if header_project and (problem := name_problem(header_project)):
-        raise IngestError(f"x-assay-project: {problem}", code="invalid_project")
+        raise IngestError(f"X-Assay-Project header: {problem}", code="invalid_project")
     decoded, rows, projects = await run_in_threadpool(
         _decode_and_normalise,
         runtime,
@@ -106,7 +109,19 @@ async def export_traces(request: Request, who: Principal = Depends(api_principal
         request.headers.get("content-encoding"),
         header_project,
     )
-    await runtime.writer.write(rows, projects)
+    try:
+        await runtime.writer.write(rows, projects)
+    except IngestError:
+        raise
+    except Exception:
+        # The writer has logged the cause. Answering here, rather than letting the exception
+        # reach the server, keeps the client's keep-alive connection usable.
+        return error_response(
+            500,
+            "storage_failed",
+            "the spans could not be stored and nothing of this request was kept; "
+            "the server log has the cause",
+        )
     return Response(
         otlp.encode_response(content_type, decoded.rejected, decoded.errors),
         media_type=media,
