@@ -183,6 +183,7 @@ def _summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any
                 "pass_at_k": item.pass_at_k.mean if item and item.pass_at_k else None,
                 "pass_hat_k": item.pass_hat_k.mean if item and item.pass_hat_k else None,
                 "case_variance": item.case_variance if item else None,
+                "error_messages": item.error_messages if item else (),
             }
         )
     return out
