@@ -8,7 +8,6 @@ import contextvars
 import functools
 import inspect
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ __all__ = ["REGISTRY", "Case", "Eval", "EvalResult", "Hooks", "Row", "ScoreSumma
 from assay.sdk import _state as sdk_state
 from assay.sdk import span as trace_span
 from assay.sdk._exporter import ExporterConfig
+from assay.settings import from_environment, setting
 
 log = logging.getLogger("assay.evals")
 
@@ -208,7 +208,7 @@ class Eval:
             return self.project
         if sdk_state.STATE.exporter is not None:
             return sdk_state.STATE.project
-        return os.environ.get("ASSAY_PROJECT") or "default"
+        return str(setting("project"))
 
     def _export_config(self, recorder: ExperimentRecorder | None) -> ExporterConfig | None:
         """Where the cases' traces go when `assay.init()` was not called but the run is stored:
@@ -254,7 +254,7 @@ class Eval:
         on_row: Callable[[Row], None] | None = None,
     ) -> EvalResult:
         if send is None:
-            send = bool(os.environ.get("ASSAY_URL")) or sdk_state.STATE.exporter is not None
+            send = from_environment("url") is not None or sdk_state.STATE.exporter is not None
         recorder, done = self._recorder(resume) if send else (None, set())
         cases = _cases(self.data)
         limit = asyncio.Semaphore(self.max_concurrency)

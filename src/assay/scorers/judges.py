@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,9 +24,8 @@ from assay.errors import UserError
 from assay.evals._scorer import Score, Scorer
 from assay.models import Model, ModelError, Response, Tool, get_model
 from assay.scorers._template import PROMPT_NAMES, PromptTemplate
+from assay.settings import setting
 
-#: The model judges use when none is named; ASSAY_JUDGE_MODEL overrides it.
-DEFAULT_JUDGE_MODEL = "openai/gpt-4.1-mini"
 VERDICT_TOOL = "give_verdict"
 Mode = Literal["tool", "json"]
 
@@ -44,7 +42,8 @@ PROTOCOL = (_REASONING_HELP, _WITH_REASONING, _WITHOUT_REASONING, _BY_TOOL, _BY_
 
 
 def default_model() -> str:
-    return os.environ.get("ASSAY_JUDGE_MODEL") or DEFAULT_JUDGE_MODEL
+    """The model judges use when none is named: ASSAY_JUDGE_MODEL, else DEFAULT_JUDGE_MODEL."""
+    return str(setting("judge_model"))
 
 
 def _check_choices(choices: Mapping[str, float]) -> dict[str, float]:
