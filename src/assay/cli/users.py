@@ -9,13 +9,12 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
 
 from assay.cli.options import DbOption
 from assay.errors import UserError
 from assay.settings import Settings
 from assay.store import users as user_store
-from assay.store.engine import make_engine
+from assay.store.engine import Engine, make_engine
 from assay.store.keys import ROLES
 
 app = typer.Typer(help="Create and manage web UI users and their roles.", no_args_is_help=True)
