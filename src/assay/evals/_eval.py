@@ -21,12 +21,14 @@ from assay.evals._scorer import Score, Scorer, as_scorer, to_scores
 from assay.evals._trace import TraceCollector, collecting
 from assay.evals.rows import Row
 from assay.evals.summary import ScoreSummary, summarise, summary_dict
-
-__all__ = ["REGISTRY", "Case", "Eval", "EvalResult", "Hooks", "Row", "ScoreSummary", "summarise"]
 from assay.sdk import _state as sdk_state
 from assay.sdk import span as trace_span
 from assay.sdk._exporter import ExporterConfig
 from assay.settings import from_environment, setting
+
+# Row, ScoreSummary and summarise live in rows.py and summary.py; the server still imports them
+# from here until it moves to the public `assay.evals` names.
+__all__ = ["REGISTRY", "Case", "Eval", "EvalResult", "Hooks", "Row", "ScoreSummary", "summarise"]
 
 log = logging.getLogger("assay.evals")
 
