@@ -14,10 +14,13 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from sqlalchemy import Engine
 
 from assay.server.app import create_app
 from assay.services.runtime import Runtime
 from assay.settings import Settings
+from assay.store import migrate
+from assay.store.engine import make_engine
 
 pytest_plugins = ["pytester"]
 
@@ -48,6 +51,15 @@ def db_url(dialect: str, tmp_path: os.PathLike[str]) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated store in a fresh database, with the engine the API's small writes use."""
+    made = make_engine(db_url, role="updates")
+    migrate.upgrade(made)
+    yield made
+    made.dispose()
 
 
 def free_port() -> int:

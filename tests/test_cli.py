@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from assay.store import queries
 from assay.store.engine import make_engine
@@ -137,3 +138,41 @@ def test_acknowledged_spans_survive_a_hard_kill(tmp_path: Path) -> None:
         stored = len(conn.execute(spans.select()).all())
     engine.dispose()
     assert stored == sent
+
+
+def _serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    """Whether the server answers at ``url`` before it exits or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return False
+
+
+def test_server_binds_where_assay_host_and_assay_port_say(tmp_path: Path) -> None:
+    env_port, flag_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "ASSAY_HOST": "127.0.0.2",  # loopback too, but not the --host default
+        "ASSAY_PORT": str(env_port),
+        "ASSAY_DATABASE_URL": f"sqlite:///{tmp_path}/assay.db",
+    }
+    for flags, url in (
+        ((), f"http://127.0.0.2:{env_port}"),
+        (("--port", str(flag_port)), f"http://127.0.0.2:{flag_port}"),  # a flag wins
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assay.cli", "server", *flags],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert _serving(url, proc), proc.stderr.read() if proc.poll() is not None else url
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"http://127.0.0.1:{url.rsplit(':', 1)[1]}/healthz", timeout=2)
+        finally:
+            proc.terminate()
+            proc.wait(15)

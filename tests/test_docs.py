@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -76,3 +78,67 @@ def test_every_scorer_the_readme_names_exists() -> None:
         if name[0].islower() and name not in {"read_trace", "final_span"} and name not in named
     )
     assert unlisted == []
+
+
+def _table_variables() -> set[str]:
+    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(ASSAY_[A-Z0-9_]+)` \|", section, re.M))
+
+
+def test_the_configuration_table_is_the_settings_table() -> None:
+    settings = {f"ASSAY_{field.name.upper()}" for field in fields(Settings)}
+    assert _table_variables() == settings
+
+
+def _reads_of_assay_variables(tree: ast.AST) -> list[int]:
+    """Lines that read or write an ASSAY_* variable: a literal name given to os.environ or
+    os.getenv (also as an f-string), or such a name standing alone as a string."""
+
+    def names_assay_variable(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return re.fullmatch(r"ASSAY_[A-Z0-9_]+", node.value) is not None
+        if isinstance(node, ast.JoinedStr) and node.values:
+            head = node.values[0]
+            return (
+                isinstance(head, ast.Constant)
+                and isinstance(head.value, str)
+                and head.value.startswith("ASSAY_")
+            )
+        return False
+
+    def is_environment(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")) or (
+            isinstance(node, ast.Name) and node.id in ("environ", "getenv")
+        )
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and names_assay_variable(node):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and is_environment(node.value):
+            if names_assay_variable(node.slice):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and node.args and names_assay_variable(node.args[0]):
+            target = node.func
+            if is_environment(target) or (
+                isinstance(target, ast.Attribute) and is_environment(target.value)
+            ):
+                lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_only_the_settings_module_reads_assay_variables() -> None:
+    source = Path(__file__).parent.parent / "src" / "assay"
+    found = {
+        str(path.relative_to(source)): lines
+        for path in sorted(source.rglob("*.py"))
+        if path.name != "settings.py" or path.parent != source
+        if (lines := _reads_of_assay_variables(ast.parse(path.read_text())))
+    }
+    assert found == {}
+    # The check finds what it looks for.
+    planted = ast.parse(
+        'import os\nos.environ.get("ASSAY_URL")\nos.getenv(f"ASSAY_{x}")\n'
+        'os.environ["ASSAY_PORT"] = "1"\nenviron.setdefault("ASSAY_HOME", "")\n'
+    )
+    assert _reads_of_assay_variables(planted) == [2, 3, 4, 5]

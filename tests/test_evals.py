@@ -157,7 +157,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200", **_env()},
+        env={**_env(), "COLUMNS": "300"},
     )
 
 
@@ -473,3 +473,56 @@ def test_run_works_inside_a_running_event_loop() -> None:
         return estimate.mean if estimate else None
 
     assert asyncio.run(notebook_cell()) == 1.0
+
+
+POLITE_EVAL = """
+import assay
+from assay.errors import ConfigError
+
+
+@assay.scorer
+def polite(output: str) -> float:
+    raise ConfigError("this model needs the 'openai' package: pip install 'assay[openai]'")
+
+
+@assay.scorer
+def short(output: str) -> float:
+    if output == "b":
+        raise ValueError("[bold]too[/] long")
+    return 1.0
+
+
+assay.Eval(
+    "polite",
+    data=[{"input": "a"}, {"input": "b"}],
+    task=lambda text: text,
+    scores=[polite, short],
+    thresholds={"polite": 0.5},
+)
+"""
+
+
+def test_cli_says_why_a_scorer_errored(tmp_path: Path) -> None:
+    (tmp_path / "eval_polite.py").write_text(POLITE_EVAL)
+    table = _cli(str(tmp_path), "--no-send")
+    assert table.returncode == 1, table.stderr
+    out = " ".join(table.stdout.split())  # the table wraps long cells over lines
+    assert "2: ConfigError: this model needs the 'openai' package: pip install 'assay[openai]'" in (
+        out
+    )
+    # A message is shown as written, never read as rich markup.
+    assert "1: ValueError: [bold]too[/] long" in out
+    assert "threshold failed polite: mean no scores" in out
+    as_json = _cli(str(tmp_path), "--no-send", "--json")
+    [result] = json.loads(as_json.stdout)
+    polite = result["scores"]["polite"]
+    assert polite["errors"] == 2 and polite["n"] == 0 and polite["mean"] is None
+    assert polite["error_messages"] == [
+        {
+            "message": "ConfigError: this model needs the 'openai' package: "
+            "pip install 'assay[openai]'",
+            "count": 2,
+            "hint": "pip install 'assay[openai]'",
+        }
+    ]
+    assert result["scores"]["short"]["error_messages"][0]["count"] == 1

@@ -27,6 +27,7 @@ from assay.scorers.judges import (
     pairwise,
     tone,
 )
+from assay.settings import DEFAULT_JUDGE_MODEL
 from tests.fake_llm import Answer, FakeLLM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -415,6 +416,6 @@ def test_builtin_judges_document_their_prompt_and_choices(name: str) -> None:
 
 
 def test_default_model_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert judges.factuality().definition["model"] == judges.DEFAULT_JUDGE_MODEL
+    assert judges.factuality().definition["model"] == DEFAULT_JUDGE_MODEL
     monkeypatch.setenv("ASSAY_JUDGE_MODEL", "mock/from-env")
     assert judges.factuality().definition["model"] == "mock/from-env"

@@ -9,7 +9,7 @@ import pytest
 
 from assay.ingest.normalize import normalize
 from assay.ingest.otlp import RawSpan
-from assay.ingest.prices import DEFAULT_PRICES, ModelPrice, PriceTable
+from assay.semconv.prices import DEFAULT_PRICES, ModelPrice, PriceTable
 
 
 def _raw(attributes: dict[str, Any], **kwargs: Any) -> RawSpan:
@@ -212,3 +212,39 @@ def test_older_genai_message_events() -> None:
     assert json.loads(row["input"]) == [{"role": "user", "content": "hello"}]
     assert json.loads(row["output"]) == [{"content": "hi"}]
     assert row["provider"] == "anthropic"
+
+
+VOCABULARIES = [
+    {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"},
+    {
+        "gen_ai.operation.name": "retrieval",
+        "gen_ai.usage.input_tokens": "12",
+        "gen_ai.system": "openai",
+    },
+    {"gen_ai.operation.name": "rerank", "assay.model": "model-x"},
+    {"gen_ai.operation.name": "rerank"},
+    {
+        "openinference.span.kind": "RERANKER",
+        "llm.model_name": "claude-sonnet-4-5",
+        "llm.token_count.prompt": 1000,
+        "llm.token_count.completion": 20,
+        "llm.token_count.prompt_details.cache_read": 600,
+    },
+    {"openinference.span.kind": "tool", "tool.name": "search", "input.value": '{"q": 1}'},
+    {"assay.span.type": "Agent", "assay.cost": "0.5", "assay.usage.output_tokens": 7.0},
+    {"assay.model": "gpt-4o", "assay.usage.input_tokens": 10, "assay.usage.output_tokens": 3},
+    {"http.method": "GET"},
+]
+
+
+@pytest.mark.parametrize("attributes", VOCABULARIES)
+def test_a_span_means_the_same_to_ingest_and_to_a_scorer(attributes: dict[str, Any]) -> None:
+    from assay.scorers import read_trace
+
+    stored = normalize(_raw(dict(attributes)), DEFAULT_PRICES.cost, 0)
+    [read] = read_trace([{"name": "s", "span_id": "cd" * 8, "attributes": dict(attributes)}])
+    assert read.type == stored["type"]
+    assert read.model == stored["model"]
+    assert read.input_tokens == stored["input_tokens"]
+    assert read.output_tokens == stored["output_tokens"]
+    assert read.cost == stored["cost"]

@@ -1,4 +1,4 @@
-"""Tests for the model price table (assay.ingest.prices). Expected costs are worked by hand."""
+"""Tests for the model price table (assay.semconv.prices). Expected costs are worked by hand."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from assay.ingest import prices as prices_module
-from assay.ingest.prices import (
+from assay.semconv import prices as prices_module
+from assay.semconv.prices import (
     DEFAULT_PRICES,
     PRICES_AS_OF,
     ModelPrice,

@@ -53,6 +53,37 @@ def test_cosine_of_a_functions_vectors() -> None:
     assert value(scorer, output="north", expected="north") == 1.0
 
 
+#: The cosine of this vector with itself, divided out naively, is 0.9999999999999999.
+ROUNDS_BELOW_ONE = [
+    0.8357651039198697,
+    0.43276706790505337,
+    0.762280082457942,
+    0.0021060533511106927,
+    0.4453871940548014,
+]
+
+
+def test_identical_inputs_score_exactly_one_on_any_cpu() -> None:
+    assert _embeddings.cosine(ROUNDS_BELOW_ONE, ROUNDS_BELOW_ONE) == 1.0
+    assert _embeddings.cosine([1.0, 1e-300], [1.0, 1e-300]) == 1.0
+    # Different texts that embed to the same vector also get exactly 1.0, and the same text is
+    # never embedded at all.
+    embedded: list[str] = []
+
+    def same_vector(texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return [ROUNDS_BELOW_ONE for _ in texts]
+
+    scorer = embedding_similarity(same_vector)
+    assert value(scorer, output="a refund", expected="a refund") == 1.0
+    assert embedded == []
+    assert value(scorer, output="a refund", expected="the refund") == 1.0
+    # Rounding never pushes a cosine outside [-1, 1].
+    for vector in ([0.1] * 7, [1e150, 3e150], [1 / 3, 2 / 3, 1 / 7]):
+        assert -1.0 <= _embeddings.cosine(vector, [-x for x in vector]) <= 1.0
+        assert _embeddings.cosine(vector, vector) == 1.0
+
+
 def test_threshold_makes_it_pass_or_fail() -> None:
     scorer = embedding_similarity(lookup, threshold=0.95)
     assert value(scorer, output="north", expected="east") == 1.0

@@ -6,26 +6,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, update
 
 from assay.errors import UserError
-from assay.store import migrate
 from assay.store import users as user_store
 from assay.store.engine import make_engine
 from assay.store.tables import user_sessions
 
 HOUR_NS = 3600 * 10**9
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = make_engine(db_url, role="updates")
-    migrate.upgrade(made)
-    yield made
-    made.dispose()
 
 
 def test_create_authenticate_and_roles(engine: Engine) -> None:

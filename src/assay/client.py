@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
 from assay.errors import AssayError, UserError
-
-DEFAULT_URL = "http://127.0.0.1:8600"
+from assay.settings import setting
 
 
 class ApiError(AssayError):
@@ -24,8 +22,8 @@ class Client:
     def __init__(
         self, url: str | None = None, api_key: str | None = None, timeout: float = 30.0
     ) -> None:
-        self.url = (url or os.environ.get("ASSAY_URL") or DEFAULT_URL).rstrip("/")
-        key = api_key or os.environ.get("ASSAY_API_KEY")
+        self.url = str(setting("url", url)).rstrip("/")
+        key = setting("api_key", api_key) or None
         self.api_key = key
         headers = {"authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)

@@ -1,24 +1,50 @@
-"""Every ASSAY_* setting in one typed table, resolved argument > environment > default."""
+"""Every ASSAY_* setting in one typed table, resolved argument > environment > default.
+
+This is the only module that reads ASSAY_* variables (tests/test_docs.py checks it); it imports
+nothing beyond the standard library, so the SDK and `assay eval` read it on the base install.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from assay.errors import ConfigError
 
 DEFAULT_PORT = 8600
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_JUDGE_MODEL = "openai/gpt-4.1-mini"
+PREFIX = "ASSAY_"
 
 
 def _home() -> Path:
-    return Path(os.environ.get("ASSAY_HOME") or Path.home() / ".assay")
+    return Path(os.environ.get(f"{PREFIX}HOME") or Path.home() / ".assay")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Server-side settings. Each field documents the environment variable that sets it."""
+    """Every setting, server side and client side. Each field documents the environment
+    variable that sets it."""
+
+    # --- the client side: the SDK, `assay eval`, datasets, judges and the model layer ---------
+    #: ASSAY_URL — the server the SDK sends traces to and evals store experiments on; setting
+    #: it also makes `Eval.run()` store its run by default.
+    url: str = DEFAULT_URL
+    #: ASSAY_API_KEY — the API key the SDK and the client send (none: open mode).
+    api_key: str = ""
+    #: ASSAY_PROJECT — the project traces, experiments and datasets go to.
+    project: str = "default"
+    #: ASSAY_JUDGE_MODEL — the model of judges that name none.
+    judge_model: str = DEFAULT_JUDGE_MODEL
+    #: ASSAY_MODEL_CACHE — cache model answers on disk: auto (calls at temperature 0), on, off.
+    model_cache: str = "auto"
+    #: ASSAY_CACHE_DIR — where cached model answers live (under models/); default
+    #: $XDG_CACHE_HOME/assay, else ~/.cache/assay.
+    cache_dir: str = ""
+
+    # --- the server side ----------------------------------------------------------------------
 
     #: ASSAY_DATABASE_URL — SQLAlchemy URL; default: a SQLite file under ASSAY_HOME.
     database_url: str = ""
@@ -52,6 +78,7 @@ class Settings:
     #: ASSAY_SECURE_COOKIES — mark the UI's cookies Secure even on plain-HTTP requests: set it
     #: behind a TLS proxy that does not send X-Forwarded-Proto (https requests always get it).
     secure_cookies: bool = False
+    #: ASSAY_HOME — where the default SQLite database lives.
     home: Path = field(default_factory=_home)
 
     def resolved_database_url(self) -> str:
@@ -62,15 +89,44 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Build settings from ASSAY_* variables, then apply non-None keyword overrides."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"ASSAY_{f.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.name, f.type, raw)
-        base = cls(**values)
+        found = {f.name: from_environment(f.name) for f in fields(cls)}
+        base = cls(**{name: value for name, value in found.items() if value is not None})
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given)
+
+    def environment(self, *names: str) -> dict[str, str]:
+        """These settings as ASSAY_* variables: for processes started from this one."""
+        return {_variable(name): str(getattr(self, name)) for name in names}
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _variable(name: str) -> str:
+    return f"{PREFIX}{name.upper()}"
+
+
+def from_environment(name: str) -> Any:
+    """Setting ``name`` as its ASSAY_* variable sets it, parsed; None when unset or empty."""
+    found = _FIELDS.get(name)
+    if found is None:
+        raise KeyError(f"no setting {name!r}")
+    raw = os.environ.get(_variable(name))
+    if raw is None or raw == "":
+        return None
+    return _parse(name, found.type, raw)
+
+
+def setting(name: str, given: Any = None) -> Any:
+    """One setting: ``given`` when not None or empty, else its variable, else its default. For
+    code that needs one setting, not the whole table (and not an error in an unrelated one)."""
+    if given is not None and given != "":
+        return given
+    found = from_environment(name)
+    if found is not None:
+        return found
+    default = _FIELDS[name]
+    return default.default_factory() if default.default_factory is not MISSING else default.default
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

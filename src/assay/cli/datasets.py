@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from assay.settings import setting
+
 app = typer.Typer(help="Push, pull and list datasets.", no_args_is_help=True)
 console = Console()
 
@@ -64,12 +66,11 @@ def pull(
 @app.command("list")
 def list_(project: str | None = ProjectOption, url: str | None = UrlOption) -> None:
     """List a project's datasets."""
-    import os
     from urllib.parse import quote
 
     from assay.client import Client
 
-    project = project or os.environ.get("ASSAY_PROJECT") or "default"
+    project = str(setting("project", project))
     items = Client(url).get(f"/api/v1/projects/{quote(project, safe='')}/datasets")["items"]
     table = Table("name", "version", "records", "description")
     for item in items:

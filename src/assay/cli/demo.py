@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 
 import typer
 from rich.console import Console
@@ -54,7 +55,8 @@ def demo(
     with console.status(f"sending {runs} agent runs through OpenTelemetry..."):
         sent = send_demo_traces(base, runs=runs)
         sent += send_sdk_runs(base, runs=max(1, runs // 5))
-    os.environ["ASSAY_URL"] = base
+    # The evals below store their runs on this server, as `assay eval` would with ASSAY_URL.
+    os.environ.update(replace(settings, url=base).environment("url"))
     with console.status("running an eval twice (baseline, then an improved agent)..."):
         baseline, improved, judge_model = run_demo_evals(base, PROJECT)
     import httpx

@@ -13,6 +13,7 @@ from xml.etree import ElementTree
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assay.errors import UserError
@@ -61,19 +62,42 @@ def discover(paths: list[Path]) -> list[Any]:
     return evals
 
 
+#: The table cuts an error message here; ``--json`` has it whole.
+ERROR_CHARS = 160
+
+
+def _error_cell(item: Any) -> str:
+    """The count, and the most common message with what to do about it (rich markup escaped)."""
+    top = item.top_error
+    if top is None:
+        return str(item.errors)
+    message = top.message if len(top.message) <= ERROR_CHARS else top.message[:ERROR_CHARS] + "…"
+    cell = f"{item.errors}: {escape(message)}"
+    if top.count != item.errors:
+        cell += f" ({top.count}x)"
+    hint = top.hint
+    if hint and hint not in message:
+        cell += f"\n[bold]fix:[/] {escape(hint)}"
+    return cell
+
+
 def _summary_table(result: Any) -> Table:
     table = Table("score", "mean", "95% interval", "n", "errors", title=result.name)
     for name, item in sorted(result.summary.items()):
         estimate = item.estimate
         if estimate is None:
-            table.add_row(name, "-", "-", str(item.scored), str(item.errors))
+            table.add_row(name, "-", "-", str(item.scored), _error_cell(item))
             continue
         interval = f"[{estimate.low:.3f}, {estimate.high:.3f}]" if estimate.low is not None else "-"
-        table.add_row(name, f"{estimate.mean:.3f}", interval, str(item.scored), str(item.errors))
+        table.add_row(name, f"{estimate.mean:.3f}", interval, str(item.scored), _error_cell(item))
     return table
 
 
 def _as_json(result: Any) -> dict[str, Any]:
+    from assay.evals.summary import summary_dict
+
+    scores = summary_dict(result.summary)
+    keys = ("mean", "low", "high", "n", "errors", "error_messages")
     return {
         "name": result.name,
         "experiment_id": result.experiment_id,
@@ -82,16 +106,7 @@ def _as_json(result: Any) -> dict[str, Any]:
         "failed_thresholds": result.failed_thresholds,
         "rows": len(result.rows),
         "errored_rows": result.errored_rows,
-        "scores": {
-            name: {
-                "mean": item.estimate.mean if item.estimate else None,
-                "low": item.estimate.low if item.estimate else None,
-                "high": item.estimate.high if item.estimate else None,
-                "n": item.scored,
-                "errors": item.errors,
-            }
-            for name, item in result.summary.items()
-        },
+        "scores": {name: {k: item[k] for k in keys} for name, item in scores.items()},
     }
 
 

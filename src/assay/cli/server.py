@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import typer
@@ -36,8 +37,12 @@ def open_runtime(settings: Settings) -> Runtime:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on."),
+    host: str | None = typer.Option(
+        None, "--host", help="Address to bind. Default: $ASSAY_HOST, else 127.0.0.1."
+    ),
+    port: int | None = typer.Option(
+        None, "--port", help=f"Port to listen on. Default: $ASSAY_PORT, else {DEFAULT_PORT}."
+    ),
     db: str | None = DbOption,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error"),
     workers: int = typer.Option(
@@ -54,6 +59,7 @@ def serve(
     from assay.server.app import create_app
 
     settings = Settings.from_env(database_url=db, host=host, port=port)
+    host, port = settings.host, settings.port
     runtime = open_runtime(settings)
     url = runtime.engine.url.render_as_string(hide_password=True)
     console.print(f"Assay on [bold]http://{host}:{port}[/]  (database: {url})")
@@ -66,9 +72,8 @@ def serve(
     if workers > 1:
         # Each worker process opens the store itself, from the same settings.
         runtime.close()
-        os.environ["ASSAY_DATABASE_URL"] = settings.resolved_database_url()
-        os.environ["ASSAY_HOST"] = host
-        os.environ["ASSAY_PORT"] = str(port)
+        resolved = replace(settings, database_url=settings.resolved_database_url())
+        os.environ.update(resolved.environment("database_url", "host", "port"))
         uvicorn.run(
             "assay.server.app:app_from_env",
             factory=True,

@@ -13,6 +13,7 @@ import assay
 from assay import scorers
 from assay.client import Client
 from assay.models import Model, Request, get_model
+from assay.settings import from_environment
 
 QUESTIONS = [
     ("How long do returns take?", "30 days"),
@@ -91,7 +92,7 @@ def _offline_verdict(request: Request) -> dict[str, str]:
 
 def judge_model() -> tuple[str | Model, str]:
     """A real judge model when the user has configured one; else the offline stand-in."""
-    configured = os.environ.get("ASSAY_JUDGE_MODEL")
+    configured = from_environment("judge_model")
     if configured:
         return configured, configured
     for key, sdk, model in (

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
 from assay.client import Client
+from assay.settings import setting
 
 Record = dict[str, Any]
 
@@ -26,7 +26,7 @@ class Dataset:
         client: Client | None = None,
     ) -> None:
         self.name = name
-        self.project = project or os.environ.get("ASSAY_PROJECT") or "default"
+        self.project = str(setting("project", project))
         self._client = client or Client()
         self._pinned = version
         base = f"/api/v1/projects/{quote(self.project, safe='')}/datasets"

@@ -7,9 +7,7 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,20 +19,14 @@ from assay.evals._datasets import Dataset
 from assay.evals._experiment import ExperimentRecorder, case_key
 from assay.evals._scorer import Score, Scorer, as_scorer, to_scores
 from assay.evals._trace import TraceCollector, collecting
+from assay.evals.rows import Row
+from assay.evals.summary import ScoreSummary, summarise, summary_dict
 from assay.sdk import _state as sdk_state
 from assay.sdk import span as trace_span
 from assay.sdk._exporter import ExporterConfig
-from assay.sdk._serialize import to_json
-from assay.statistics import (
-    Estimate,
-    clipped,
-    clustered_mean_interval,
-    mean_interval,
-    mean_pass_at_k,
-    mean_pass_hat_k,
-    per_case_variance,
-    proportion_interval,
-)
+from assay.settings import from_environment, setting
+
+__all__ = ["REGISTRY", "Case", "Eval", "EvalResult", "Hooks"]
 
 log = logging.getLogger("assay.evals")
 
@@ -65,34 +57,6 @@ class Hooks:
 
 
 @dataclass
-class Row:
-    case_id: str
-    trial: int
-    input: Any
-    expected: Any
-    metadata: Mapping[str, Any]
-    output: Any = None
-    error: str | None = None
-    scores: list[Score] = field(default_factory=list)
-    latency_s: float = 0.0
-    trace_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ScoreSummary:
-    name: str
-    estimate: Estimate | None
-    scored: int
-    errors: int
-    #: With several trials per case: the mean within-case variance, and for pass/fail scores
-    #: pass@k (some of k trials pass) and pass^k (all k pass), k = the fewest trials of a case.
-    case_variance: float | None = None
-    pass_at_k: Estimate | None = None
-    pass_hat_k: Estimate | None = None
-    k: int | None = None
-
-
-@dataclass
 class EvalResult:
     name: str
     rows: list[Row]
@@ -100,7 +64,7 @@ class EvalResult:
     failed_thresholds: list[str]
     #: The stored experiment's id, when the run was sent to a server.
     experiment_id: int | None = None
-    #: Against the baseline experiment: per-score deltas, per-case deltas (see _compare.py).
+    #: Against the baseline experiment: per-score deltas, per-case deltas (see comparison.py).
     comparison: dict[str, Any] | None = None
 
     @property
@@ -244,7 +208,7 @@ class Eval:
             return self.project
         if sdk_state.STATE.exporter is not None:
             return sdk_state.STATE.project
-        return os.environ.get("ASSAY_PROJECT") or "default"
+        return str(setting("project"))
 
     def _export_config(self, recorder: ExperimentRecorder | None) -> ExporterConfig | None:
         """Where the cases' traces go when `assay.init()` was not called but the run is stored:
@@ -290,7 +254,7 @@ class Eval:
         on_row: Callable[[Row], None] | None = None,
     ) -> EvalResult:
         if send is None:
-            send = bool(os.environ.get("ASSAY_URL")) or sdk_state.STATE.exporter is not None
+            send = from_environment("url") is not None or sdk_state.STATE.exporter is not None
         recorder, done = self._recorder(resume) if send else (None, set())
         cases = _cases(self.data)
         limit = asyncio.Semaphore(self.max_concurrency)
@@ -305,7 +269,7 @@ class Eval:
             if recorder is None:
                 return
             async with sending:
-                batch = [_stored(row) for row in unsent]
+                batch = [row.to_record() for row in unsent]
                 unsent.clear()
                 if batch:
                     await asyncio.to_thread(recorder.add_rows, batch)
@@ -334,17 +298,17 @@ class Eval:
         except (asyncio.CancelledError, KeyboardInterrupt):
             # Ctrl-C: keep what finished; the experiment is marked incomplete, resumable.
             if recorder is not None:
-                recorder.add_rows([_stored(row) for row in unsent])
-                recorder.finish("incomplete", _summary_dict(summarise(finished)))
+                recorder.add_rows([row.to_record() for row in unsent])
+                recorder.finish("incomplete", summary_dict(summarise(finished)))
             raise
         if recorder is None:
             summary = summarise(rows)
             return EvalResult(self.name, rows, summary, self._check_thresholds(summary))
         await send_unsent()
         if done:
-            rows = [_from_stored(item) for item in recorder.all_rows()]
+            rows = [Row.from_record(item) for item in recorder.all_rows()]
         summary = summarise(rows)
-        recorder.finish("complete", _summary_dict(summary))
+        recorder.finish("complete", summary_dict(summary))
         baseline_id = recorder.baseline_id(self.baseline, self.name)
         comparison = recorder.compare(baseline_id) if baseline_id is not None else None
         return EvalResult(
@@ -434,126 +398,3 @@ async def _score(scorer_: Scorer, context: Mapping[str, Any]) -> list[Score]:
         except Exception as exc:
             scoring.set_error(exc)
             return [Score(scorer_.name, None, error=f"{type(exc).__name__}: {exc}")]
-
-
-def _bounded(estimate: Estimate, values: Sequence[float]) -> Estimate:
-    """Scores of 0 to 1 (all built-in ones) keep their interval inside [0, 1]."""
-    return clipped(estimate, 0.0, 1.0) if all(0.0 <= v <= 1.0 for v in values) else estimate
-
-
-def summarise(rows: Sequence[Row]) -> dict[str, ScoreSummary]:
-    """Per score: mean with a 95% interval: Wilson for pass/fail scores run once per case,
-    else Student t (cluster-robust when cases ran several times), kept inside [0, 1] for
-    scores in that range."""
-    values: dict[str, dict[str, list[float]]] = {}
-    errors: dict[str, int] = {}
-    for row in rows:
-        for score in row.scores:
-            if score.error is not None:
-                errors[score.name] = errors.get(score.name, 0) + 1
-                values.setdefault(score.name, {})
-            elif score.value is not None:
-                values.setdefault(score.name, {}).setdefault(row.case_id, []).append(score.value)
-    summary = {}
-    for name, by_case in values.items():
-        flat = [v for case_values in by_case.values() for v in case_values]
-        repeated = any(len(v) > 1 for v in by_case.values())
-        if not flat:
-            summary[name] = ScoreSummary(name, None, 0, errors.get(name, 0))
-            continue
-        boolean = all(v in (0.0, 1.0) for v in flat)
-        if not repeated:
-            estimate = proportion_interval(flat) if boolean else _bounded(mean_interval(flat), flat)
-            summary[name] = ScoreSummary(name, estimate, len(flat), errors.get(name, 0))
-            continue
-        spreads = [
-            s.variance for s in per_case_variance(by_case).values() if s.variance is not None
-        ]
-        k = min(len(v) for v in by_case.values())
-        outcomes = {key: [v == 1.0 for v in vals] for key, vals in by_case.items()}
-        summary[name] = ScoreSummary(
-            name,
-            _bounded(clustered_mean_interval(by_case), flat),
-            len(flat),
-            errors.get(name, 0),
-            case_variance=sum(spreads) / len(spreads) if spreads else None,
-            pass_at_k=mean_pass_at_k(outcomes, k) if boolean and k > 1 else None,
-            pass_hat_k=mean_pass_hat_k(outcomes, k) if boolean and k > 1 else None,
-            k=k if boolean and k > 1 else None,
-        )
-    return summary
-
-
-def _jsonable(value: Any) -> Any:
-    text = to_json(value, 1_000_000)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _stored(row: Row) -> dict[str, Any]:
-    return {
-        "case_key": row.case_id,
-        "trial": row.trial,
-        "input": _jsonable(row.input),
-        "expected": _jsonable(row.expected),
-        "metadata": _jsonable(dict(row.metadata)),
-        "output": _jsonable(row.output),
-        "error": row.error,
-        "latency_ms": row.latency_s * 1000,
-        "trace_id": row.trace_id,
-        "scores": [
-            {
-                "name": s.name,
-                "value": s.value,
-                "label": s.label,
-                "rationale": s.rationale,
-                "error": s.error,
-                "metadata": _jsonable(dict(s.metadata)),
-            }
-            for s in row.scores
-        ],
-    }
-
-
-def _from_stored(item: Mapping[str, Any]) -> Row:
-    return Row(
-        case_id=item["case_key"],
-        trial=int(item["trial"]),
-        input=item.get("input"),
-        expected=item.get("expected"),
-        metadata=item.get("metadata") or {},
-        output=item.get("output"),
-        error=item.get("error"),
-        scores=[
-            Score(
-                s["name"],
-                s.get("value"),
-                s.get("label"),
-                s.get("rationale"),
-                s.get("metadata") or {},
-                s.get("error"),
-            )
-            for s in item.get("scores") or []
-        ],
-        latency_s=(item.get("latency_ms") or 0) / 1000,
-        trace_id=item.get("trace_id"),
-    )
-
-
-def _summary_dict(summary: Mapping[str, ScoreSummary]) -> dict[str, Any]:
-    return {
-        name: {
-            "mean": item.estimate.mean if item.estimate else None,
-            "low": item.estimate.low if item.estimate else None,
-            "high": item.estimate.high if item.estimate else None,
-            "n": item.scored,
-            "errors": item.errors,
-            "case_variance": item.case_variance,
-            "k": item.k,
-            "pass_at_k": item.pass_at_k.mean if item.pass_at_k else None,
-            "pass_hat_k": item.pass_hat_k.mean if item.pass_hat_k else None,
-        }
-        for name, item in summary.items()
-    }

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from assay.client import Client
+from assay.evals.rows import ExperimentRow
 
 ROW_BATCH = 200
 
@@ -92,22 +93,19 @@ class ExperimentRecorder:
         rows = self.client.get(f"/api/v1/experiments/{self.id}/rows")["items"]
         return {(r["case_key"], int(r["trial"])) for r in rows if not r.get("error")}
 
-    def add_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+    def add_rows(self, rows: Sequence[ExperimentRow]) -> None:
         for start in range(0, len(rows), ROW_BATCH):
-            self.client.post(
-                f"/api/v1/experiments/{self.id}/rows", json=list(rows[start : start + ROW_BATCH])
-            )
+            batch = [row.model_dump(mode="json") for row in rows[start : start + ROW_BATCH]]
+            self.client.post(f"/api/v1/experiments/{self.id}/rows", json=batch)
 
     def finish(self, status: str, summary: dict[str, Any]) -> None:
         self.client.request(
             "PATCH", f"/api/v1/experiments/{self.id}", json={"status": status, "summary": summary}
         )
 
-    def all_rows(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.client.get(f"/api/v1/experiments/{self.id}/rows")[
-            "items"
-        ]
-        return items
+    def all_rows(self) -> list[ExperimentRow]:
+        items = self.client.get(f"/api/v1/experiments/{self.id}/rows")["items"]
+        return [ExperimentRow.model_validate(item) for item in items]
 
     def baseline_id(self, baseline: str | int | None, eval_name: str) -> int | None:
         if isinstance(baseline, int) or (isinstance(baseline, str) and baseline.isdigit()):

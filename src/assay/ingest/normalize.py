@@ -16,65 +16,25 @@ from typing import Any
 import orjson
 
 from assay.ingest.otlp import RawSpan
+from assay.semconv.attributes import (
+    INPUT_KEYS,
+    OUTPUT_KEYS,
+    as_float,
+    as_int,
+    first,
+    maybe_json,
+    read_fields,
+)
+from assay.semconv.attributes import (
+    span_type as type_of_span,
+)
 
 STATUS_ERROR = 2
 
-OPENINFERENCE_KINDS = {
-    "LLM": "llm",
-    "TOOL": "tool",
-    "AGENT": "agent",
-    "RETRIEVER": "retrieval",
-    "CHAIN": "chain",
-    "EMBEDDING": "embedding",
-    "RERANKER": "reranker",
-    "GUARDRAIL": "guardrail",
-    "EVALUATOR": "scorer",
-    "PROMPT": "prompt",
-}
-GENAI_OPERATIONS = {
-    "chat": "llm",
-    "text_completion": "llm",
-    "generate_content": "llm",
-    "completion": "llm",
-    "responses": "llm",
-    "embeddings": "embedding",
-    "execute_tool": "tool",
-    "invoke_agent": "agent",
-    "create_agent": "agent",
-    "retrieval": "retrieval",
-}
 _FLAT_MESSAGE = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
 _FLAT_PROMPT = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
 
 CostFunction = Callable[[str | None, str | None, int | None, int | None, int | None], float | None]
-
-
-def _first(attrs: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def _as_int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(float(value))
-    except (TypeError, ValueError, OverflowError):  # OverflowError: "inf"
-        return None
-
-
-def _as_float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _as_text(value: Any) -> str | None:
@@ -83,15 +43,6 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
-
-
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
 
 
 def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
@@ -156,10 +107,10 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, lis
             continue
         attrs = event.get("attributes") or {}
         if name == "gen_ai.choice":
-            outputs.append(_maybe_json(_first(attrs, "message", "gen_ai.event.content")))
+            outputs.append(maybe_json(first(attrs, ("message", "gen_ai.event.content"))))
         elif name.endswith(".message"):
             role = name[len("gen_ai.") : -len(".message")]
-            content = _maybe_json(_first(attrs, "content", "gen_ai.event.content"))
+            content = maybe_json(first(attrs, ("content", "gen_ai.event.content")))
             if isinstance(content, dict):
                 inputs.append({"role": role, **content})
             else:
@@ -167,69 +118,6 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, lis
     return inputs or None, outputs or None
 
 
-# Where each derived value may come from, best source first. One pass over a span's attributes
-# looks every key up in _SOURCES, so normalising costs one dict lookup per attribute.
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "assay.model"),
-    "provider": (
-        "gen_ai.provider.name",
-        "gen_ai.system",
-        "llm.provider",
-        "llm.system",
-        "assay.provider",
-    ),
-    "input_tokens": (
-        "gen_ai.usage.input_tokens",
-        "gen_ai.usage.prompt_tokens",
-        "llm.token_count.prompt",
-        "assay.usage.input_tokens",
-    ),
-    "output_tokens": (
-        "gen_ai.usage.output_tokens",
-        "gen_ai.usage.completion_tokens",
-        "llm.token_count.completion",
-        "assay.usage.output_tokens",
-    ),
-    "cached_tokens": (
-        "gen_ai.usage.cache_read.input_tokens",
-        "gen_ai.usage.cache_read_input_tokens",
-        "gen_ai.usage.input_tokens.cached",
-        "llm.token_count.prompt_details.cache_read",
-        "assay.usage.cached_tokens",
-    ),
-    "reasoning_tokens": (
-        "gen_ai.usage.reasoning.output_tokens",
-        "gen_ai.usage.output_tokens.reasoning",
-        "gen_ai.usage.reasoning_tokens",
-        "llm.token_count.completion_details.reasoning",
-        "assay.usage.reasoning_tokens",
-    ),
-    "total_tokens": (
-        "gen_ai.usage.total_tokens",
-        "llm.token_count.total",
-        "assay.usage.total_tokens",
-    ),
-    "cost": ("assay.cost", "llm.cost.total", "gen_ai.usage.cost"),
-    "session_id": ("session.id", "gen_ai.conversation.id", "assay.session_id"),
-    "user_id": ("user.id", "enduser.id", "assay.user_id"),
-    "operation": ("gen_ai.operation.name",),
-    "explicit_type": ("assay.span.type",),
-    "openinference_kind": ("openinference.span.kind",),
-    "assay_in": ("assay.input",),
-    "assay_out": ("assay.output",),
-    "messages_in": ("gen_ai.input.messages", "gen_ai.prompt"),
-    "messages_out": ("gen_ai.output.messages", "gen_ai.completion"),
-    "system": ("gen_ai.system_instructions",),
-    "tool_in": ("gen_ai.tool.call.arguments", "tool.parameters"),
-    "tool_out": ("gen_ai.tool.call.result",),
-    "plain_in": ("input.value",),
-    "plain_out": ("output.value",),
-    "assay_tags": ("assay.tags",),
-    "openinference_tags": ("tag.tags",),
-    "openinference_metadata": ("metadata",),
-    "assay_metadata": ("assay.metadata",),
-}
-_SOURCES = {key: (name, rank) for name, keys in _FIELDS.items() for rank, key in enumerate(keys)}
 _FLATTENED = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
 _METADATA_PREFIX = "assay.metadata."
 
@@ -240,43 +128,15 @@ class _Found:
     __slots__ = ("flattened", "metadata_keys", "values")
 
     def __init__(self, attrs: dict[str, Any]) -> None:
-        values: dict[str, Any] = {}
-        ranks: dict[str, int] = {}
-        flattened = False
-        metadata_keys: list[str] = []
-        sources = _SOURCES
-        for key, value in attrs.items():
-            hit = sources.get(key)
-            if hit is None:
-                if key.startswith(_FLATTENED):
-                    flattened = True
-                elif key.startswith(_METADATA_PREFIX):
-                    metadata_keys.append(key)
-                continue
-            if value is None or value == "":
-                continue
-            name, rank = hit
-            if rank < ranks.get(name, 99):
-                values[name] = value
-                ranks[name] = rank
-        self.values = values
-        self.flattened = flattened
-        self.metadata_keys = metadata_keys
-
-
-def _span_type(found: dict[str, Any], has_model: bool) -> str:
-    explicit = found.get("explicit_type")
-    if isinstance(explicit, str):
-        return explicit[:32].lower()
-    kind = found.get("openinference_kind")
-    if isinstance(kind, str):
-        return OPENINFERENCE_KINDS.get(kind.upper(), kind[:32].lower())
-    operation = found.get("operation")
-    if isinstance(operation, str):
-        return GENAI_OPERATIONS.get(operation, "llm" if has_model else operation[:32])
-    if has_model:
-        return "llm"
-    return "span"
+        others: list[str] = []
+        self.values = read_fields(attrs, others)
+        self.flattened = False
+        self.metadata_keys: list[str] = []
+        for key in others:
+            if key.startswith(_FLATTENED):
+                self.flattened = True
+            elif key.startswith(_METADATA_PREFIX):
+                self.metadata_keys.append(key)
 
 
 def _io(
@@ -293,9 +153,9 @@ def _io(
         messages_in, messages_out = _event_messages(events)
     system = values.get("system")
     if system is not None and messages_in is not None:
-        parsed = _maybe_json(messages_in)
+        parsed = maybe_json(messages_in)
         if isinstance(parsed, list):
-            messages_in = [{"role": "system", "content": _maybe_json(system)}, *parsed]
+            messages_in = [{"role": "system", "content": maybe_json(system)}, *parsed]
     assay_in, assay_out = values.get("assay_in"), values.get("assay_out")
     tool_in, tool_out = values.get("tool_in"), values.get("tool_out")
     plain_in, plain_out = values.get("plain_in"), values.get("plain_out")
@@ -315,7 +175,7 @@ def _io(
 def _tags(values: dict[str, Any]) -> list[str]:
     tags: list[str] = []
     for name in ("assay_tags", "openinference_tags"):
-        value = _maybe_json(values.get(name))
+        value = maybe_json(values.get(name))
         if isinstance(value, list):
             tags.extend(str(tag)[:200] for tag in value if tag is not None)
         elif isinstance(value, str) and value:
@@ -326,7 +186,7 @@ def _tags(values: dict[str, Any]) -> list[str]:
 def _metadata(attrs: dict[str, Any], found: _Found) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     for name, key in (("openinference_metadata", "metadata"), ("assay_metadata", "assay.metadata")):
-        value = _maybe_json(found.values.get(name))
+        value = maybe_json(found.values.get(name))
         if isinstance(value, dict):
             metadata.update(value)
         elif value is not None:
@@ -352,21 +212,6 @@ def _error(span: RawSpan) -> str | None:
 # An attribute whose text became the span's input or output column is stored once, in the
 # column; the attribute keeps this marker, and reads put the text back (store/queries.py).
 STORED_AS = "$assay.stored_as"
-_INPUT_KEYS = (
-    "assay.input",
-    "gen_ai.input.messages",
-    "gen_ai.prompt",
-    "input.value",
-    "gen_ai.tool.call.arguments",
-    "tool.parameters",
-)
-_OUTPUT_KEYS = (
-    "assay.output",
-    "gen_ai.output.messages",
-    "gen_ai.completion",
-    "output.value",
-    "gen_ai.tool.call.result",
-)
 _WORTH_SHARING = 256
 
 
@@ -375,8 +220,8 @@ def _without_copies(
 ) -> dict[str, Any]:
     stored = attrs
     for column, text, keys in (
-        ("input", input_text, _INPUT_KEYS),
-        ("output", output_text, _OUTPUT_KEYS),
+        ("input", input_text, INPUT_KEYS),
+        ("output", output_text, OUTPUT_KEYS),
     ):
         if text is None or len(text) < _WORTH_SHARING:
             continue
@@ -409,15 +254,15 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
     values = found.values
     model = _bounded(values.get("model"), 200)
     provider = _bounded(values.get("provider"), 100)
-    span_type = _span_type(values, model is not None)
+    span_type = type_of_span(values, model is not None)
     input_value, output_value = _io(attrs, found, span.events, span_type)
-    input_tokens = _tokens(_as_int(values.get("input_tokens")))
-    output_tokens = _tokens(_as_int(values.get("output_tokens")))
-    cached_tokens = _tokens(_as_int(values.get("cached_tokens")))
-    total_tokens = _tokens(_as_int(values.get("total_tokens")))
+    input_tokens = _tokens(as_int(values.get("input_tokens")))
+    output_tokens = _tokens(as_int(values.get("output_tokens")))
+    cached_tokens = _tokens(as_int(values.get("cached_tokens")))
+    total_tokens = _tokens(as_int(values.get("total_tokens")))
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = _tokens((input_tokens or 0) + (output_tokens or 0))
-    cost = _as_float(values.get("cost"))
+    cost = as_float(values.get("cost"))
     if cost is not None and not math.isfinite(cost):
         cost = None
     if cost is None and (input_tokens or output_tokens):
@@ -453,7 +298,7 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cached_tokens": cached_tokens,
-        "reasoning_tokens": _tokens(_as_int(values.get("reasoning_tokens"))),
+        "reasoning_tokens": _tokens(as_int(values.get("reasoning_tokens"))),
         "total_tokens": total_tokens,
         "cost": cost,
         "session_id": _bounded(values.get("session_id"), 200),

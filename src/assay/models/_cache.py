@@ -18,6 +18,7 @@ from typing import Any
 
 from assay.errors import ConfigError
 from assay.models._types import Request, Response
+from assay.settings import setting
 
 log = logging.getLogger("assay.models")
 
@@ -29,7 +30,7 @@ CACHE_MODES = ("auto", "on", "off")
 def default_cache_dir() -> Path:
     """``$ASSAY_CACHE_DIR/models``; by default ``~/.cache/assay/models`` (XDG_CACHE_HOME
     honoured)."""
-    root = os.environ.get("ASSAY_CACHE_DIR")
+    root = setting("cache_dir")
     if root:
         return Path(root).expanduser() / "models"
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -40,7 +41,7 @@ def default_cache_dir() -> Path:
 def cache_mode() -> str:
     """ASSAY_MODEL_CACHE: ``auto`` (default: cache calls at temperature 0), ``on`` or ``off``;
     a model's or a call's own ``cache=`` wins over it."""
-    mode = (os.environ.get("ASSAY_MODEL_CACHE") or "auto").strip().lower()
+    mode = str(setting("model_cache")).strip().lower()
     if mode not in CACHE_MODES:
         raise ConfigError(f"ASSAY_MODEL_CACHE={mode!r}: use one of {', '.join(CACHE_MODES)}")
     return mode

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from assay.errors import UserError
-from assay.ingest.prices import DEFAULT_PRICES
 from assay.models._cache import ResponseCache, request_key, wants_cache
 from assay.models._retry import RetryPolicy, limiter_for
 from assay.models._trace import CallRecord, llm_span, request_attributes, usage_attributes
@@ -26,6 +25,7 @@ from assay.models._types import (
     as_messages,
     as_tools,
 )
+from assay.semconv.prices import DEFAULT_PRICES
 
 Prompt = str | Sequence[Message | Mapping[str, Any]]
 

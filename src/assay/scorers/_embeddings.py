@@ -155,11 +155,17 @@ def provider_embedder(name: str) -> Embedder:
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """In [-1, 1], and exactly 1.0 for equal non-zero vectors: rounding in the division would
+    otherwise give 0.9999999999999999 on some CPUs and 1.0000000000000002 on others."""
     if len(a) != len(b):
         raise ValueError(f"embeddings of different sizes: {len(a)} and {len(b)}")
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
     norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return dot / norms if norms else 0.0
+    if not norms:
+        return 0.0
+    if list(a) == list(b):
+        return 1.0
+    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
+    return min(1.0, max(-1.0, dot / norms))
 
 
 def embedding_similarity(
@@ -204,8 +210,12 @@ def embedding_similarity(
             )
             return Score(name, 1.0 if same else 0.0, rationale=reason)
         embedder = get()
-        first, second = await embedder.vectors([got, want])
-        similarity = cosine(first, second)
+        if got == want:
+            # The same text is the same meaning: 1.0 on every machine, with no model call.
+            similarity = 1.0
+        else:
+            first, second = await embedder.vectors([got, want])
+            similarity = cosine(first, second)
         metadata = {"cosine": similarity, "model": embedder.key}
         if threshold is not None:
             passed = similarity >= threshold

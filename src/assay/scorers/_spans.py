@@ -7,69 +7,28 @@
   counts, ``cost``, ``is_error``/``status``, ``input``/``output`` as text).
 
 So a trajectory scorer written for offline evals scores production traces unchanged. Which
-attribute means what follows ingest (`assay.ingest.normalize`, not imported here: it needs the
-server extra); this reads only the few fields trajectory scorers use.
+attribute means what is ingest's own table (`assay.semconv.attributes`); this reads only the
+few fields trajectory scorers use.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.ingest.prices import DEFAULT_PRICES
-
-_OPENINFERENCE_KINDS = {
-    "LLM": "llm",
-    "TOOL": "tool",
-    "AGENT": "agent",
-    "RETRIEVER": "retrieval",
-    "CHAIN": "chain",
-    "EMBEDDING": "embedding",
-    "EVALUATOR": "scorer",
-}
-_GENAI_OPERATIONS = {
-    "chat": "llm",
-    "text_completion": "llm",
-    "generate_content": "llm",
-    "completion": "llm",
-    "responses": "llm",
-    "embeddings": "embedding",
-    "execute_tool": "tool",
-    "invoke_agent": "agent",
-    "create_agent": "agent",
-}
-_MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "assay.model")
-_PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "assay.provider")
-_INPUT_TOKEN_KEYS = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "llm.token_count.prompt",
-    "assay.usage.input_tokens",
+from assay.semconv.attributes import (
+    INPUT_KEYS,
+    OUTPUT_KEYS,
+    as_float,
+    as_int,
+    first,
+    maybe_json,
+    read_fields,
+    span_type,
 )
-_OUTPUT_TOKEN_KEYS = (
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "llm.token_count.completion",
-    "assay.usage.output_tokens",
-)
-_CACHED_TOKEN_KEYS = (
-    "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_read_input_tokens",
-    "llm.token_count.prompt_details.cache_read",
-    "assay.usage.cached_tokens",
-)
-_COST_KEYS = ("assay.cost", "llm.cost.total", "gen_ai.usage.cost")
-_TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name")
-_TOOL_ARGUMENT_KEYS = ("gen_ai.tool.call.arguments", "tool.parameters")
-_INPUT_KEYS = ("assay.input", "input.value", "gen_ai.tool.call.arguments", "gen_ai.input.messages")
-_OUTPUT_KEYS = (
-    "assay.output",
-    "output.value",
-    "gen_ai.tool.call.result",
-    "gen_ai.output.messages",
-)
+from assay.semconv.prices import DEFAULT_PRICES
 
 
 @dataclass(frozen=True)
@@ -103,63 +62,21 @@ class TraceSpan:
         return max(0, self.end_ns - self.start_ns) / 1e9
 
 
-def _first(attributes: Mapping[str, Any], keys: Iterable[str]) -> Any:
-    for key in keys:
-        value = attributes.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
 def _loads(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("{", "[", '"'):
+    """JSON sent as text, parsed: objects, arrays and (unlike ingest's columns) strings."""
+    if isinstance(value, str) and value[:1] == '"':
         try:
             return json.loads(value)
         except ValueError:
             return value
-    return value
+    return maybe_json(value)
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value  # through float, a timestamp in ns would lose its last digits
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        pass
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _type(row: Mapping[str, Any], attributes: Mapping[str, Any]) -> str:
+def _type(row: Mapping[str, Any], values: Mapping[str, Any]) -> str:
     given = row.get("type")
     if isinstance(given, str) and given and given != "span":
         return given.lower()
-    explicit = attributes.get("assay.span.type")
-    if isinstance(explicit, str) and explicit:
-        return explicit.lower()
-    kind = attributes.get("openinference.span.kind")
-    if isinstance(kind, str) and kind:
-        return _OPENINFERENCE_KINDS.get(kind.upper(), kind.lower())
-    operation = attributes.get("gen_ai.operation.name")
-    if isinstance(operation, str) and operation in _GENAI_OPERATIONS:
-        return _GENAI_OPERATIONS[operation]
-    if _first(attributes, _MODEL_KEYS) is not None or row.get("model"):
-        return "llm"
-    return "span"
+    return span_type(values, values.get("model") is not None or bool(row.get("model")))
 
 
 def _error(row: Mapping[str, Any]) -> str | None:
@@ -176,41 +93,40 @@ def read_span(row: Mapping[str, Any]) -> TraceSpan:
     attributes = row.get("attributes")
     if not isinstance(attributes, Mapping):
         attributes = {}
-    kind = _type(row, attributes)
+    values = read_fields(attributes)
+    kind = _type(row, values)
     name = str(row.get("name") or "")
     input_value = row.get("input")
-    input_value = _loads(
-        input_value if input_value is not None else _first(attributes, _INPUT_KEYS)
-    )
+    input_value = _loads(input_value if input_value is not None else first(attributes, INPUT_KEYS))
     output_value = row.get("output")
     output_value = _loads(
-        output_value if output_value is not None else _first(attributes, _OUTPUT_KEYS)
+        output_value if output_value is not None else first(attributes, OUTPUT_KEYS)
     )
     tool = arguments = None
     if kind == "tool":
-        tool = str(_first(attributes, _TOOL_NAME_KEYS) or name)
-        found = _first(attributes, _TOOL_ARGUMENT_KEYS)
+        tool = str(values.get("tool_name") or name)
+        found = values.get("tool_in")
         arguments = _loads(found) if found is not None else input_value
-    model = row.get("model") or _first(attributes, _MODEL_KEYS)
-    input_tokens = _int(row.get("input_tokens", _first(attributes, _INPUT_TOKEN_KEYS)))
-    output_tokens = _int(row.get("output_tokens", _first(attributes, _OUTPUT_TOKEN_KEYS)))
-    cost = _float(row["cost"]) if "cost" in row else _float(_first(attributes, _COST_KEYS))
+    model = row.get("model") or values.get("model")
+    input_tokens = as_int(row.get("input_tokens", values.get("input_tokens")))
+    output_tokens = as_int(row.get("output_tokens", values.get("output_tokens")))
+    cost = as_float(row["cost"]) if "cost" in row else as_float(values.get("cost"))
     if cost is None and "cost" not in row and (input_tokens or output_tokens):
         # The eval runner's spans are not ingested, so nothing priced them yet.
         cost = DEFAULT_PRICES.cost(
             str(model) if model else None,
-            _first(attributes, _PROVIDER_KEYS),
+            values.get("provider"),
             input_tokens,
             output_tokens,
-            _int(_first(attributes, _CACHED_TOKEN_KEYS)),
+            as_int(values.get("cached_tokens")),
         )
     return TraceSpan(
         span_id=row.get("span_id"),
         parent_id=row.get("parent_span_id"),
         name=name,
         type=kind,
-        start_ns=_int(row.get("start_ns")),
-        end_ns=_int(row.get("end_ns")),
+        start_ns=as_int(row.get("start_ns")),
+        end_ns=as_int(row.get("end_ns")),
         error=_error(row),
         input=input_value,
         output=output_value,

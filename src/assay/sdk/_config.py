@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 from typing import Any
 
 from opentelemetry import trace
@@ -15,10 +14,10 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from assay._version import __version__
 from assay.sdk._exporter import AssayExporter, ExporterConfig
 from assay.sdk._state import STATE, Mask
+from assay.settings import setting
 
 log = logging.getLogger("assay.sdk")
 
-DEFAULT_URL = "http://127.0.0.1:8600"
 EXIT_FLUSH_SECONDS = 5.0
 
 
@@ -74,9 +73,9 @@ def _init(
 ) -> None:
     if STATE.exporter is not None:
         shutdown()
-    project = project or os.environ.get("ASSAY_PROJECT") or "default"
-    url = (url or os.environ.get("ASSAY_URL") or DEFAULT_URL).rstrip("/")
-    api_key = api_key or os.environ.get("ASSAY_API_KEY") or None
+    project = str(setting("project", project))
+    url = str(setting("url", url)).rstrip("/")
+    api_key = setting("api_key", api_key) or None
     exporter = AssayExporter(
         ExporterConfig(url=url, project=project, api_key=api_key, max_buffer_spans=max_buffer_spans)
     )

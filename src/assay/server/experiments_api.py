@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from assay.evals import ExperimentRow
 from assay.server.responses import JSON
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
@@ -22,22 +23,6 @@ class ExperimentIn(BaseModel):
     dataset: str | None = Field(default=None, max_length=200)
     dataset_version: int | None = Field(default=None, ge=0)
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class RowIn(BaseModel):
-    case_key: str = Field(min_length=1, max_length=64)
-    trial: int = Field(default=0, ge=0)
-    input: Any = None
-    expected: Any = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    output: Any = None
-    error: str | None = Field(default=None, max_length=100_000)
-    latency_ms: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost: float | None = None
-    trace_id: str | None = Field(default=None, max_length=32)
-    scores: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
 
 
 class ExperimentUpdate(BaseModel):
@@ -89,7 +74,7 @@ def update_experiment(
 def add_rows(
     request: Request,
     experiment_id: int,
-    body: list[RowIn],
+    body: list[ExperimentRow],
     who: Principal = Depends(api_principal),
 ) -> JSON:
     rows = [row.model_dump() for row in body]

@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from assay.errors import NotFound
-from assay.evals._compare import compare
-from assay.evals._eval import _from_stored, summarise
+from assay.evals import compare, summarise
 from assay.services.principal import Principal
 from assay.services.projects import ensure_project, project_id
 from assay.store import datasets as dataset_store
@@ -114,18 +113,12 @@ def score_names(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def score_summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
-    """Per score: the eval runner's own summary (mean, 95% interval, pass@k), plus pass counts."""
-    computed = summarise([_from_stored(row) for row in rows])
+    """Per score: the eval runner's own summary (mean, 95% interval, pass@k, pass counts, the
+    most common error messages), in the order of ``names``."""
+    computed = summarise(rows)
     out = []
     for name in names:
         item = computed.get(name)
-        values = [
-            float(s["value"])
-            for row in rows
-            for s in row.get("scores") or []
-            if s.get("name") == name and s.get("value") is not None and not s.get("error")
-        ]
-        binary = bool(values) and all(v in (0.0, 1.0) for v in values)
         estimate = item.estimate if item else None
         out.append(
             {
@@ -135,12 +128,13 @@ def score_summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str
                 "high": estimate.high if estimate else None,
                 "n": item.scored if item else 0,
                 "errors": item.errors if item else 0,
-                "binary": binary,
-                "passed": sum(1 for v in values if v == 1.0) if binary else None,
+                "binary": item.binary if item else False,
+                "passed": item.passed if item else None,
                 "k": item.k if item else None,
                 "pass_at_k": item.pass_at_k.mean if item and item.pass_at_k else None,
                 "pass_hat_k": item.pass_hat_k.mean if item and item.pass_hat_k else None,
                 "case_variance": item.case_variance if item else None,
+                "error_messages": item.error_messages if item else (),
             }
         )
     return out

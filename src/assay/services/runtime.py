@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.ingest.prices import DEFAULT_PRICES, PriceTable, parse_overrides
+from assay.semconv.prices import DEFAULT_PRICES, PriceTable, parse_overrides
 from assay.settings import Settings
 from assay.store import keys as key_store
 from assay.store import migrate, search

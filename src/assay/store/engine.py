@@ -13,6 +13,8 @@ from sqlalchemy.exc import ArgumentError
 
 from assay.errors import ConfigError
 
+__all__ = ["Engine", "make_engine", "normalize_url", "now_ns", "ping"]
+
 
 def normalize_url(url: str) -> str:
     """Accept the URLs people paste (postgres://, postgresql://) and pick our drivers."""

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from assay.errors import UserError
+from assay.evals.rows import ExperimentRow
 from assay.store.engine import now_ns
 from assay.store.tables import datasets, experiment_rows, experiments, traces
 
 STATUSES = ("running", "complete", "incomplete")
-ROW_FIELDS = (
-    "case_key",
-    "trial",
+#: What a re-run of a (case, trial) replaces: everything but the row's identity.
+REPLACED_ON_RERUN = (
+    "created_ns",
     "latency_ms",
     "input_tokens",
     "output_tokens",
@@ -76,33 +79,28 @@ def finish(
     conn.execute(experiments.update().where(experiments.c.id == experiment_id).values(**values))
 
 
-def upsert_rows(conn: Connection, experiment_id: int, rows: list[dict[str, Any]]) -> int:
-    """Store rows; a row for a (case, trial) already stored replaces it (a resumed re-run)."""
-    keys = [(str(r["case_key"]), int(r.get("trial") or 0)) for r in rows]
-    for case_key, trial in keys:
-        conn.execute(
-            experiment_rows.delete().where(
-                experiment_rows.c.experiment_id == experiment_id,
-                experiment_rows.c.case_key == case_key,
-                experiment_rows.c.trial == trial,
-            )
-        )
+def upsert_rows(
+    conn: Connection, experiment_id: int, rows: Sequence[ExperimentRow | Mapping[str, Any]]
+) -> int:
+    """Store rows in one statement; a row for a (case, trial) already stored replaces it (a
+    resumed re-run), and of two for the same (case, trial) in one call the later one wins."""
     now = now_ns()
-    values = [
-        {
-            **{name: row.get(name) for name in ROW_FIELDS},
-            "case_key": str(row["case_key"]),
-            "trial": int(row.get("trial") or 0),
-            "metadata": row.get("metadata") or {},
-            "scores": row.get("scores") or [],
-            "experiment_id": experiment_id,
-            "created_ns": now,
-        }
-        for row in rows
-    ]
-    if values:
-        conn.execute(experiment_rows.insert(), values)
-    return len(values)
+    by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    for given in rows:
+        row = given if isinstance(given, ExperimentRow) else ExperimentRow.model_validate(given)
+        values = row.model_dump()
+        values.update(experiment_id=experiment_id, created_ns=now)
+        by_key[(row.case_key, row.trial)] = values
+    if not by_key:
+        return 0
+    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    statement = insert(experiment_rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["experiment_id", "case_key", "trial"],
+        set_={name: statement.excluded[name] for name in REPLACED_ON_RERUN},
+    )
+    conn.execute(statement, list(by_key.values()))
+    return len(by_key)
 
 
 def rows(conn: Connection, experiment_id: int, case_key: str | None = None) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ from typing import Any, Protocol
 from assay.errors import UserError
 from assay.models import Model
 from assay.scorers.judges._judge import (
-    DEFAULT_JUDGE_MODEL,
     Classifier,
     Judge,
     _options,
@@ -47,6 +46,7 @@ from assay.scorers.judges._verdict import (
     read_verdict,
     verdict_schema,
 )
+from assay.settings import DEFAULT_JUDGE_MODEL
 
 BuiltIn = Callable[..., Judge]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +28,12 @@ from assay.scorers.judges._verdict import (
     read_verdict,
     verdict_schema,
 )
-
-#: The model judges use when none is named; ASSAY_JUDGE_MODEL overrides it.
-DEFAULT_JUDGE_MODEL = "openai/gpt-4.1-mini"
+from assay.settings import setting
 
 
 def default_model() -> str:
-    return os.environ.get("ASSAY_JUDGE_MODEL") or DEFAULT_JUDGE_MODEL
+    """The model judges use when none is named: ASSAY_JUDGE_MODEL, else DEFAULT_JUDGE_MODEL."""
+    return str(setting("judge_model"))
 
 
 def _check_choices(choices: Mapping[str, float]) -> dict[str, float]:

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from assay.evals._compare import TOLERANCE, compare
+from assay.evals import compare
+from assay.evals.comparison import TOLERANCE
 from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._diff import as_text, diff

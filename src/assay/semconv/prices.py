@@ -1,6 +1,7 @@
 """Model prices, and the cost of one LLM call.
 
-Ingest prices every LLM span from its model name and token counts. The built-in table below holds
+Ingest prices every LLM span from its model name and token counts, and the model layer and the
+trajectory scorers price calls that were never ingested, all from this one table. It holds
 list prices in USD per 1M tokens for the current (and still widely used earlier) models of
 OpenAI, Anthropic, Google (Gemini) and Mistral; a project can override or extend it
 (:meth:`PriceTable.with_overrides`, :func:`parse_overrides`).

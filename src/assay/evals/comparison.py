@@ -1,35 +1,34 @@
-"""Compare two experiments row by row: what improved, what regressed, and is it real."""
+"""Compare two experiments row by row: what improved, what regressed, and is it real. The one
+implementation the eval runner, the REST API and the web UI share."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
+from assay.evals.rows import AnyRow, score_outcomes
 from assay.statistics import mcnemar, paired_difference
 
+#: Deltas smaller than this are "unchanged".
 TOLERANCE = 1e-9
 
 
-def _case_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[float]]]:
+def _case_scores(rows: Iterable[AnyRow]) -> dict[str, dict[str, list[float]]]:
     """score name -> case key -> values over the case's trials."""
     out: dict[str, dict[str, list[float]]] = {}
     for row in rows:
-        for score in row.get("scores") or []:
-            value = score.get("value")
-            if value is None or score.get("error"):
+        for outcome in score_outcomes(row):
+            if outcome.value is None or outcome.error:
                 continue
-            out.setdefault(score["name"], {}).setdefault(str(row["case_key"]), []).append(
-                float(value)
-            )
+            out.setdefault(outcome.name, {}).setdefault(outcome.case_key, []).append(outcome.value)
     return out
 
 
-def compare(
-    baseline: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
+def compare(baseline: Iterable[AnyRow], candidate: Iterable[AnyRow]) -> dict[str, Any]:
     """Per score, on the cases both experiments scored: the delta (candidate - baseline) with a
     paired 95% interval, McNemar for pass/fail scores, and counts of cases improved, regressed
-    and unchanged; plus the per-case deltas, regressions first."""
+    and unchanged; plus the per-case deltas, regressions first. Rows of either experiment may
+    be the runner's `Row`s, `ExperimentRow`s, or row dicts from the API or the store."""
     before = _case_scores(baseline)
     after = _case_scores(candidate)
     scores: dict[str, Any] = {}
