@@ -7,6 +7,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -177,6 +178,21 @@ def test_feedback_by_trace_and_by_span(sdk: LiveServer, client: httpx.Client) ->
     assert trace_score["source"] == "human" and trace_score["author"] == "u1"
     assert trace_score["rationale"] == "great"
     assert [sc["label"] for sc in tree["spans"][0]["scores"]] == ["wrong"]
+
+
+def test_feedback_on_a_span_still_open_arrives_once_the_span_does(
+    sdk: LiveServer, client: httpx.Client
+) -> None:
+    """The server refuses a score for a span it has not stored (404); the SDK tries again, so
+    a thumbs-up given while the request is still being handled is not lost."""
+    with assay.span("answer", type="agent") as s:
+        assert assay.log_feedback(s, "thumbs", value=True)
+        time.sleep(1.5)  # the score is sent (and refused: no such span yet) while it is open
+        trace_id = s.trace_id
+    assert assay.flush(20)
+    tree = client.get(f"/api/v1/traces/{trace_id}").json()
+    assert [sc["name"] for sc in tree["spans"][0]["scores"]] == ["thumbs"]
+    assert assay.stats()["feedback_sent"] == 1 and assay.stats()["feedback_dropped"] == 0
 
 
 def test_existing_provider_keeps_its_processors(live: LiveServer, client: httpx.Client) -> None:

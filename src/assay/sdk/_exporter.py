@@ -9,6 +9,7 @@ counted exactly; `assay.stats()` reports the counts.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import random
 import threading
@@ -27,6 +28,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 log = logging.getLogger("assay.sdk")
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+#: Feedback on a trace or span the server has not stored yet (still open, or still in another
+#: process's buffer) is refused with 404; it is tried again after these many seconds.
+FEEDBACK_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
@@ -44,11 +48,16 @@ class Stats:
         return dict(self.__dict__)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Feedback:
     path: str
     body: dict[str, Any]
     attempts: int = 0
+    #: time.monotonic() before which it is not sent (a retry after a 404)
+    not_before: float = 0.0
+
+    def ready(self, now: float) -> bool:
+        return self.not_before <= now
 
 
 @dataclass
@@ -153,7 +162,7 @@ class AssayExporter(SpanProcessor):
             with self._lock:
                 if backoff:
                     self._wake.wait(backoff)
-                elif len(self._spans) < self.config.max_batch_spans and not self._feedback:
+                elif len(self._spans) < self.config.max_batch_spans and not self._ready_feedback():
                     self._wake.wait(self.config.schedule_delay)
                 if self._stopping and not (self._spans or self._feedback):
                     self._idle.notify_all()
@@ -162,7 +171,8 @@ class AssayExporter(SpanProcessor):
                     self._spans[i]
                     for i in range(min(len(self._spans), self.config.max_batch_spans))
                 ]
-                feedback = list(self._feedback)
+                # At shutdown, feedback waiting for a retry gets its last chance now.
+                feedback = list(self._feedback) if self._stopping else self._ready_feedback()
                 self._in_flight = len(batch) + len(feedback)
                 self.stats.spans_buffered = len(self._spans)
             retry_after = self._send(batch, feedback)
@@ -223,13 +233,26 @@ class AssayExporter(SpanProcessor):
             )
         return None
 
+    def _ready_feedback(self) -> list[_Feedback]:
+        now = time.monotonic()
+        return [item for item in self._feedback if item.ready(now)]
+
     def _send_feedback(self, item: _Feedback) -> float | None:
         response = self._post(item.path, json=item.body)
         if isinstance(response, float):
             return response
         with self._lock:
-            if self._feedback and self._feedback[0] is item:
-                self._feedback.popleft()
+            if (
+                response.status_code == 404
+                and item.attempts < len(FEEDBACK_RETRY_DELAYS)
+                and not self._stopping
+            ):
+                # The trace may not be stored yet: its spans are still open or on their way.
+                item.not_before = time.monotonic() + FEEDBACK_RETRY_DELAYS[item.attempts]
+                item.attempts += 1
+                return None
+            with contextlib.suppress(ValueError):
+                self._feedback.remove(item)
             if response.is_success:
                 self.stats.feedback_sent += 1
             else:
