@@ -202,7 +202,10 @@ def export_labels(
                 row["gold_value"] = gold.get("value")
                 row["gold_author"] = gold.get("author")
                 if fmt == "jsonl":
-                    yield orjson.dumps(row, default=str).decode() + "\n"
+                    yield (
+                        orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+                        + "\n"
+                    )
                 else:
                     writer.writerow([_cell(row.get(column)) for column in EXPORT_COLUMNS])
             if fmt == "csv":
