@@ -13,12 +13,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     and_,
     case,
     delete,
-    exists,
     func,
     select,
     text,
@@ -262,6 +260,9 @@ def own_lease(conn: Connection, queue_id: int, reviewer: str, now: int) -> dict[
     return None if row is None else dict(row._mapping)
 
 
+CANDIDATE_CHUNK = 64
+
+
 def open_item(
     conn: Connection,
     queue_id: int,
@@ -273,38 +274,44 @@ def open_item(
 ) -> int | None:
     """The first item that still needs a review the reviewer may give: not done, not answered
     (or, with ``skipped``, skipped) by them, and with a review left after other people's
-    unexpired leases."""
+    unexpired leases.
+
+    Open items are read in id order a chunk at a time (an index range scan on both engines,
+    whatever the planner's statistics say) and the reviews of each chunk checked with two
+    indexed lookups."""
     i, r = queue_items.c, reviews.c
-    mine = select(reviews.c.id).where(r.item_id == i.id, r.reviewer == reviewer)
-    mine_filter: ColumnElement[bool]
-    if skipped:
-        mine_filter = exists(mine.where(r.state == "skipped"))
-    else:
-        mine_filter = ~exists(mine.where(r.state.in_(("submitted", "skipped"))))
-    leased_to_others = (
-        select(func.count())
-        .select_from(reviews)
-        .where(
-            r.item_id == i.id,
-            r.state == "leased",
-            r.leased_until_ns > now,
-            r.reviewer != reviewer,
+    after: int | None = None
+    while True:
+        query = select(i.id, i.reviews_done).where(i.queue_id == queue_id, i.is_done.is_(False))
+        if after is not None:
+            query = query.where(i.id > after)
+        chunk = conn.execute(query.order_by(i.id).limit(CANDIDATE_CHUNK)).all()
+        if not chunk:
+            return None
+        ids = [int(row.id) for row in chunk]
+        mine: dict[int, str] = dict(
+            conn.execute(
+                select(r.item_id, r.state).where(r.item_id.in_(ids), r.reviewer == reviewer)
+            ).all()
         )
-        .scalar_subquery()
-    )
-    query = (
-        select(i.id)
-        .where(
-            i.queue_id == queue_id,
-            i.is_done.is_(False),
-            mine_filter,
-            i.reviews_done + leased_to_others < reviews_per_item,
+        leased: dict[int, int] = dict(
+            conn.execute(
+                select(r.item_id, func.count())
+                .where(
+                    r.item_id.in_(ids),
+                    r.state == "leased",
+                    r.leased_until_ns > now,
+                    r.reviewer != reviewer,
+                )
+                .group_by(r.item_id)
+            ).all()
         )
-        .order_by(i.id)
-        .limit(1)
-    )
-    found = conn.execute(query).scalar()
-    return None if found is None else int(found)
+        for row in chunk:
+            state = mine.get(row.id)
+            wanted = state == "skipped" if skipped else state not in ("submitted", "skipped")
+            if wanted and row.reviews_done + leased.get(row.id, 0) < reviews_per_item:
+                return int(row.id)
+        after = ids[-1]
 
 
 def review_of(conn: Connection, item_id: int, reviewer: str) -> dict[str, Any] | None:
