@@ -63,3 +63,12 @@ class Ambiguous(AccessError):
     def __init__(self, message: str, *, code: str = "ambiguous") -> None:
         super().__init__(message)
         self.code = code
+
+
+class Conflict(AccessError):
+    """The request clashes with the current state (a name already taken, an item that already
+    has its reviews): the API answers 409; the message says what to do instead."""
+
+    def __init__(self, message: str, *, code: str = "conflict") -> None:
+        super().__init__(message)
+        self.code = code

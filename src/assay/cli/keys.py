@@ -34,9 +34,29 @@ def create(
         "editor", "--role", help=f"One of {', '.join(ROLES)}. Ingest needs editor."
     ),
     name: str = typer.Option("default", "--name", help="A label to recognise the key by."),
+    user: str | None = typer.Option(
+        None,
+        "--user",
+        help="A personal key: acts as this user, with their roles (--role is then ignored); "
+        "what it labels is authored by them.",
+    ),
     db: str | None = DbOption,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
+    if user is not None:
+        database = _database(db)
+        try:
+            secret, record = accounts.create_personal_key(
+                database, OPERATOR, user=user, project=project
+            )
+        finally:
+            database.dispose()
+        scope = f"project {project!r}" if project else "every project of theirs"
+        console.print(
+            f"Created personal key #{record['id']} for {user!r} ({scope}). Shown only once:"
+        )
+        print(secret)
+        return
     if role not in ROLES:
         raise UserError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
     database = _database(db)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from assay._version import __version__
 from assay.errors import AccessError
-from assay.server import api, datasets_api, experiments_api, otlp, ui
+from assay.server import api, datasets_api, experiments_api, otlp, review_api, ui
 from assay.server.responses import HANDLERS, JSON, access_error_response, error_response
 from assay.services.runtime import Runtime
 from assay.settings import Settings
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(api.router)
     app.include_router(datasets_api.router)
     app.include_router(experiments_api.router)
+    app.include_router(review_api.router)
     ui.mount(app)
 
     @app.get("/healthz", tags=["health"], summary="200 when the database answers")

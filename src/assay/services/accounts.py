@@ -34,7 +34,44 @@ def principal_for_key(rt: Runtime, secret: str) -> Principal | None:
     key = rt.find_key(secret)
     if key is None:
         return None
+    if key.user_id is not None:
+        return _personal(key)
     return Principal.for_key(key.name, key.role, key.project)
+
+
+def _personal(key: key_store.ApiKey) -> Principal:
+    """A personal key: its user, with the user's roles (in its one project, if scoped)."""
+    every = "admin" if key.user_is_admin else None
+    roles = dict(key.user_roles or {})
+    if key.project is not None:
+        role = "admin" if every else roles.get(key.project)
+        every, roles = None, ({key.project: role} if role else {})
+    return Principal(
+        kind="key", name=key.name, every_project=every, roles=roles, user_id=key.user_id
+    )
+
+
+def create_personal_key(
+    db: Database, who: Principal, *, user: str, project: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A key that acts as ``user`` with their roles (limited to ``project`` if given), so
+    scripts and labelling tools work through the API and every label has a person as its
+    author. Administrators create them for anyone; a user for themselves."""
+    with db.write() as conn:
+        found = user_store.get_by_name(conn, user)
+        if found is None or found.get("disabled_ns"):
+            raise UserError(f"no active user named {user!r}; see `assay users list`")
+        if not who.is_admin and who.user_id != found["id"]:
+            raise Forbidden("only administrators create keys for other people")
+        if (
+            project is not None
+            and not found["is_admin"]
+            and project not in user_store.roles_of(conn, int(found["id"]))
+        ):
+            raise UserError(f"{user!r} has no role in {project!r}; grant one first")
+        return key_store.create(
+            conn, name=user, role="viewer", project=project, user_id=int(found["id"])
+        )
 
 
 def principal_for_session(rt: Runtime, token: str) -> Principal | None:

@@ -7,7 +7,9 @@ Comparisons against a baseline:
 ``paired_difference`` (paired t, counts of improved / regressed / unchanged rows) and ``mcnemar``
 (pass/fail; exact binomial below 25 discordant pairs, else chi-square with continuity
 correction). Repeated trials: ``pass_at_k``, ``pass_hat_k`` and their means over cases.
-Agreement: ``confusion``, ``precision_recall_f1``, ``cohens_kappa``, ``krippendorff_alpha``.
+Agreement: ``confusion``, ``precision_recall_f1``, ``cohens_kappa``, ``krippendorff_alpha``,
+``percent_agreement``; between several people, each figure with a bootstrap interval and per pair
+of raters: ``rater_agreement`` (and ``bootstrap_interval`` for a figure of one's own).
 Distributions: ``t_quantile``, ``t_cdf``, ``normal_quantile``, ``normal_cdf``.
 
 Conventions: NaN or infinite input raises ValueError; a statistic that the data cannot support
@@ -34,14 +36,26 @@ from assay.statistics._means import (
 )
 from assay.statistics._paired import Comparison, McNemarResult, mcnemar, paired_difference
 from assay.statistics._passk import mean_pass_at_k, mean_pass_hat_k, pass_at_k, pass_hat_k
+from assay.statistics._reliability import (
+    Interval,
+    PairAgreement,
+    RaterAgreement,
+    bootstrap_interval,
+    percent_agreement,
+    rater_agreement,
+)
 
 __all__ = [
     "CaseSpread",
     "Comparison",
     "Confusion",
     "Estimate",
+    "Interval",
     "McNemarResult",
+    "PairAgreement",
     "PrecisionRecallF1",
+    "RaterAgreement",
+    "bootstrap_interval",
     "clipped",
     "clustered_mean_interval",
     "cohens_kappa",
@@ -57,8 +71,10 @@ __all__ = [
     "pass_at_k",
     "pass_hat_k",
     "per_case_variance",
+    "percent_agreement",
     "precision_recall_f1",
     "proportion_interval",
+    "rater_agreement",
     "t_cdf",
     "t_quantile",
     "t_two_sided_p",

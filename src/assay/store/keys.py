@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Connection, func, select, update
 from assay.errors import UserError
 from assay.store import projects as project_store
 from assay.store.engine import now_ns
-from assay.store.tables import api_keys, projects
+from assay.store.tables import api_keys, memberships, projects, users
 
 ROLES = ("viewer", "annotator", "editor", "admin")
 KEY_PREFIX = "assay_"
@@ -27,6 +27,10 @@ class ApiKey:
     role: str
     project_id: int | None
     project: str | None
+    #: A personal key's user: the key acts as them, with their roles (read at lookup).
+    user_id: int | None = None
+    user_is_admin: bool = False
+    user_roles: dict[str, str] | None = None
 
 
 def hash_key(key: str) -> str:
@@ -34,9 +38,10 @@ def hash_key(key: str) -> str:
 
 
 def create(
-    conn: Connection, *, name: str, role: str, project: str | None
+    conn: Connection, *, name: str, role: str, project: str | None, user_id: int | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """Create a key; returns the secret (shown once) and the stored record."""
+    """Create a key; returns the secret (shown once) and the stored record. With ``user_id``
+    it is a personal key: it acts as that user, named ``name`` (the user's name)."""
     if role not in ROLES:
         raise UserError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
     project_id = project_store.ensure(conn, project) if project else None
@@ -51,10 +56,18 @@ def create(
             key_hash=hash_key(secret),
             role=role,
             created_ns=now_ns(),
+            user_id=user_id,
         )
         .returning(api_keys.c.id)
     ).scalar_one()
-    return secret, {"id": key_id, "name": name, "prefix": prefix, "role": role, "project": project}
+    return secret, {
+        "id": key_id,
+        "name": name,
+        "prefix": prefix,
+        "role": role,
+        "project": project,
+        "user_id": user_id,
+    }
 
 
 def lookup(conn: Connection, secret: str) -> ApiKey | None:
@@ -65,13 +78,37 @@ def lookup(conn: Connection, secret: str) -> ApiKey | None:
             api_keys.c.role,
             api_keys.c.project_id,
             projects.c.name.label("project"),
+            api_keys.c.user_id,
         )
         .select_from(api_keys.outerjoin(projects, projects.c.id == api_keys.c.project_id))
         .where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_ns.is_(None))
     ).first()
     if row is None:
         return None
-    return ApiKey(row.id, row.name, row.role, row.project_id, row.project)
+    if row.user_id is None:
+        return ApiKey(row.id, row.name, row.role, row.project_id, row.project)
+    person = conn.execute(
+        select(users.c.name, users.c.is_admin).where(
+            users.c.id == row.user_id, users.c.disabled_ns.is_(None)
+        )
+    ).first()
+    if person is None:  # a disabled user's keys stop working with them
+        return None
+    roles = conn.execute(
+        select(projects.c.name, memberships.c.role)
+        .join(projects, projects.c.id == memberships.c.project_id)
+        .where(memberships.c.user_id == row.user_id)
+    ).all()
+    return ApiKey(
+        row.id,
+        str(person.name),
+        row.role,
+        row.project_id,
+        row.project,
+        user_id=int(row.user_id),
+        user_is_admin=bool(person.is_admin),
+        user_roles={str(name): str(role) for name, role in roles},
+    )
 
 
 def active_count(conn: Connection) -> int:
@@ -91,6 +128,7 @@ def list_keys(conn: Connection) -> list[dict[str, Any]]:
             api_keys.c.role,
             api_keys.c.created_ns,
             api_keys.c.revoked_ns,
+            api_keys.c.user_id,
             projects.c.name.label("project"),
         )
         .select_from(api_keys.outerjoin(projects, projects.c.id == api_keys.c.project_id))

@@ -151,8 +151,16 @@ scores = Table(
     Column("author", String(200)),
     Column("metadata", Json, nullable=False, default=dict),
     Column("created_ns", BigInteger, nullable=False),
+    # A reviewer's label from a review queue: the rubric (and the version they answered) and
+    # their review. Automated scores never carry a review, so they can never stand in for,
+    # or overwrite, a person's label.
+    Column("rubric_id", Integer),
+    Column("rubric_version", Integer),
+    Column("review_id", BigInteger),
     Index("ix_scores_project_trace", "project_id", "trace_id"),
     Index("ix_scores_project_name_value", "project_id", "name", "value"),
+    Index("ix_scores_review", "review_id"),
+    Index("ix_scores_rubric", "rubric_id", "created_ns"),
 )
 
 api_keys = Table(
@@ -169,6 +177,9 @@ api_keys = Table(
     Column("created_ns", BigInteger, nullable=False),
     Column("revoked_ns", BigInteger),
     Column("last_used_ns", BigInteger),
+    # A personal key acts as this user, with the user's roles (limited to project_id if set);
+    # ``role`` is then unused. Users are never deleted, so no cascade is needed.
+    Column("user_id", Integer),
 )
 
 # Datasets are versioned by validity ranges: a record row is part of every version from
@@ -319,4 +330,114 @@ user_sessions = Table(
     # derived from the session token, which only the browser holds.
     Column("flash", Text),
     Index("ix_user_sessions_user", "user_id"),
+)
+
+# --- human review ---------------------------------------------------------------------------
+
+# What reviewers are asked. ``definition`` holds the kind's settings (choices, scale, anchors),
+# the rationale rule and the instructions; every edit bumps ``version`` and keeps the old
+# definition in ``rubric_versions``, so a label is always read against what its author saw.
+rubrics = Table(
+    "rubrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("definition", Json, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_rubrics_project_name"),
+)
+
+rubric_versions = Table(
+    "rubric_versions",
+    metadata,
+    Column("rubric_id", Integer, ForeignKey("rubrics.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("author", String(200)),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("definition", Json, nullable=False),
+)
+
+# A review queue: items waiting for ``reviews_per_item`` different people each. ``reviewers``
+# lists the user names who may review; empty means anyone with the annotator role.
+queues = Table(
+    "queues",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("reviews_per_item", Integer, nullable=False),
+    Column("lease_seconds", Integer, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("author", String(200)),
+    Column("rubric_ids", Json, nullable=False),
+    Column("reviewers", Json, nullable=False),
+    Column("description", Text),
+    UniqueConstraint("project_id", "name", name="uq_queues_project_name"),
+)
+
+# One thing to review: a trace, a span, a session, an experiment row or a dataset record.
+# ``ref`` names it canonically ("trace:<id>", "span:<trace>/<span>", ...) so adding it twice
+# is a no-op. ``is_done`` (it has its reviews) leads the index the next-item query walks.
+queue_items = Table(
+    "queue_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("queue_id", Integer, ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("ref", String(300), nullable=False),
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("session_id", String(200)),
+    Column("experiment_row_id", BigInteger),
+    Column("dataset_id", Integer),
+    Column("record_id", String(64)),
+    Column("reviews_done", Integer, nullable=False),
+    Column("is_done", Boolean, nullable=False),
+    Column("added_ns", BigInteger, nullable=False),
+    Column("added_by", String(200)),
+    UniqueConstraint("queue_id", "ref", name="uq_queue_items_ref"),
+    Index("ix_queue_items_next", "queue_id", "is_done", "id"),
+)
+
+# One person's review of one item: leased while they have it open (until ``leased_until_ns``),
+# then submitted (their labels are scores with this review's id) or skipped.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("queue_id", Integer, ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", BigInteger, ForeignKey("queue_items.id", ondelete="CASCADE"), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("state", String(16), nullable=False),  # leased | submitted | skipped
+    Column("leased_until_ns", BigInteger, nullable=False),
+    Column("opened_ns", BigInteger, nullable=False),
+    Column("submitted_ns", BigInteger),
+    UniqueConstraint("item_id", "reviewer", name="uq_reviews_item_reviewer"),
+    Index("ix_reviews_queue_reviewer", "queue_id", "reviewer", "state"),
+    Index("ix_reviews_item_state", "item_id", "state"),
+)
+
+# The final (gold) label an editor set for an item and rubric after comparing the reviewers'
+# labels: kept apart from theirs, which stay as they were given.
+gold_labels = Table(
+    "gold_labels",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("queue_id", Integer, ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", BigInteger, ForeignKey("queue_items.id", ondelete="CASCADE"), nullable=False),
+    Column("rubric_id", Integer, nullable=False),
+    Column("rubric_version", Integer, nullable=False),
+    Column("value", Float),
+    Column("label", String(200)),
+    Column("author", String(200)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("rationale", Text),
+    Column("metadata", Json, nullable=False),
+    UniqueConstraint("item_id", "rubric_id", name="uq_gold_labels_item_rubric"),
 )
