@@ -370,3 +370,34 @@ def test_a_personal_key_acts_as_its_user(live: LiveServer, people: dict[str, htt
     labels = ed.get(f"/api/v1/queues/{queue['id']}/labels").json()["items"]
     assert [label["reviewer"] for label in labels] == ["maria"]
     assert record["user_id"] is not None
+
+
+def test_review_labels_stay_blind_on_the_trace_pages(
+    live: LiveServer, people: dict[str, httpx.Client]
+) -> None:
+    """Another reviewer's label must not show through the trace API or the lists either:
+    annotators see only their own review labels there; viewers and editors see them all."""
+    ed, ann, bob = people["ed"], people["ann"], people["bob"]
+    [trace_id] = _traces(people["admin"], "a", 1)
+    rubric = _rubric(ed)
+    queue = _queue(ed, [rubric["id"]], reviews_per_item=2)
+    ed.post(f"/api/v1/queues/{queue['id']}/items", json={"trace_ids": [trace_id]})
+    item = ann.get(f"/api/v1/queues/{queue['id']}/next").json()
+    sent = ann.post(
+        f"/api/v1/queues/{queue['id']}/items/{item['item_id']}/labels",
+        json=_label(rubric["id"], "no"),
+    )
+    assert sent.status_code in (200, 201), sent.text
+
+    def labels(client: httpx.Client) -> dict[str, list[str | None]]:
+        tree = client.get(f"/api/v1/traces/{trace_id}").json()
+        listed = client.get("/api/v1/projects/a/traces").json()["items"]
+        return {
+            "trace": [s["author"] for s in tree["scores"]],
+            "list": [s["author"] for t in listed for s in t["scores"]],
+        }
+
+    assert labels(bob) == {"trace": [], "list": []}
+    assert labels(ann) == {"trace": ["ann"], "list": ["ann"]}
+    assert labels(people["vic"]) == {"trace": ["ann"], "list": ["ann"]}
+    assert labels(ed) == {"trace": ["ann"], "list": ["ann"]}

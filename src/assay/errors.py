@@ -56,15 +56,6 @@ class Forbidden(AccessError):
     """The caller may see the thing but their role does not allow this."""
 
 
-class Ambiguous(AccessError):
-    """The request names more than one thing the caller may see (a trace id held by several
-    of their projects); the message says how to name just one."""
-
-    def __init__(self, message: str, *, code: str = "ambiguous") -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class Conflict(AccessError):
     """The request clashes with the current state (a name already taken, an item that already
     has its reviews): the API answers 409; the message says what to do instead."""
@@ -72,3 +63,11 @@ class Conflict(AccessError):
     def __init__(self, message: str, *, code: str = "conflict") -> None:
         super().__init__(message)
         self.code = code
+
+
+class Ambiguous(Conflict):
+    """The request names more than one thing the caller may see (a trace id held by several
+    of their projects); the message says how to name just one."""
+
+    def __init__(self, message: str, *, code: str = "ambiguous") -> None:
+        super().__init__(message, code=code)

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assay.errors import AccessError, Ambiguous, Conflict, IngestError, NotFound, UserError
+from assay.errors import AccessError, Conflict, IngestError, NotFound, UserError
 
 
 class JSON(Response):
@@ -45,7 +45,7 @@ async def api_error_handler(_request: Request, exc: Exception) -> Response:
 def access_error_response(exc: AccessError) -> JSON:
     """A service's refusal as the API says it: 404 for what is missing or hidden, 409 for what
     is not named precisely enough, else 403."""
-    if isinstance(exc, Ambiguous | Conflict):
+    if isinstance(exc, Conflict):
         return error_response(409, exc.code, exc.message)
     if isinstance(exc, NotFound):
         return error_response(404, "not_found", exc.message)

@@ -45,9 +45,11 @@ def list_traces(
 ) -> Page:
     with db.read() as conn:
         found = project_id(conn, who, project)
-        return queries.list_traces(
+        page = queries.list_traces(
             conn, found, filters, limit=limit, cursor=cursor, sort=sort, order=order
         )
+    _blind(who, project, page.items)
+    return page
 
 
 def list_spans(
@@ -63,9 +65,28 @@ def list_spans(
 ) -> Page:
     with db.read() as conn:
         found = project_id(conn, who, project)
-        return queries.list_spans(
+        page = queries.list_spans(
             conn, found, filters, limit=limit, cursor=cursor, sort=sort, order=order
         )
+    _blind(who, project, page.items)
+    return page
+
+
+def _blind(who: Principal, project: str, rows: list[dict[str, Any]]) -> None:
+    """Reviews are blind: an annotator sees other people's review labels only in the review
+    queue, after labelling the item themselves, never on the trace pages or in the lists.
+    Viewers (who do not label) and editors (who adjudicate) see every label."""
+    if who.role_in(project) != "annotator":
+        return
+    me = who.author
+    for row in rows:
+        if row.get("scores"):
+            row["scores"] = [
+                score
+                for score in row["scores"]
+                if score.get("review_id") is None or score.get("author") == me
+            ]
+        _blind(who, project, row.get("spans") or [])
 
 
 def _linked_projects(conn: Connection, who: Principal, found: int, trace_id: str) -> list[str]:
@@ -87,7 +108,7 @@ def get_trace(
     trace_id = trace_id.lower()
     with db.read() as conn:
         if project is not None:
-            found = project_id(conn, who, project)
+            found, found_name = project_id(conn, who, project), project
         else:
             holders = [
                 (holder, name)
@@ -104,11 +125,12 @@ def get_trace(
                     "or add ?project=NAME",
                     code="ambiguous_trace",
                 )
-            found = holders[0][0]
+            found, found_name = holders[0]
         trace = queries.get_trace(conn, found, trace_id)
         if trace is None:
             raise NotFound(f"trace {trace_id!r} does not exist")
         trace["linked_projects"] = _linked_projects(conn, who, found, trace_id)
+    _blind(who, found_name, [trace])
     return trace
 
 
@@ -139,6 +161,7 @@ def trace_view(
             or (outline.rows[0]["span_id"] if outline.rows else None)
         )
         selected = ui_queries.get_span(conn, found, trace_id, wanted) if wanted else None
+    _blind(who, project, [trace, *outline.rows, *([selected] if selected else [])])
     return TraceView(trace, outline, selected)
 
 
@@ -152,6 +175,7 @@ def get_span(
         span = ui_queries.get_span(conn, found, trace_id, span_id)
     if span is None:
         raise NotFound(f"span {span_id} is not in trace {trace_id}")
+    _blind(who, project, [span])
     return span
 
 
@@ -172,4 +196,5 @@ def session_traces(
         turns = ui_queries.session_traces(conn, found, session_id)
     if not turns:
         raise NotFound(f"session {session_id!r} has no traces here")
+    _blind(who, project, turns)
     return turns

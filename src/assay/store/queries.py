@@ -439,6 +439,9 @@ SCORE_COLUMNS = [
     scores.c.author,
     scores.c.metadata,
     scores.c.created_ns,
+    scores.c.rubric_id,
+    scores.c.rubric_version,
+    scores.c.review_id,
 ]
 
 
