@@ -9,6 +9,7 @@ a dataset name, so "the same id" never means "the same thing".
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +148,16 @@ def _send(client: httpx.Client, key: str, project: str, spans: list[dict[str, An
     assert sent.status_code == 200 and "rejected" not in sent.text, sent.text
 
 
+def _nowhere(value: str, tag: str) -> str:
+    """An id like B's ``value`` that no project holds."""
+    if value.isdigit():
+        return str(900_000 + int(value))
+    if re.fullmatch(r"[0-9a-f]{16,32}", value):
+        # The same first characters: pages showing an id's beginning show alike.
+        return value[:12] + secrets.token_hex((len(value) - 12) // 2)
+    return value.replace(tag, f"z{tag[1:]}").replace("b-", "z-").replace("iso-b", "iso-z")
+
+
 def seed(live: LiveServer) -> World:
     """Both tenants, their callers, traces, scores, datasets and experiments (via the API)."""
     tag = secrets.token_hex(4)
@@ -170,7 +181,7 @@ def seed(live: LiveServer) -> World:
             role: key_store.create(conn, name=f"a-key-{role}", role=role, project=project_a)[0]
             for role in ROLES
         }
-        keys["root"] = key_store.create(conn, name="root-key", role="admin", project=None)[0]
+        keys["root"], root_key = key_store.create(conn, name="root-key", role="admin", project=None)
         b_key_name = f"b-key-{tag}"
         keys["b"] = key_store.create(conn, name=b_key_name, role="editor", project=project_b)[0]
     runtime.forget_users()
@@ -370,6 +381,9 @@ def seed(live: LiveServer) -> World:
             conn, name=f"b-spare-{tag}", role="viewer", project=project_b
         )
     world.b["key_id"] = str(spare["id"])
+    world.b["root_key_id"] = str(root_key["id"])
+    # Ids of the same kinds that exist in no project.
+    world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [
         marker_b,
         project_b,

@@ -183,6 +183,9 @@ API_COMPARE_FOREIGN: tuple[Foreign, ...] = (
 #: a score only B's side of it has.
 LIST_FOREIGN: tuple[Foreign, ...] = (
     ALL_B,
+    # ... which find B's traces for B's administrator (the controls).
+    {**ALL_B, "query": {"q": "{B[marker]}"}},
+    {**ALL_B, "query": {"score": "{B[score]}"}},
     {"query": {"q": "{B[marker]}"}, "status": S({200})},
     {"query": {"score": "{B[score]}"}, "status": S({200}), "absent": ("{A[trace_id]}",)},
     {"query": {"session_id": "{B[session_id]}"}, "status": S({200})},
@@ -368,7 +371,11 @@ ROUTES: dict[str, Row] = {
         "admin",
         _new_key,
         too_low=S({404}),
-        foreign=({**ALL_B, "status": S({404}), "control": True},),
+        foreign=(
+            {**ALL_B, "status": S({404}), "control": True},
+            # The key of the administrator of every project.
+            {"params": {"key_id": "{B[root_key_id]}"}, "status": S({404})},
+        ),
     ),
     "POST /settings/users": Row(
         "site-admin",
@@ -558,12 +565,15 @@ class Prepared:
         return " ".join(sent).lower()
 
 
-def prepare(world: World, key: str, c: Call) -> Prepared:
+def prepare(world: World, key: str, c: Call, *, nowhere: bool = False) -> Prepared:
+    """The request of ``c``; with ``nowhere``, B's ids are replaced by ids that exist in no
+    project (to compare the answers: B's things must look like nothing at all)."""
     method, template = key.split(" ", 1)
     if method == "MOUNT":
         method = "GET"
-    context = {**world.sides[c.ids], "A": world.a, "B": world.b}
-    context["project"] = world.sides[c.project]["project"]
+    sides = {"a": world.a, "b": world.sides["nowhere"] if nowhere else world.b}
+    context = {**sides[c.ids], "A": sides["a"], "B": sides["b"]}
+    context["project"] = sides[c.project]["project"]
     values = {**context, **_render(dict(c.params), context)}
 
     def fill(match: re.Match[str]) -> str:
@@ -730,6 +740,30 @@ class Judge:
             self.problems.append(f"{where}: the answer does not show {shows!r}: {gist(body)}")
         return response
 
+    def like_nothing(self, who: str, what: str, c: Call, response: httpx.Response) -> None:
+        """The same call naming things that exist nowhere gets the same answer: a caller of
+        A cannot tell B's ids from made-up ones (no oracle for what B holds)."""
+        p = prepare(self.world, self.key, c, nowhere=True)
+        other = send(self.world, who, self.key, p)
+        self.checks += 1
+        body = other.text
+        nowhere, b = self.world.sides["nowhere"], self.world.b
+        for name in sorted(nowhere, key=lambda n: -len(nowhere[n])):
+            if nowhere[name].isdigit():
+                body = re.sub(rf"\b{nowhere[name]}\b", b[name], body)
+            else:
+                body = body.replace(nowhere[name], b[name])
+        if other.status_code != response.status_code or body != response.text:
+            at = next(
+                (i for i, (x, y) in enumerate(zip(body, response.text, strict=False)) if x != y),
+                min(len(body), len(response.text)),
+            )
+            self.problems.append(
+                f"{self.key} as {who}, {what}: B's ids get {response.status_code} "
+                f"{response.text[max(0, at - 80) : at + 80]!r}; ids of nothing get "
+                f"{other.status_code} {body[max(0, at - 80) : at + 80]!r}"
+            )
+
     def own_and_foreign(self) -> None:
         """Each role of A on A's things, then on B's; the administrator of all on A's."""
         row = self.row
@@ -742,7 +776,8 @@ class Judge:
             for change in foreign_calls(self.key, row):
                 c = self.make(change)
                 statuses = foreign_statuses(self.key, c) | (S() if allowed else row.too_low)
-                self.check(who, f"foreign {describe(change)}", c, statuses)
+                what = f"foreign {describe(change)}"
+                self.like_nothing(who, what, c, self.check(who, what, c, statuses))
         self.check("root", "own", self.make({}), row.root_gets or self.ok, shows=self.shows("a"))
 
     def signed_out(self) -> None:
