@@ -289,6 +289,8 @@ def seed(live: LiveServer) -> World:
                     "input": f"record input {marker}",
                     "expected": f"record expected {marker}",
                 },
+                # One for a delete to remove.
+                {"record_id": f"{record}-spare", "input": f"spare {marker}"},
             ]
             world.root(
                 "POST",
@@ -382,6 +384,7 @@ def seed(live: LiveServer) -> World:
         )
     world.b["key_id"] = str(spare["id"])
     world.b["root_key_id"] = str(root_key["id"])
+    world.b["spare_record_id"] = f"{b_record}-spare"
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [

@@ -16,6 +16,8 @@ project the route needs and how to call it; the test derives the rest:
   a 404 above means "hidden", not "mistyped"; a read shows B's marker.
 - **untouched**: a write route is followed by a snapshot of B (through the API, as its
   administrator): refused writes changed nothing of B's, and B's key still works.
+- **like nothing**: each foreign call is made again with ids that exist in no project; the
+  answers are the same (ids aside), so a caller of A cannot tell what B holds.
 - **signed out** and **forged**: without credentials the API answers 401 and the UI sends to
   the sign-in page; a UI form without the session's CSRF token, with another user's, or from
   another origin is refused (403).
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+import fastapi
 import fastapi.routing
 import httpx
 import psycopg
@@ -152,21 +155,17 @@ def _trace_by_id_extra(world: World) -> list[str]:
     return problems
 
 
-def _experiment_of(side_needed: str) -> Callable[[World, str], Call]:
-    """A new experiment of A (an own call uses it up); B's seeded one otherwise."""
+def _new_experiment(body: Any) -> Fill:
+    """A new experiment of A for each own call (it finishes it or adds rows); B's seeded one
+    for a foreign call."""
 
-    def fill(world: World, side: str, body: Any) -> Call:
+    def fill(world: World, side: str) -> Call:
         if side == "a":
             return Call(params={"experiment_id": str(world.new_experiment("a"))}, json=body)
         return Call(json=body)
 
-    return lambda world, side: fill(world, side, _EXPERIMENT_BODIES[side_needed])
+    return fill
 
-
-_EXPERIMENT_BODIES: dict[str, Any] = {
-    "finish": {"status": "complete", "summary": {"note": "iso"}},
-    "rows": [{"case_key": "iso", "output": "iso answer"}],
-}
 
 COMPARE_FOREIGN: tuple[Foreign, ...] = (
     ALL_B,
@@ -179,11 +178,11 @@ API_COMPARE_FOREIGN: tuple[Foreign, ...] = (
     {"params": {"baseline_id": "{A[a]}", "candidate_id": "{B[a]}"}},
     {"params": {"baseline_id": "{B[a]}", "candidate_id": "{A[a]}"}},
 )
-#: Filters naming B's values on A's lists: nothing of B's, and A's shared trace not listed for
-#: a score only B's side of it has.
+#: Lists: B's, found by searching B's words and filtering by B's score (the controls show
+#: these find B's traces for its administrator); then A's, filtered by B's values: nothing of
+#: B's, and A's side of the shared trace not listed for a score only B's side has.
 LIST_FOREIGN: tuple[Foreign, ...] = (
     ALL_B,
-    # ... which find B's traces for B's administrator (the controls).
     {**ALL_B, "query": {"q": "{B[marker]}"}},
     {**ALL_B, "query": {"score": "{B[score]}"}},
     {"query": {"q": "{B[marker]}"}, "status": S({200})},
@@ -194,7 +193,8 @@ LIST_FOREIGN: tuple[Foreign, ...] = (
 
 
 def _new_record(world: World, side: str) -> Call:
-    record_id = world.new_record("a") if side == "a" else "{record_id}"
+    """A new record of A's for each own call (it deletes it); B's spare one otherwise."""
+    record_id = world.new_record("a") if side == "a" else "{spare_record_id}"
     return Call(form={"record_id": record_id, "message": "iso delete"})
 
 
@@ -276,8 +276,12 @@ ROUTES: dict[str, Row] = {
     ),
     "GET /api/v1/projects/{project}/experiments": Row("viewer"),
     "GET /api/v1/experiments/{experiment_id}": Row("viewer"),
-    "PATCH /api/v1/experiments/{experiment_id}": Row("editor", _experiment_of("finish")),
-    "POST /api/v1/experiments/{experiment_id}/rows": Row("editor", _experiment_of("rows")),
+    "PATCH /api/v1/experiments/{experiment_id}": Row(
+        "editor", _new_experiment({"status": "complete", "summary": {"note": "iso"}})
+    ),
+    "POST /api/v1/experiments/{experiment_id}/rows": Row(
+        "editor", _new_experiment([{"case_key": "iso", "output": "iso answer"}])
+    ),
     "GET /api/v1/experiments/{experiment_id}/rows": Row("viewer"),
     "GET /api/v1/experiments/{baseline_id}/compare/{candidate_id}": Row(
         "viewer", shows=None, foreign=API_COMPARE_FOREIGN
@@ -302,7 +306,11 @@ ROUTES: dict[str, Row] = {
     "GET /": Row("signed-in", shows="project"),
     "GET /login": Row("public", ok=S({200, 303}), shows=None),
     "GET /settings": Row("signed-in", shows=None),
-    "GET /p/{project}/traces": Row("viewer", foreign=LIST_FOREIGN),
+    "GET /p/{project}/traces": Row(
+        "viewer",
+        # The rows fetched while scrolling, too.
+        foreign=(*LIST_FOREIGN, {"headers": {"X-Assay-Fragment": "1"}, "status": S({200})}),
+    ),
     "GET /p/{project}/traces/{trace_id}": Row(
         "viewer",
         foreign=(
@@ -471,8 +479,9 @@ def _app(tmp_path: Path) -> FastAPI:
     return create_app(Settings(database_url=f"sqlite:///{tmp_path}/routes.db", home=tmp_path))  # type: ignore[arg-type]
 
 
-def test_every_route_has_a_row(tmp_path: Path) -> None:
-    routes = route_table(_app(tmp_path))
+def rows_missing(app: FastAPI) -> list[str]:
+    """What is wrong between the app's routes and ROUTES, as instructions."""
+    routes = route_table(app)
     missing = [
         f"add a row for {key} to ROUTES in tests/test_isolation.py"
         for key in sorted(routes)
@@ -483,7 +492,25 @@ def test_every_route_has_a_row(tmp_path: Path) -> None:
         for key in ROUTES
         if key not in routes
     ]
-    assert not missing + stale, "\n".join(missing + stale)
+    return missing + stale
+
+
+def test_every_route_has_a_row(tmp_path: Path) -> None:
+    problems = rows_missing(_app(tmp_path))
+    assert not problems, "\n".join(problems)
+
+
+def test_a_new_route_without_a_row_is_named(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    rubrics = fastapi.APIRouter(prefix="/api/v1/projects/{project}/rubrics")
+    rubrics.get("/{rubric_id}")(lambda project, rubric_id: {})
+    app.include_router(rubrics)
+    app.post("/p/{project}/queues")(lambda project: {})
+    assert rows_missing(app) == [
+        "add a row for GET /api/v1/projects/{project}/rubrics/{rubric_id} to ROUTES in "
+        "tests/test_isolation.py",
+        "add a row for POST /p/{project}/queues to ROUTES in tests/test_isolation.py",
+    ]
 
 
 def test_every_row_is_well_formed() -> None:
@@ -577,7 +604,14 @@ def prepare(world: World, key: str, c: Call, *, nowhere: bool = False) -> Prepar
     values = {**context, **_render(dict(c.params), context)}
 
     def fill(match: re.Match[str]) -> str:
-        return quote(str(values[match.group(1)]), safe="")
+        name = match.group(1)
+        if name not in values:
+            pytest.fail(
+                f"{key}: no id for {{{name}}}: give both sides one in seed() of "
+                "tests/isolation_world.py",
+                pytrace=False,
+            )
+        return quote(str(values[name]), safe="")
 
     url = c.path or PARAMETER.sub(fill, template)
     return Prepared(
