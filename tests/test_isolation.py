@@ -652,6 +652,9 @@ def send(world: World, who: str, key: str, p: Prepared, *, csrf: str = "own") ->
                     headers["Origin"] = "https://evil.example"
     if p.method != "GET" and not is_api(key) and form is None:
         form = {}
+    # Only the cookies given here: what an earlier answer set (a sign-in's session, a CSRF
+    # cookie) must not make a later caller someone else.
+    world.api_client.cookies.clear()
     return world.api_client.request(
         p.method,
         p.url,
