@@ -47,7 +47,8 @@ class World:
     b_secrets: list[str]
     #: API keys: each role of A, "root" (admin of every project) and "b" (an editor of B).
     keys: dict[str, str]
-    #: Web users: each role of A, and "root" (administrator of every project).
+    #: Web users: each role of A, "root" (administrator of every project) and "mixed" (a
+    #: viewer of A and administrator of B).
     users: dict[str, WebUser]
     api_client: httpx.Client = field(repr=False)
     #: The app's routes by "METHOD /path" (filled in by the test module).
@@ -174,6 +175,12 @@ def seed(live: LiveServer) -> World:
                 user_store.grant(conn, user_id, project_a, role)
             token, csrf = user_store.start_session(conn, user_id, max_age_ns=SESSION_NS)
             users[role] = WebUser(user_id, name, token, csrf)
+        # A viewer of A who administers B (someone in two teams): on A's things a viewer.
+        mixed_id = user_store.create_user(conn, "two-teams", PASSWORD)
+        user_store.grant(conn, mixed_id, project_a, "viewer")
+        user_store.grant(conn, mixed_id, project_b, "admin")
+        token, csrf = user_store.start_session(conn, mixed_id, max_age_ns=SESSION_NS)
+        users["mixed"] = WebUser(mixed_id, "two-teams", token, csrf)
         b_user = f"b-user-{tag}"
         b_user_id = user_store.create_user(conn, b_user, PASSWORD)
         user_store.grant(conn, b_user_id, project_b, "editor")

@@ -667,6 +667,7 @@ def send(world: World, who: str, key: str, p: Prepared, *, csrf: str = "own") ->
 
 
 def enough(who: str, role: str) -> bool:
+    """Whether ``who`` (a role of A, "root", "anonymous") has ``role`` in A."""
     if role == "public" or who == "root":
         return True
     if who == "anonymous":
@@ -751,7 +752,10 @@ class Judge:
         *,
         csrf: str = "own",
         shows: str | None = None,
+        secrets: list[str] | None = None,
     ) -> httpx.Response:
+        """Make the call as ``who`` and judge the answer: its status, B's ``secrets`` (all
+        of them unless given; none for root), and what it ``shows``."""
         p = prepare(self.world, self.key, c)
         response = send(self.world, who, self.key, p, csrf=csrf)
         self.checks += 1
@@ -766,7 +770,7 @@ class Judge:
             sent = p.text()
             leaked = [
                 secret
-                for secret in [*self.world.b_secrets, *p.absent]
+                for secret in [*(self.world.b_secrets if secrets is None else secrets), *p.absent]
                 if secret.lower() not in sent and secret.lower() in body.lower()
             ]
             if leaked:
@@ -816,6 +820,31 @@ class Judge:
                 what = f"foreign {describe(change)}"
                 self.like_nothing(who, what, c, self.check(who, what, c, statuses))
         self.check("root", "own", self.make({}), row.root_gets or self.ok, shows=self.shows("a"))
+        if not is_api(self.key):
+            self.two_teams()
+
+    def two_teams(self) -> None:
+        """A user who views A and administers B: on A's pages a viewer, whatever their role in
+        B, and B's ids in A's URLs are still not A's. They may know B's name, and A's side of
+        the shared trace says B holds it too; nothing else of B's is on A's pages."""
+        row, may_know = self.row, [self.world.b["project"]]
+        secrets = [s for s in self.world.b_secrets if s not in may_know]
+        if row.role not in ROLES:
+            secrets = []  # not a page of A: the settings page rightly lists B's keys too
+        allowed = enough("viewer", row.role)
+        what = "own as A's viewer and B's admin"
+        if allowed:
+            self.check(
+                "mixed", what, self.make({}), self.ok, shows=self.shows("a"), secrets=secrets
+            )
+        else:
+            self.check("mixed", what, self.make({}), row.too_low, secrets=secrets)
+        for change in foreign_calls(self.key, row):
+            c = self.make(change)
+            if c.project != "a":
+                continue  # B's own things, which they administer
+            statuses = foreign_statuses(self.key, c) | (S() if allowed else row.too_low)
+            self.check("mixed", f"foreign {describe(change)}", c, statuses, secrets=secrets)
 
     def signed_out(self) -> None:
         if self.row.role == "public":
