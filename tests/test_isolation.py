@@ -631,8 +631,8 @@ def is_api(key: str) -> bool:
 
 
 def send(world: World, who: str, key: str, p: Prepared, *, csrf: str = "own") -> httpx.Response:
-    """``who``: a role of A, "root", or "anonymous". ``csrf``: "own", "none", "other" (another
-    user's token), "origin" (the right token, from another site)."""
+    """``who``: a role of A, "root", "mixed" or "anonymous". ``csrf``: "own", "none",
+    "other" (another user's token), "origin" (the right token, from another site)."""
     headers = dict(p.headers)
     form = dict(p.form) if p.form is not None else None
     if who != "anonymous":
