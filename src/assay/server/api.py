@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from assay.ingest.prices import parse_overrides
+from assay.server.bounds import ApiModel
 from assay.server.responses import JSON, ApiError
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
@@ -87,7 +88,7 @@ def list_projects(
     return JSON({"items": items, "next_cursor": next_cursor})
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(ApiModel):
     settings: dict[str, Any] = Field(
         description='Project settings, e.g. {"prices": {"my-model": {"input": 1, "output": 2}}}'
     )
@@ -170,7 +171,7 @@ def get_trace(
     return JSON(traces.get_trace(runtime_of(request), who, trace_id, project or None))
 
 
-class ScoreIn(BaseModel):
+class ScoreIn(ApiModel):
     trace_id: str = Field(min_length=32, max_length=32, pattern="^[0-9a-fA-F]{32}$")
     span_id: str | None = Field(
         default=None, min_length=16, max_length=16, pattern="^[0-9a-fA-F]{16}$"

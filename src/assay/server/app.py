@@ -12,6 +12,15 @@ from starlette.responses import Response
 from assay._version import __version__
 from assay.errors import AccessError
 from assay.server import api, datasets_api, experiments_api, otlp, ui
+from assay.server.guards import (
+    BodyDeadline,
+    ErrorGuard,
+    ForwardedFor,
+    HostGuard,
+    Nosniff,
+    RefuseNul,
+    parse_networks,
+)
 from assay.server.responses import HANDLERS, JSON, access_error_response, error_response
 from assay.services.runtime import Runtime
 from assay.settings import Settings
@@ -28,9 +37,18 @@ async def _access_error(request: Request, exc: Exception) -> Response:
     return await ui.access_error_page(request, exc)
 
 
+def _is_api(path: str) -> bool:
+    return path.startswith(API_PREFIXES) or path in ("/openapi.json", "/healthz")
+
+
+def _error_page(status: int, title: str, message: str) -> Response:
+    return ui.render_plain("error.html", status=status, title=title, message=message)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """The Assay server. Pass ``runtime`` to share an already opened store (tests, demo)."""
     settings = settings or Settings.from_env()
+    proxies = parse_networks(settings.trusted_proxies, "ASSAY_TRUSTED_PROXIES")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +82,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(datasets_api.router)
     app.include_router(experiments_api.router)
     ui.mount(app)
+
+    def open_mode() -> bool:
+        runtime_: Runtime | None = getattr(app.state, "runtime", None)
+        return runtime_ is not None and runtime_.open_mode()
+
+    # add_middleware wraps what is there: the last added runs first.
+    app.add_middleware(BodyDeadline, seconds=float(settings.body_timeout_seconds))
+    app.add_middleware(RefuseNul)
+    app.add_middleware(ForwardedFor, proxies=proxies)
+    app.add_middleware(HostGuard, allowed=settings.allowed_hosts, open_mode=open_mode)
+    app.add_middleware(ErrorGuard, is_api=_is_api, page=_error_page)
+    app.add_middleware(Nosniff)
 
     @app.get("/healthz", tags=["health"], summary="200 when the database answers")
     async def healthz(request: Request) -> JSON:

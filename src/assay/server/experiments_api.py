@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from assay.server.bounds import ApiModel, Count32, RowId
 from assay.server.responses import JSON
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
@@ -16,31 +17,31 @@ from assay.services.principal import Principal
 router = APIRouter(prefix="/api/v1", tags=["experiments"])
 
 
-class ExperimentIn(BaseModel):
+class ExperimentIn(ApiModel):
     eval_name: str = Field(min_length=1, max_length=200)
     name: str | None = Field(default=None, max_length=200)
     dataset: str | None = Field(default=None, max_length=200)
-    dataset_version: int | None = Field(default=None, ge=0)
+    dataset_version: Count32 | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class RowIn(BaseModel):
+class RowIn(ApiModel):
     case_key: str = Field(min_length=1, max_length=64)
-    trial: int = Field(default=0, ge=0)
+    trial: Count32 = 0
     input: Any = None
     expected: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     output: Any = None
     error: str | None = Field(default=None, max_length=100_000)
     latency_ms: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
+    input_tokens: Count32 | None = None
+    output_tokens: Count32 | None = None
     cost: float | None = None
     trace_id: str | None = Field(default=None, max_length=32)
     scores: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
 
 
-class ExperimentUpdate(BaseModel):
+class ExperimentUpdate(ApiModel):
     status: Literal["running", "complete", "incomplete"]
     summary: dict[str, Any] | None = None
 
@@ -67,7 +68,7 @@ def list_experiments(
 
 @router.get("/experiments/{experiment_id}", summary="One experiment with its summary")
 def get_experiment(
-    request: Request, experiment_id: int, who: Principal = Depends(api_principal)
+    request: Request, experiment_id: RowId, who: Principal = Depends(api_principal)
 ) -> JSON:
     return JSON(experiments.get_experiment(runtime_of(request), who, experiment_id))
 
@@ -75,7 +76,7 @@ def get_experiment(
 @router.patch("/experiments/{experiment_id}", summary="Finish an experiment")
 def update_experiment(
     request: Request,
-    experiment_id: int,
+    experiment_id: RowId,
     body: ExperimentUpdate,
     who: Principal = Depends(api_principal),
 ) -> JSON:
@@ -88,7 +89,7 @@ def update_experiment(
 @router.post("/experiments/{experiment_id}/rows", status_code=201, summary="Add rows")
 def add_rows(
     request: Request,
-    experiment_id: int,
+    experiment_id: RowId,
     body: list[RowIn],
     who: Principal = Depends(api_principal),
 ) -> JSON:
@@ -99,7 +100,7 @@ def add_rows(
 
 @router.get("/experiments/{experiment_id}/rows", summary="An experiment's rows")
 def list_rows(
-    request: Request, experiment_id: int, who: Principal = Depends(api_principal)
+    request: Request, experiment_id: RowId, who: Principal = Depends(api_principal)
 ) -> JSON:
     items = experiments.experiment_rows(runtime_of(request), who, experiment_id)
     return JSON({"items": items, "next_cursor": None})
@@ -111,8 +112,8 @@ def list_rows(
 )
 def compare_experiments(
     request: Request,
-    baseline_id: int,
-    candidate_id: int,
+    baseline_id: RowId,
+    candidate_id: RowId,
     who: Principal = Depends(api_principal),
 ) -> JSON:
     result = experiments.compare_experiments(runtime_of(request), who, baseline_id, candidate_id)

@@ -67,7 +67,9 @@ async def validation_error_handler(_request: Request, exc: Exception) -> Respons
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
-        parts.append(f"{where}: {error.get('msg')}")
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        # A whole-body check names the field in its message already.
+        parts.append(f"{where}: {message}" if where else message)
     return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
 

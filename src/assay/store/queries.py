@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,15 +69,47 @@ def _encode_cursor(value: Any, key: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([value, key])).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[Any, Any]:
+def _cursor_part_fits(part: Any, kind: type | None) -> bool:
+    """Whether a decoded cursor part can be compared with its column: a scalar of the
+    column's kind (an integer within 64 bits), never a list or an object."""
+    if part is None:
+        return True
+    if isinstance(part, bool):
+        return False
+    if isinstance(part, int):
+        return kind in (None, int, float) and -(2**63) <= part < 2**63
+    if isinstance(part, float):
+        return kind in (None, float) and math.isfinite(part)
+    if isinstance(part, str):
+        return kind in (None, str) and len(part) <= 1000 and "\0" not in part
+    return False
+
+
+def _column_kind(column: Any) -> type | None:
+    try:
+        kind = column.type.python_type
+    except (AttributeError, NotImplementedError):
+        return None
+    return kind if isinstance(kind, type) else None
+
+
+def _decode_cursor(cursor: str, *columns: Any) -> tuple[Any, Any]:
+    """The (sort value, key) a cursor holds, checked against the columns it is compared with
+    when they are given."""
+    invalid = InvalidQuery(
+        "cursor is not valid; pass the next_cursor of a previous answer unchanged"
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, key = orjson.loads(base64.urlsafe_b64decode(padded))
+        decoded = orjson.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise InvalidQuery(
-            "cursor is not valid; pass the next_cursor of a previous answer unchanged"
-        ) from None
-    return value, key
+        raise invalid from None
+    if not isinstance(decoded, list) or len(decoded) != 2:
+        raise invalid
+    kinds = [_column_kind(column) for column in columns] or [None, None]
+    if not all(_cursor_part_fits(part, kind) for part, kind in zip(decoded, kinds, strict=True)):
+        raise invalid
+    return decoded[0], decoded[1]
 
 
 def _tag_condition(conn: Connection, column: Any, tag: str) -> ColumnElement[bool]:
@@ -220,7 +253,7 @@ def _paginate(
     if order not in ("asc", "desc"):
         raise InvalidQuery(f"order must be asc or desc (got {order!r})")
     if cursor:
-        value, key = _decode_cursor(cursor)
+        value, key = _decode_cursor(cursor, sort_col, key_col)
         if order == "desc":
             query = query.where(tuple_(sort_col, key_col) < tuple_(literal(value), literal(key)))
         else:

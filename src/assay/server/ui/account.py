@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from assay.errors import UserError
+from assay.server.bounds import RowId
 from assay.server.security.web import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -273,7 +274,7 @@ async def create_key(request: Request, who: Principal = Depends(web_principal)) 
 
 @router.post("/settings/keys/{key_id}/revoke", dependencies=[Depends(csrf_protect)])
 async def revoke_key(
-    request: Request, key_id: int, who: Principal = Depends(web_principal)
+    request: Request, key_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     await run_in_threadpool(accounts.revoke_key, runtime_of(request), who, key_id)
     return _done("key-revoked", "keys")
@@ -340,7 +341,7 @@ async def create_user(request: Request, who: Principal = Depends(web_principal))
 
 @router.post("/settings/users/{user_id}/grant", dependencies=[Depends(csrf_protect)])
 async def grant_role(
-    request: Request, user_id: int, who: Principal = Depends(web_principal)
+    request: Request, user_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     form = await request.form()
     project, role = _field(form, "project").strip(), _field(form, "role")
@@ -356,7 +357,7 @@ async def grant_role(
 
 @router.post("/settings/users/{user_id}/revoke", dependencies=[Depends(csrf_protect)])
 async def revoke_role(
-    request: Request, user_id: int, who: Principal = Depends(web_principal)
+    request: Request, user_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     form = await request.form()
     project = _field(form, "project")
@@ -370,7 +371,7 @@ async def revoke_role(
 
 @router.post("/settings/users/{user_id}/disable", dependencies=[Depends(csrf_protect)])
 async def disable_user(
-    request: Request, user_id: int, who: Principal = Depends(web_principal)
+    request: Request, user_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     return await _admin_change(
         request,
