@@ -168,9 +168,11 @@ class HostGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = _header(scope, b"host")
+            hosts = [value for key, value in scope.get("headers", []) if key.lower() == b"host"]
+            # Two Host headers are a smuggling attempt: the name checked must be the one used.
+            host = hosts[0].decode("latin-1") if len(hosts) == 1 else "(several Host headers)"
             if (
-                host is not None
+                hosts
                 and host_name(host) not in self.allowed
                 and await run_in_threadpool(self.open_mode)
             ):
