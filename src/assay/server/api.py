@@ -120,13 +120,30 @@ def list_traces(
     sort: Literal["start", "duration", "cost"] = "start",
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
+    runtime = runtime_of(request)
     page = traces.list_traces(
-        runtime_of(request), who, project, f, limit=limit, cursor=cursor, sort=sort, order=order
+        runtime,
+        who,
+        project,
+        f,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        order=order,
+        max_bytes=runtime.settings.max_page_bytes,
     )
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
 
-@router.get("/projects/{project}/spans", summary="List spans")
+@router.get(
+    "/projects/{project}/spans",
+    summary="List spans",
+    description=(
+        "Spans with previews of their input, output and attribute texts (`truncated` names "
+        "what was cut; the trace routes answer the whole values). A page ends before `limit` "
+        "when it would grow past about ASSAY_MAX_PAGE_BYTES; follow `next_cursor`."
+    ),
+)
 def list_spans(
     request: Request,
     project: str,
@@ -137,8 +154,17 @@ def list_spans(
     sort: Literal["start", "duration", "cost"] = "start",
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
+    runtime = runtime_of(request)
     page = traces.list_spans(
-        runtime_of(request), who, project, f, limit=limit, cursor=cursor, sort=sort, order=order
+        runtime,
+        who,
+        project,
+        f,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        order=order,
+        max_bytes=runtime.settings.max_page_bytes,
     )
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
