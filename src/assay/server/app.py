@@ -21,7 +21,13 @@ from assay.server.guards import (
     RefuseNul,
     parse_networks,
 )
-from assay.server.responses import HANDLERS, JSON, access_error_response, error_response
+from assay.server.responses import (
+    ERROR_RESPONSES,
+    HANDLERS,
+    JSON,
+    access_error_response,
+    error_response,
+)
 from assay.services.runtime import Runtime
 from assay.settings import Settings
 
@@ -77,10 +83,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
     app.add_exception_handler(AccessError, _access_error)
-    app.include_router(otlp.router)
-    app.include_router(api.router)
-    app.include_router(datasets_api.router)
-    app.include_router(experiments_api.router)
+    for router in (otlp.router, api.router, datasets_api.router, experiments_api.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)
 
     def open_mode() -> bool:
@@ -95,7 +99,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(ErrorGuard, is_api=_is_api, page=_error_page)
     app.add_middleware(Nosniff)
 
-    @app.get("/healthz", tags=["health"], summary="200 when the database answers")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="200 when the database answers",
+        responses={503: ERROR_RESPONSES[503], 500: ERROR_RESPONSES[500]},
+    )
     async def healthz(request: Request) -> JSON:
         runtime_: Runtime = request.app.state.runtime
         if await run_in_threadpool(runtime_.answers):
