@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import psycopg
@@ -17,6 +17,7 @@ import uvicorn
 from sqlalchemy import Engine
 
 from assay.server.app import create_app
+from assay.server.serving import uvicorn_config
 from assay.services.runtime import Runtime
 from assay.settings import Settings
 from assay.store import migrate
@@ -87,9 +88,9 @@ def start_server(settings: Settings, port: int | None = None) -> LiveServer:
     """A real uvicorn server on a loopback port, in a thread of this process."""
     runtime = Runtime.open(settings)
     port = port or free_port()
-    config = uvicorn.Config(
-        create_app(settings, runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
-    )
+    served = replace(settings, host="127.0.0.1", port=port)
+    # The same uvicorn options as `assay server`: what is tested is what runs.
+    config = uvicorn_config(create_app(served, runtime=runtime), served, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -183,7 +183,10 @@ def test_a_huge_attribute_is_kept_truncated_with_a_marker(small_live: LiveServer
         )
         response = client.post("/v1/traces", content=body, headers=PB)
         assert response.status_code == 200, response.text
-        [item] = client.get("/api/v1/projects/big/spans").json()["items"]
+        [listed] = client.get("/api/v1/projects/big/spans").json()["items"]
+        assert listed["truncated"] == ["input", "attributes"]  # lists show previews
+        trace = client.get(f"/api/v1/projects/big/traces/{listed['trace_id']}").json()
+        [item] = trace["spans"]
         assert item["input"].startswith("a" * 100_000)
         assert item["input"].endswith("…[truncated 1400000 chars]")
         assert item["attributes"]["input.value"] == item["input"]

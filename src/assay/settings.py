@@ -78,6 +78,28 @@ class Settings:
     #: ASSAY_SECURE_COOKIES — mark the UI's cookies Secure even on plain-HTTP requests: set it
     #: behind a TLS proxy that does not send X-Forwarded-Proto (https requests always get it).
     secure_cookies: bool = False
+    #: ASSAY_ALLOWED_HOSTS — comma-separated host names the open mode also answers to, beside
+    #: localhost, 127.0.0.1 and [::1]: a page on another site that rebinds its own name to
+    #: 127.0.0.1 (DNS rebinding) is refused, since no sign-in protects the open mode.
+    allowed_hosts: tuple[str, ...] = ()
+    #: ASSAY_TRUSTED_PROXIES — comma-separated addresses or CIDR networks of reverse proxies
+    #: whose X-Forwarded-For and X-Forwarded-Proto are believed; from anyone else, and by
+    #: default, those headers are ignored (a client could name any address in them).
+    trusted_proxies: tuple[str, ...] = ()
+    #: ASSAY_HEADER_TIMEOUT_SECONDS — a connection that has not sent a request's headers this
+    #: long after connecting (or after its first byte) is closed.
+    header_timeout_seconds: int = 10
+    #: ASSAY_BODY_TIMEOUT_SECONDS — a request body not fully received this long after its
+    #: headers is answered 408 and the connection closed.
+    body_timeout_seconds: int = 60
+    #: ASSAY_KEEP_ALIVE_SECONDS — an idle keep-alive connection is closed after this long.
+    keep_alive_seconds: int = 15
+    #: ASSAY_MAX_CONNECTIONS — open connections per server process; past it new connections
+    #: are closed at once and requests answered 503, so the process never runs out of files.
+    max_connections: int = 500
+    #: ASSAY_MAX_PAGE_BYTES — about the most bytes of items one list page carries; a page that
+    #: would be larger ends early with a next_cursor.
+    max_page_bytes: int = 4 * 1024 * 1024
     #: ASSAY_HOME — where the default SQLite database lives.
     home: Path = field(default_factory=_home)
 
@@ -104,6 +126,11 @@ _FIELDS = {f.name: f for f in fields(Settings)}
 
 def _variable(name: str) -> str:
     return f"{PREFIX}{name.upper()}"
+
+
+def variable_of(name: str) -> str:
+    """The environment variable of setting ``name``, for messages that name it."""
+    return _variable(name)
 
 
 def from_environment(name: str) -> Any:
@@ -143,6 +170,8 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
             raise ValueError(raw)
         if type_text == "Path":
             return Path(raw)
+        if type_text == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:
         raise ConfigError(
             f"ASSAY_{name.upper()}={raw!r} is not a valid {type_text}; fix or unset it."

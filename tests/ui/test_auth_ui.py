@@ -9,6 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from assay.server.security.web import SignInThrottle
 from assay.server.ui import account
 from assay.store import keys as key_store
 from tests.conftest import LiveServer
@@ -52,7 +53,7 @@ def _send_trace(server: LiveServer, project: str, name: str) -> str:
 @pytest.fixture(autouse=True)
 def _fresh_failure_counts() -> Iterator[None]:
     yield
-    account.failures = account.FailureLimit()
+    account.failures = SignInThrottle()
 
 
 # --- on both engines --------------------------------------------------------------------
@@ -147,7 +148,7 @@ def test_sign_in_rotates_the_session_and_limits_guessing(
     page.goto(signed_in_live.url + "/")
     expect(page).to_have_url(re.compile(r"/login"))  # the pre-rotation session is gone
 
-    for _ in range(account.failures.per_name):
+    for _ in range(account.failures.per_client):
         page.fill("#login-name", "ed")
         page.fill("#login-password", "guess guess guess")
         page.click("form[action='/login'] button[type=submit]")

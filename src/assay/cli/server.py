@@ -57,6 +57,7 @@ def serve(
     import uvicorn
 
     from assay.server.app import create_app
+    from assay.server.serving import uvicorn_options
 
     settings = Settings.from_env(database_url=db, host=host, port=port)
     host, port = settings.host, settings.port
@@ -82,7 +83,7 @@ def serve(
             workers=workers,
             log_level=log_level,
             access_log=log_level == "debug",
-            timeout_graceful_shutdown=10,
+            **uvicorn_options(settings),
         )
         return
     app = create_app(settings, runtime=runtime)
@@ -92,5 +93,5 @@ def serve(
         port=port,
         log_level=log_level,
         access_log=log_level == "debug",
-        timeout_graceful_shutdown=10,
+        **uvicorn_options(settings),
     )

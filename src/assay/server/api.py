@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from assay.semconv.prices import parse_overrides
+from assay.server.bounds import ApiModel
 from assay.server.responses import JSON, ApiError
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
@@ -87,7 +88,7 @@ def list_projects(
     return JSON({"items": items, "next_cursor": next_cursor})
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(ApiModel):
     settings: dict[str, Any] = Field(
         description='Project settings, e.g. {"prices": {"my-model": {"input": 1, "output": 2}}}'
     )
@@ -119,13 +120,30 @@ def list_traces(
     sort: Literal["start", "duration", "cost"] = "start",
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
+    runtime = runtime_of(request)
     page = traces.list_traces(
-        runtime_of(request), who, project, f, limit=limit, cursor=cursor, sort=sort, order=order
+        runtime,
+        who,
+        project,
+        f,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        order=order,
+        max_bytes=runtime.settings.max_page_bytes,
     )
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
 
-@router.get("/projects/{project}/spans", summary="List spans")
+@router.get(
+    "/projects/{project}/spans",
+    summary="List spans",
+    description=(
+        "Spans with previews of their input, output and attribute texts (`truncated` names "
+        "what was cut; the trace routes answer the whole values). A page ends before `limit` "
+        "when it would grow past about ASSAY_MAX_PAGE_BYTES; follow `next_cursor`."
+    ),
+)
 def list_spans(
     request: Request,
     project: str,
@@ -136,8 +154,17 @@ def list_spans(
     sort: Literal["start", "duration", "cost"] = "start",
     order: Literal["asc", "desc"] = "desc",
 ) -> JSON:
+    runtime = runtime_of(request)
     page = traces.list_spans(
-        runtime_of(request), who, project, f, limit=limit, cursor=cursor, sort=sort, order=order
+        runtime,
+        who,
+        project,
+        f,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        order=order,
+        max_bytes=runtime.settings.max_page_bytes,
     )
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
@@ -170,7 +197,7 @@ def get_trace(
     return JSON(traces.get_trace(runtime_of(request), who, trace_id, project or None))
 
 
-class ScoreIn(BaseModel):
+class ScoreIn(ApiModel):
     trace_id: str = Field(min_length=32, max_length=32, pattern="^[0-9a-fA-F]{32}$")
     span_id: str | None = Field(
         default=None, min_length=16, max_length=16, pattern="^[0-9a-fA-F]{16}$"

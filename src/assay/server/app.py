@@ -12,9 +12,24 @@ from starlette.responses import Response
 from assay._version import __version__
 from assay.errors import AccessError
 from assay.server import api, datasets_api, experiments_api, otlp, review_api, ui
-from assay.server.responses import HANDLERS, JSON, access_error_response, error_response
+from assay.server.guards import (
+    BodyDeadline,
+    ErrorGuard,
+    ForwardedFor,
+    HostGuard,
+    Nosniff,
+    RefuseNul,
+    parse_networks,
+)
+from assay.server.responses import (
+    ERROR_RESPONSES,
+    HANDLERS,
+    JSON,
+    access_error_response,
+    error_response,
+)
 from assay.services.runtime import Runtime
-from assay.settings import Settings
+from assay.settings import Settings, variable_of
 
 #: Paths answered in JSON; every other path is a page of the web UI.
 API_PREFIXES = ("/api/", "/v1/")
@@ -28,9 +43,18 @@ async def _access_error(request: Request, exc: Exception) -> Response:
     return await ui.access_error_page(request, exc)
 
 
+def _is_api(path: str) -> bool:
+    return path.startswith(API_PREFIXES) or path in ("/openapi.json", "/healthz")
+
+
+def _error_page(status: int, title: str, message: str) -> Response:
+    return ui.render_plain("error.html", status=status, title=title, message=message)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """The Assay server. Pass ``runtime`` to share an already opened store (tests, demo)."""
     settings = settings or Settings.from_env()
+    proxies = parse_networks(settings.trusted_proxies, variable_of("trusted_proxies"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,14 +83,34 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
     app.add_exception_handler(AccessError, _access_error)
-    app.include_router(otlp.router)
-    app.include_router(api.router)
-    app.include_router(datasets_api.router)
-    app.include_router(experiments_api.router)
-    app.include_router(review_api.router)
+    for router in (
+        otlp.router,
+        api.router,
+        datasets_api.router,
+        experiments_api.router,
+        review_api.router,
+    ):
+        app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)
 
-    @app.get("/healthz", tags=["health"], summary="200 when the database answers")
+    def open_mode() -> bool:
+        runtime_: Runtime | None = getattr(app.state, "runtime", None)
+        return runtime_ is not None and runtime_.open_mode()
+
+    # add_middleware wraps what is there: the last added runs first.
+    app.add_middleware(BodyDeadline, seconds=float(settings.body_timeout_seconds))
+    app.add_middleware(RefuseNul)
+    app.add_middleware(ForwardedFor, proxies=proxies)
+    app.add_middleware(HostGuard, allowed=settings.allowed_hosts, open_mode=open_mode)
+    app.add_middleware(ErrorGuard, is_api=_is_api, page=_error_page)
+    app.add_middleware(Nosniff)
+
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="200 when the database answers",
+        responses={503: ERROR_RESPONSES[503], 500: ERROR_RESPONSES[500]},
+    )
     async def healthz(request: Request) -> JSON:
         runtime_: Runtime = request.app.state.runtime
         if await run_in_threadpool(runtime_.answers):

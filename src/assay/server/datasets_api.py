@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from assay.server.bounds import INT64_MAX, ApiModel, VersionQuery
 from assay.server.responses import JSON, ApiError
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
@@ -18,12 +19,12 @@ router = APIRouter(prefix="/api/v1/projects/{project}/datasets", tags=["datasets
 MAX_RECORDS_PER_CHANGE = 50_000
 
 
-class DatasetIn(BaseModel):
+class DatasetIn(ApiModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^/]+$")
     description: str | None = Field(default=None, max_length=10_000)
 
 
-class ChangesIn(BaseModel):
+class ChangesIn(ApiModel):
     insert: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_RECORDS_PER_CHANGE)
     update: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_RECORDS_PER_CHANGE)
     delete: list[str] = Field(default_factory=list, max_length=MAX_RECORDS_PER_CHANGE)
@@ -59,11 +60,11 @@ def list_records(
     project: str,
     name: str,
     who: Principal = Depends(api_principal),
-    version: int | None = Query(default=None, ge=0),
+    version: VersionQuery = None,
     limit: int = Query(default=1000, ge=1, le=10_000),
     cursor: str | None = None,
 ) -> JSON:
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isdigit() and int(cursor) <= INT64_MAX):
         raise ApiError(400, "bad_request", "cursor is not valid; pass next_cursor unchanged")
     items, pinned, next_id = datasets.list_records(
         runtime_of(request),

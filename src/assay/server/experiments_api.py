@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from assay.evals import ExperimentRow
+from assay.server.bounds import ApiModel, Count32, RowId
 from assay.server.responses import JSON
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
@@ -17,15 +18,24 @@ from assay.services.principal import Principal
 router = APIRouter(prefix="/api/v1", tags=["experiments"])
 
 
-class ExperimentIn(BaseModel):
+class ExperimentIn(ApiModel):
     eval_name: str = Field(min_length=1, max_length=200)
     name: str | None = Field(default=None, max_length=200)
     dataset: str | None = Field(default=None, max_length=200)
-    dataset_version: int | None = Field(default=None, ge=0)
+    dataset_version: Count32 | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class ExperimentUpdate(BaseModel):
+class RowIn(ExperimentRow, ApiModel):
+    """The experiment row schema the runner sends (`assay.evals.ExperimentRow`), every value
+    storable and the counts within their 32-bit columns."""
+
+    trial: Count32 = 0
+    input_tokens: Count32 | None = None
+    output_tokens: Count32 | None = None
+
+
+class ExperimentUpdate(ApiModel):
     status: Literal["running", "complete", "incomplete"]
     summary: dict[str, Any] | None = None
 
@@ -52,7 +62,7 @@ def list_experiments(
 
 @router.get("/experiments/{experiment_id}", summary="One experiment with its summary")
 def get_experiment(
-    request: Request, experiment_id: int, who: Principal = Depends(api_principal)
+    request: Request, experiment_id: RowId, who: Principal = Depends(api_principal)
 ) -> JSON:
     return JSON(experiments.get_experiment(runtime_of(request), who, experiment_id))
 
@@ -60,7 +70,7 @@ def get_experiment(
 @router.patch("/experiments/{experiment_id}", summary="Finish an experiment")
 def update_experiment(
     request: Request,
-    experiment_id: int,
+    experiment_id: RowId,
     body: ExperimentUpdate,
     who: Principal = Depends(api_principal),
 ) -> JSON:
@@ -73,8 +83,8 @@ def update_experiment(
 @router.post("/experiments/{experiment_id}/rows", status_code=201, summary="Add rows")
 def add_rows(
     request: Request,
-    experiment_id: int,
-    body: list[ExperimentRow],
+    experiment_id: RowId,
+    body: list[RowIn],
     who: Principal = Depends(api_principal),
 ) -> JSON:
     rows = [row.model_dump() for row in body]
@@ -84,7 +94,7 @@ def add_rows(
 
 @router.get("/experiments/{experiment_id}/rows", summary="An experiment's rows")
 def list_rows(
-    request: Request, experiment_id: int, who: Principal = Depends(api_principal)
+    request: Request, experiment_id: RowId, who: Principal = Depends(api_principal)
 ) -> JSON:
     items = experiments.experiment_rows(runtime_of(request), who, experiment_id)
     return JSON({"items": items, "next_cursor": None})
@@ -96,8 +106,8 @@ def list_rows(
 )
 def compare_experiments(
     request: Request,
-    baseline_id: int,
-    candidate_id: int,
+    baseline_id: RowId,
+    candidate_id: RowId,
     who: Principal = Depends(api_principal),
 ) -> JSON:
     result = experiments.compare_experiments(runtime_of(request), who, baseline_id, candidate_id)

@@ -8,13 +8,47 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assay.errors import AccessError, Conflict, IngestError, NotFound, UserError
 
 
-class JSON(Response):
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. not_found, invalid_request")
+    message: str = Field(description="what went wrong and what to do, for a person")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer's body."""
+
+    error: ErrorDetail
+
+
+_ERROR_MEANINGS = {
+    400: "The request cannot be used; the message names the field",
+    401: "No API key, or one that is not valid",
+    403: "The caller's role does not allow this",
+    404: "Not found, or not visible to the caller",
+    408: "The request body did not arrive in time",
+    409: "Ambiguous: the message says how to name the item precisely",
+    413: "The request body is too large",
+    415: "Unsupported Content-Type",
+    421: "The open mode answers only to loopback host names",
+    422: "A parameter or body field is invalid; the message names it",
+    500: "The server failed; its log has the cause",
+    503: "Overloaded or the database does not answer; retry later",
+}
+
+#: The error answers any API route may give, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning}
+    for status, meaning in _ERROR_MEANINGS.items()
+}
+
+
+class JSON(JSONResponse):
     """orjson-encoded JSON: fast, and bytes/sets/dataclasses never break an answer."""
 
     media_type = "application/json"
@@ -67,7 +101,9 @@ async def validation_error_handler(_request: Request, exc: Exception) -> Respons
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
-        parts.append(f"{where}: {error.get('msg')}")
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        # A whole-body check names the field in its message already.
+        parts.append(f"{where}: {message}" if where else message)
     return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
 

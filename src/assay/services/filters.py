@@ -30,6 +30,12 @@ NUMBER_FIELDS = {
     "max_score": None,
 }
 MAX_TEXT_CHARS = 500
+#: Times and durations are stored as 64-bit nanoseconds: from 1677 to 2262.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: The longest duration a filter can name, in milliseconds (2^63 ns, about 292 years).
+MAX_DURATION_MS = INT64_MAX / 1e6
+#: Fields whose numbers have an upper bound besides being finite.
+NUMBER_MAXIMUMS = {"min_duration_ms": MAX_DURATION_MS, "max_duration_ms": MAX_DURATION_MS}
 
 
 @dataclass(frozen=True)
@@ -50,29 +56,38 @@ class InvalidFilters(UserError):
 
 
 def parse_time(text: str) -> int | None:
-    """Epoch nanoseconds, or an ISO-8601 time (UTC unless it says otherwise); None if neither."""
+    """Epoch nanoseconds, or an ISO-8601 time (UTC unless it says otherwise); None if neither
+    (or if it lies outside the nanosecond range the store keeps, 1677 to 2262)."""
     text = text.strip()
     if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000_000)
+        if len(text) > 20:
+            return None
+        value = int(text)
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            seconds = moment.timestamp()
+        except (ValueError, OverflowError):  # year 1 west of UTC is before year 1
+            return None
+        value = int(seconds * 1_000_000_000) if math.isfinite(seconds) else INT64_MAX + 1
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
-def _number(text: str, minimum: float | None) -> float | str:
+def _number(text: str, minimum: float | None, maximum: float | None = None) -> float | str:
     """The number, or what is wrong with it."""
+    shown = repr(text[:40])
     try:
         value = float(text)
     except ValueError:
-        return f"{text!r} is not a number"
+        return f"{shown} is not a number"
     if not math.isfinite(value):
-        return f"{text!r} is not a finite number"
+        return f"{shown} is not a finite number"
     if minimum is not None and value < minimum:
-        return f"{text!r} is below {minimum:g}"
+        return f"{shown} is below {minimum:g}"
+    if maximum is not None and value > maximum:
+        return f"{shown} is above {maximum:g}"
     return value
 
 
@@ -116,8 +131,8 @@ def _times(
                 problems.append(
                     FilterProblem(
                         key,
-                        f"{single[key]!r} is not a time; use ISO 8601 (2026-01-31T12:00:00Z) "
-                        "or nanoseconds since the epoch",
+                        f"{single[key][:40]!r} is not a time between 1677 and 2262; use ISO "
+                        "8601 (2026-01-31T12:00:00Z) or nanoseconds since the epoch",
                     )
                 )
             else:
@@ -145,7 +160,7 @@ def parse_filters(
     _times(single, found, problems, now_ns)
     for key, minimum in NUMBER_FIELDS.items():
         if key in single:
-            number = _number(single[key], minimum)
+            number = _number(single[key], minimum, NUMBER_MAXIMUMS.get(key))
             if isinstance(number, str):
                 problems.append(FilterProblem(key, number))
             else:

@@ -42,11 +42,20 @@ def list_traces(
     cursor: str | None = None,
     sort: str = "start",
     order: str = "desc",
+    max_bytes: int | None = None,
 ) -> Page:
+    """A page of traces; with ``max_bytes`` it ends early rather than grow past about that."""
     with db.read() as conn:
         found = project_id(conn, who, project)
         page = queries.list_traces(
-            conn, found, filters, limit=limit, cursor=cursor, sort=sort, order=order
+            conn,
+            found,
+            filters,
+            limit=limit,
+            cursor=cursor,
+            sort=sort,
+            order=order,
+            max_bytes=max_bytes,
         )
     _blind(who, project, page.items)
     return page
@@ -62,11 +71,21 @@ def list_spans(
     cursor: str | None = None,
     sort: str = "start",
     order: str = "desc",
+    max_bytes: int | None = None,
 ) -> Page:
+    """A page of spans with previews of their payloads (``truncated`` names what was cut;
+    :func:`get_trace` has the whole values); ``max_bytes`` as for :func:`list_traces`."""
     with db.read() as conn:
         found = project_id(conn, who, project)
         page = queries.list_spans(
-            conn, found, filters, limit=limit, cursor=cursor, sort=sort, order=order
+            conn,
+            found,
+            filters,
+            limit=limit,
+            cursor=cursor,
+            sort=sort,
+            order=order,
+            max_bytes=max_bytes,
         )
     _blind(who, project, page.items)
     return page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    case,
     exists,
     func,
     literal,
@@ -68,15 +70,47 @@ def _encode_cursor(value: Any, key: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([value, key])).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[Any, Any]:
+def _cursor_part_fits(part: Any, kind: type | None) -> bool:
+    """Whether a decoded cursor part can be compared with its column: a scalar of the
+    column's kind (an integer within 64 bits), never a list or an object."""
+    if part is None:
+        return True
+    if isinstance(part, bool):
+        return False
+    if isinstance(part, int):
+        return kind in (None, int, float) and -(2**63) <= part < 2**63
+    if isinstance(part, float):
+        return kind in (None, float) and math.isfinite(part)
+    if isinstance(part, str):
+        return kind in (None, str) and len(part) <= 1000 and "\0" not in part
+    return False
+
+
+def _column_kind(column: Any) -> type | None:
+    try:
+        kind = column.type.python_type
+    except (AttributeError, NotImplementedError):
+        return None
+    return kind if isinstance(kind, type) else None
+
+
+def _decode_cursor(cursor: str, *columns: Any) -> tuple[Any, Any]:
+    """The (sort value, key) a cursor holds, checked against the columns it is compared with
+    when they are given."""
+    invalid = InvalidQuery(
+        "cursor is not valid; pass the next_cursor of a previous answer unchanged"
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, key = orjson.loads(base64.urlsafe_b64decode(padded))
+        decoded = orjson.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise InvalidQuery(
-            "cursor is not valid; pass the next_cursor of a previous answer unchanged"
-        ) from None
-    return value, key
+        raise invalid from None
+    if not isinstance(decoded, list) or len(decoded) != 2:
+        raise invalid
+    kinds = [_column_kind(column) for column in columns] or [None, None]
+    if not all(_cursor_part_fits(part, kind) for part, kind in zip(decoded, kinds, strict=True)):
+        raise invalid
+    return decoded[0], decoded[1]
 
 
 def _tag_condition(conn: Connection, column: Any, tag: str) -> ColumnElement[bool]:
@@ -220,7 +254,7 @@ def _paginate(
     if order not in ("asc", "desc"):
         raise InvalidQuery(f"order must be asc or desc (got {order!r})")
     if cursor:
-        value, key = _decode_cursor(cursor)
+        value, key = _decode_cursor(cursor, sort_col, key_col)
         if order == "desc":
             query = query.where(tuple_(sort_col, key_col) < tuple_(literal(value), literal(key)))
         else:
@@ -286,6 +320,7 @@ def _list(
     cursor: str | None,
     sort: str,
     order: str,
+    max_bytes: int | None = None,
 ) -> Page:
     sort_col = _sort_column(listing.table, sort)
     key_col = listing.table.c[listing.key]
@@ -311,6 +346,9 @@ def _list(
     more = len(rows) > limit
     rows = rows[:limit]
     attach_scores(conn, project_id, rows, by=listing.scores_by)
+    fitting = _within_bytes(rows, max_bytes)
+    if fitting < len(rows):  # the page ends early; the cursor carries on from its last row
+        rows, more = rows[:fitting], True
     last = rows[-1] if rows else None
     next_cursor = (
         _encode_cursor(_sort_value(last, sort), last[listing.key]) if more and last else None
@@ -333,8 +371,9 @@ def list_traces(
     cursor: str | None = None,
     sort: str = "start",
     order: str = "desc",
+    max_bytes: int | None = None,
 ) -> Page:
-    return _list(_TRACES, conn, project_id, f, limit, cursor, sort, order)
+    return _list(_TRACES, conn, project_id, f, limit, cursor, sort, order, max_bytes)
 
 
 SEARCH_CHUNK_SPANS = 2_000
@@ -393,6 +432,64 @@ def _newest_first(rows: Any, key: str, limit: int) -> list[dict[str, Any]]:
 
 
 SPAN_LIST_COLUMNS = [c for c in spans.c if c.name not in ("project_id",)]
+#: A span list shows this much of a span's input and output, and of each attribute's text;
+#: the trace and span routes give the whole values.
+PREVIEW_CHARS = 2_000
+ATTRIBUTE_PREVIEW_CHARS = 500
+#: The list reads only the previews from the database: a page of 1 MB spans stays small.
+#: (SQLite's text functions stop at a NUL, so a short-looking value is read whole and cut here.)
+SPAN_PREVIEW_COLUMNS = [
+    case((func.length(c) > PREVIEW_CHARS, func.substr(c, 1, PREVIEW_CHARS)), else_=c).label(c.name)
+    if c.name in ("input", "output")
+    else c
+    for c in SPAN_LIST_COLUMNS
+] + [
+    func.length(spans.c.input).label("input_chars"),
+    func.length(spans.c.output).label("output_chars"),
+]
+
+
+def _cut(value: Any, limit: int) -> tuple[Any, bool]:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit], True
+    return value, False
+
+
+def span_preview(mapping: Any) -> dict[str, Any]:
+    """A span as a list shows it: input, output and attribute texts cut to previews, with
+    ``truncated`` naming what was cut (read the trace for the whole values)."""
+    row = span_dict(mapping)
+    truncated = []
+    for name in ("input", "output"):
+        row[name], cut = _cut(row[name], PREVIEW_CHARS)
+        if cut or (row.pop(f"{name}_chars", None) or 0) > PREVIEW_CHARS:
+            truncated.append(name)
+        row.pop(f"{name}_chars", None)
+    attributes = row.get("attributes")
+    if isinstance(attributes, dict):
+        for key, value in attributes.items():
+            attributes[key], cut = _cut(value, ATTRIBUTE_PREVIEW_CHARS)
+            if cut and "attributes" not in truncated:
+                truncated.append("attributes")
+    for name in ("events", "links", "resource"):
+        size = len(orjson.dumps(row.get(name), default=str))
+        if size > 8 * ATTRIBUTE_PREVIEW_CHARS:
+            row[name] = None
+            truncated.append(name)
+    row["truncated"] = truncated
+    return row
+
+
+def _within_bytes(rows: list[dict[str, Any]], max_bytes: int | None) -> int:
+    """How many of ``rows`` fit in about ``max_bytes`` of JSON (at least one)."""
+    if max_bytes is None:
+        return len(rows)
+    total = 0
+    for count, row in enumerate(rows):
+        total += len(orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS))
+        if total > max_bytes and count > 0:
+            return count
+    return len(rows)
 
 
 def list_spans(
@@ -404,8 +501,9 @@ def list_spans(
     cursor: str | None = None,
     sort: str = "start",
     order: str = "desc",
+    max_bytes: int | None = None,
 ) -> Page:
-    return _list(_SPANS, conn, project_id, f, limit, cursor, sort, order)
+    return _list(_SPANS, conn, project_id, f, limit, cursor, sort, order, max_bytes)
 
 
 def _status_name(code: int) -> str:
@@ -545,10 +643,10 @@ _TRACES = _Listing(
 )
 _SPANS = _Listing(
     table=spans,
-    columns=SPAN_LIST_COLUMNS,
+    columns=SPAN_PREVIEW_COLUMNS,
     key="id",
     conditions=_span_conditions,
-    to_row=span_dict,
+    to_row=span_preview,
     among_spans=lambda conn, ids, project_id: spans.c.id.in_(ids),
     scores_by="span",
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from assay.server.responses import ApiError
 from assay.server.state import runtime_of
@@ -13,7 +14,17 @@ from assay.services.principal import Principal
 OPEN = Principal.local(name=None)
 
 
-def api_principal(request: Request) -> Principal:
+#: Declares the scheme in the OpenAPI document; the header is read below, with our own errors.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An Assay API key: `Authorization: Bearer <key>` (none in the open mode)",
+)
+
+
+def api_principal(
+    request: Request, _declared: HTTPAuthorizationCredentials | None = Depends(BEARER)
+) -> Principal:
     """FastAPI dependency: the caller, or 401 when keys exist and none (or a bad one) is given."""
     runtime = runtime_of(request)
     header = request.headers.get("authorization", "")

@@ -23,8 +23,13 @@ exists, the UI asks for a sign-in, and the login page says to run
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import deque
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -120,3 +125,102 @@ async def csrf_protect(request: Request) -> None:
         raise Forbidden("this request came from another site and was refused")
     if not tokens_match(await sent_csrf_token(request), current.csrf_token):
         raise Forbidden("the form's security token is missing or stale; reload the page and retry")
+
+
+# --- sign-in throttling ---------------------------------------------------------------------
+
+DEVICE_COOKIE = "assay_device"
+
+
+class SignInThrottle:
+    """Failed sign-ins, remembered in memory (a restart forgets), in the way OWASP's "device
+    cookies" recommend:
+
+    - A *client* is an address (as a trusted proxy reports it, see ASSAY_TRUSTED_PROXIES) and a
+      browser (its pre-login cookie). ``per_client`` failures for one account lock that pair
+      out for the window; any other client, even behind the same NAT, is not affected.
+    - A browser in which the account signed in before carries a *device cookie* for it; it is
+      trusted: only its own failures count against it.
+    - Untrusted clients share a per-account budget: past ``account_free`` failures in the
+      window, the account's password is checked for them at most once per
+      ``account_interval`` seconds, whoever asks. An attempt waits for its turn (up to
+      ``max_wait``), so a correct password from a fresh browser still gets in, only slower;
+      guessing is bounded per account however many addresses or cookies an attacker rotates.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_client: int = 5,
+        account_free: int = 20,
+        account_interval: float = 1.0,
+        max_wait: float = 5.0,
+        window: float = 900.0,
+    ) -> None:
+        self.per_client = per_client
+        self.account_free = account_free
+        self.account_interval = account_interval
+        self.max_wait = max_wait
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._next_turn: dict[str, float] = {}
+        self._secret = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+
+    # --- who is asking
+
+    def device_token(self, name: str) -> str:
+        """The device cookie's value for ``name``: set after a successful sign-in."""
+        return hmac.new(self._secret, name.lower().encode(), hashlib.sha256).hexdigest()
+
+    def trusted(self, name: str, device: str) -> bool:
+        return bool(device) and hmac.compare_digest(device, self.device_token(name))
+
+    @staticmethod
+    def client(address: str, browser: str, device: str) -> str:
+        return f"{address}|{device or browser}"
+
+    # --- counting
+
+    def _recent(self, key: str, now: float) -> int:
+        times = self._failures.get(key)
+        if not times:
+            return 0
+        while times and times[0] < now - self.window:
+            times.popleft()
+        return len(times)
+
+    def blocked(self, name: str, client: str) -> bool:
+        """Whether this client has used up its failures for this account."""
+        with self._lock:
+            return self._recent(f"c:{name.lower()}|{client}", time.monotonic()) >= self.per_client
+
+    async def turn(self, name: str, trusted: bool) -> bool:
+        """Wait for this attempt's turn at the account's budget; False when the queue is
+        longer than ``max_wait`` (the caller answers 429 and the client retries later)."""
+        if trusted:
+            return True
+        account = name.lower()
+        with self._lock:
+            now = time.monotonic()
+            if self._recent(f"a:{account}", now) < self.account_free:
+                return True
+            slot = max(now, self._next_turn.get(account, now))
+            if slot - now > self.max_wait:
+                return False
+            self._next_turn[account] = slot + self.account_interval
+        await asyncio.sleep(slot - now)
+        return True
+
+    def failed(self, name: str, client: str, trusted: bool) -> None:
+        now = time.monotonic()
+        keys = [f"c:{name.lower()}|{client}"] + ([] if trusted else [f"a:{name.lower()}"])
+        with self._lock:
+            if len(self._failures) > 50_000:  # bound memory under a spray of names
+                self._failures.clear()
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, name: str, client: str) -> None:
+        with self._lock:
+            self._failures.pop(f"c:{name.lower()}|{client}", None)

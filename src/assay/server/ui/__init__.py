@@ -19,6 +19,8 @@ from assay.server.ui import account, datasets, experiments, home, sessions, trac
 from assay.server.ui._render import render, render_plain
 from assay.ui import STATIC_DIR
 
+__all__ = ["access_error_page", "mount", "render_plain"]
+
 ROUTERS = [
     home.router,
     experiments.router,

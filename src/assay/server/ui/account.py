@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,9 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from assay.errors import UserError
+from assay.server.bounds import RowId
 from assay.server.security.web import (
     CSRF_COOKIE,
+    DEVICE_COOKIE,
     SESSION_COOKIE,
+    SignInThrottle,
     cookies_secure,
     csrf_protect,
     login_csrf_token,
@@ -44,47 +44,8 @@ NOTICES = {
 MAX_FIELD_CHARS = 2000
 
 
-class FailureLimit:
-    """Failed sign-ins remembered in memory: a few per name and address, more per address,
-    within a sliding window. Enough to make guessing slow; a restart forgets."""
-
-    def __init__(self, per_name: int = 5, per_address: int = 30, window: float = 900.0) -> None:
-        self.per_name = per_name
-        self.per_address = per_address
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> int:
-        times = self._failures.get(key)
-        if not times:
-            return 0
-        while times and times[0] < now - self.window:
-            times.popleft()
-        return len(times)
-
-    def blocked(self, name: str, address: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return (
-                self._recent(f"n:{name.lower()}|{address}", now) >= self.per_name
-                or self._recent(f"a:{address}", now) >= self.per_address
-            )
-
-    def failed(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) > 50_000:  # bound memory under a spray of names
-                self._failures.clear()
-            for key in (f"n:{name.lower()}|{address}", f"a:{address}"):
-                self._failures.setdefault(key, deque()).append(now)
-
-    def succeeded(self, name: str, address: str) -> None:
-        with self._lock:
-            self._failures.pop(f"n:{name.lower()}|{address}", None)
-
-
-failures = FailureLimit()
+#: Sign-in failures of this process (see SignInThrottle); tests replace it to start afresh.
+failures = SignInThrottle()
 
 
 def safe_next(target: str | None) -> str:
@@ -100,7 +61,16 @@ def safe_next(target: str | None) -> str:
 
 
 def _client_address(request: Request) -> str:
+    """The peer's address, or the client's as a proxy named in ASSAY_TRUSTED_PROXIES says."""
     return request.client.host if request.client else ""
+
+
+def _client(request: Request) -> str:
+    return SignInThrottle.client(
+        _client_address(request),
+        request.cookies.get(CSRF_COOKIE, ""),
+        request.cookies.get(DEVICE_COOKIE, ""),
+    )
 
 
 def _field(form: Any, name: str) -> str:
@@ -160,8 +130,9 @@ async def login(request: Request) -> Response:
                 request, target, error="The sign-in form expired; try again.", status=403
             )
         )
-    address = _client_address(request)
-    if failures.blocked(name, address):
+    client = _client(request)
+    trusted = failures.trusted(name, request.cookies.get(DEVICE_COOKIE, ""))
+    if failures.blocked(name, client) or not await failures.turn(name, trusted):
         return await run_in_threadpool(
             lambda: _login_page(
                 request,
@@ -180,14 +151,14 @@ async def login(request: Request) -> Response:
         )
     )
     if token is None:
-        failures.failed(name, address)
+        failures.failed(name, client, trusted)
         # One message for an unknown name and a wrong password: names are not disclosed.
         return await run_in_threadpool(
             lambda: _login_page(
                 request, target, name=name, error="Wrong user name or password.", status=401
             )
         )
-    failures.succeeded(name, address)
+    failures.succeeded(name, client)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -197,6 +168,16 @@ async def login(request: Request) -> Response:
         samesite="lax",
         secure=cookies_secure(request),
         path="/",
+    )
+    # This browser is now known for this account: others' failures no longer slow it down.
+    response.set_cookie(
+        DEVICE_COOKIE,
+        failures.device_token(name),
+        max_age=365 * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=cookies_secure(request),
+        path="/login",
     )
     return response
 
@@ -273,7 +254,7 @@ async def create_key(request: Request, who: Principal = Depends(web_principal)) 
 
 @router.post("/settings/keys/{key_id}/revoke", dependencies=[Depends(csrf_protect)])
 async def revoke_key(
-    request: Request, key_id: int, who: Principal = Depends(web_principal)
+    request: Request, key_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     await run_in_threadpool(accounts.revoke_key, runtime_of(request), who, key_id)
     return _done("key-revoked", "keys")
@@ -283,8 +264,8 @@ async def revoke_key(
 async def change_password(request: Request, who: Principal = Depends(web_principal)) -> Response:
     form = await request.form()
     current, new = _field(form, "current"), _field(form, "new")
-    address = _client_address(request)
-    if failures.blocked(who.name or "", address):
+    client = _client(request)
+    if failures.blocked(who.name or "", client):
         return await _settings_page(
             request, who, error="Too many wrong passwords. Wait a few minutes.", status=429
         )
@@ -299,7 +280,7 @@ async def change_password(request: Request, who: Principal = Depends(web_princip
         )
     except UserError as exc:
         if isinstance(exc, accounts.WrongPassword):
-            failures.failed(who.name or "", address)
+            failures.failed(who.name or "", client, trusted=True)
         return await _settings_page(request, who, error=_sentence(exc), status=400)
     return _done("password", "account")
 
@@ -340,7 +321,7 @@ async def create_user(request: Request, who: Principal = Depends(web_principal))
 
 @router.post("/settings/users/{user_id}/grant", dependencies=[Depends(csrf_protect)])
 async def grant_role(
-    request: Request, user_id: int, who: Principal = Depends(web_principal)
+    request: Request, user_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     form = await request.form()
     project, role = _field(form, "project").strip(), _field(form, "role")
@@ -356,7 +337,7 @@ async def grant_role(
 
 @router.post("/settings/users/{user_id}/revoke", dependencies=[Depends(csrf_protect)])
 async def revoke_role(
-    request: Request, user_id: int, who: Principal = Depends(web_principal)
+    request: Request, user_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     form = await request.form()
     project = _field(form, "project")
@@ -370,7 +351,7 @@ async def revoke_role(
 
 @router.post("/settings/users/{user_id}/disable", dependencies=[Depends(csrf_protect)])
 async def disable_user(
-    request: Request, user_id: int, who: Principal = Depends(web_principal)
+    request: Request, user_id: RowId, who: Principal = Depends(web_principal)
 ) -> Response:
     return await _admin_change(
         request,

@@ -23,6 +23,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from assay.errors import NotFound, ProjectNotFound, UserError
+from assay.server.bounds import INT32_MAX, INT64_MAX
 from assay.server.security.web import csrf_protect, web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import _pretty, render
@@ -198,7 +199,7 @@ async def create_dataset(
 
 
 def _version_param(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
+    return int(raw) if raw and raw.isdigit() and int(raw) <= INT32_MAX else None
 
 
 @router.get("/p/{project}/datasets/{name}", response_class=HTMLResponse)
@@ -207,6 +208,11 @@ async def dataset_page(
 ) -> HTMLResponse:
     params = request.query_params
     after = params.get("after", "")
+    version = params.get("version", "")
+    for field, text, top in (("after", after, INT64_MAX), ("version", version, INT32_MAX)):
+        if text and not (text.isdigit() and len(text) < 20 and int(text) <= top):
+            message = f"{field}: {text[:40]!r} is not a valid {field}; use the page's links"
+            return render(request, "error.html", status=400, title="Bad request", message=message)
     loaded = await run_in_threadpool(
         lambda: datasets.dataset_view(
             runtime_of(request),
@@ -214,7 +220,7 @@ async def dataset_page(
             project,
             name,
             version=_version_param(params.get("version")),
-            after_id=int(after) if after.isdigit() else None,
+            after_id=int(after) if after else None,
             page_size=PAGE_RECORDS,
         )
     )

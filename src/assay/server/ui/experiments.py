@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from assay.evals import compare
 from assay.evals.comparison import TOLERANCE
+from assay.server.bounds import INT32_MAX, RowId
 from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._diff import as_text, diff
@@ -48,7 +49,7 @@ def _float(raw: str | None) -> float | None:
 
 
 def _int(raw: str | None, default: int) -> int:
-    return int(raw) if raw and raw.isdigit() else default
+    return min(int(raw), INT32_MAX) if raw and raw.isdigit() and len(raw) < 12 else default
 
 
 def clip(value: Any, limit: int) -> dict[str, Any]:
@@ -215,14 +216,40 @@ def row_view(row: dict[str, Any], limit: int) -> dict[str, Any]:
     }
 
 
-def _git(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def _text(value: Any) -> str:
+    """A metadata value as the page shows it: any JSON shape becomes text."""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)
+
+
+def described(metadata: Any) -> dict[str, Any]:
+    """What the page's header shows of an experiment's metadata, whatever JSON shape the
+    client stored (a number for the commit, a string for the scorers, ...)."""
+    metadata = metadata if isinstance(metadata, Mapping) else {}
     git = metadata.get("git")
-    return dict(git) if isinstance(git, dict) else {}
+    git = git if isinstance(git, Mapping) else {}
+    scorers = metadata.get("scorers")
+    listed = scorers if isinstance(scorers, list) else [] if scorers is None else [scorers]
+    return {
+        "git": {
+            "commit": _text(git.get("commit")),
+            "branch": _text(git.get("branch")),
+            "dirty": git.get("dirty") is True,
+        },
+        "task": _text(metadata.get("task")),
+        "scorers": [
+            {"name": _text(s.get("name")), "version": _text(s.get("version"))}
+            if isinstance(s, Mapping)
+            else {"name": _text(s), "version": ""}
+            for s in listed
+        ],
+    }
 
 
 @router.get("/p/{project}/experiments/{experiment_id}", response_class=HTMLResponse)
 async def experiment_page(
-    request: Request, project: str, experiment_id: int, who: Principal = Depends(web_principal)
+    request: Request, project: str, experiment_id: RowId, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
     params = request.query_params
     experiment, rows, others = await run_in_threadpool(
@@ -246,7 +273,7 @@ async def experiment_page(
         room="experiments",
         base=_base(project),
         experiment=experiment,
-        git=_git(experiment.get("metadata") or {}),
+        described=described(experiment.get("metadata")),
         summary=score_summary(rows, names),
         totals=totals(rows),
         names=names,
@@ -334,7 +361,7 @@ def sort_cases(cases: list[dict[str, Any]], sort: str, descending: bool) -> list
 
 @router.get("/p/{project}/experiments/{a}/compare/{b}", response_class=HTMLResponse)
 async def compare_page(
-    request: Request, project: str, a: int, b: int, who: Principal = Depends(web_principal)
+    request: Request, project: str, a: RowId, b: RowId, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
     params = request.query_params
     loaded = await run_in_threadpool(
@@ -388,7 +415,7 @@ async def compare_page(
 
 @router.get("/p/{project}/experiments/{a}/compare/{b}/case", response_class=HTMLResponse)
 async def compare_case(
-    request: Request, project: str, a: int, b: int, who: Principal = Depends(web_principal)
+    request: Request, project: str, a: RowId, b: RowId, who: Principal = Depends(web_principal)
 ) -> HTMLResponse:
     """One case's side-by-side diff, fetched when its row opens: diffs cost milliseconds each,
     so a page computes only those someone looks at."""

@@ -44,6 +44,8 @@ async def sessions_page(
     response = render(
         request,
         "sessions.html",
+        # A value that could not be used is the client's error, named above the list.
+        status=400 if problems else 200,
         project=project,
         room="sessions",
         sessions=page.items,

@@ -110,6 +110,8 @@ async def traces_page(
     response = render(
         request,
         "traces.html",
+        # A value that could not be used is the client's error, named above the list.
+        status=400 if problems else 200,
         problems=problems,
         sort=sort,
         order=order,
