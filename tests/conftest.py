@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import psycopg
@@ -74,6 +74,8 @@ class LiveServer:
     runtime: Runtime
     server: uvicorn.Server
     thread: threading.Thread
+    #: The OTLP/gRPC receiver's port (0: not started; see ``start_server(grpc=True)``).
+    grpc_port: int = 0
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
@@ -83,12 +85,18 @@ class LiveServer:
         self.thread.join(20)
 
 
-def start_server(settings: Settings, port: int | None = None) -> LiveServer:
-    """A real uvicorn server on a loopback port, in a thread of this process."""
+def start_server(settings: Settings, port: int | None = None, *, grpc: bool = False) -> LiveServer:
+    """A real uvicorn server on a loopback port, in a thread of this process; with ``grpc``,
+    the OTLP/gRPC receiver too, on a free port of its own."""
+    if grpc:
+        settings = replace(settings, grpc_port=free_port())
     runtime = Runtime.open(settings)
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(settings, runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
+        create_app(settings, runtime=runtime, grpc=grpc),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -98,7 +106,9 @@ def start_server(settings: Settings, port: int | None = None) -> LiveServer:
         assert thread.is_alive(), "server thread died"
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
-    return LiveServer(f"http://127.0.0.1:{port}", runtime, server, thread)
+    return LiveServer(
+        f"http://127.0.0.1:{port}", runtime, server, thread, settings.grpc_port if grpc else 0
+    )
 
 
 @pytest.fixture
