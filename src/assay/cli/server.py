@@ -81,9 +81,14 @@ def serve(
     settings = Settings.from_env(database_url=db, host=host, port=port, grpc_port=grpc_port)
     host, port = settings.host, settings.port
     explicit_grpc = grpc_port is not None or from_environment("grpc_port") is not None
-    if settings.grpc_port and not explicit_grpc and not _port_free(host, settings.grpc_port):
+    if settings.grpc_port and not _port_free(host, settings.grpc_port):
+        if explicit_grpc:
+            raise ConfigError(
+                f"cannot listen for OTLP/gRPC on {host}:{settings.grpc_port}: the port is in "
+                "use. Pass another --grpc-port (or ASSAY_GRPC_PORT), or 0 to turn gRPC off."
+            )
         # The default port taken (a local OpenTelemetry Collector, say) is no reason to refuse
-        # to start: HTTP ingest still works. A port the user asked for is (the server says so).
+        # to start: HTTP ingest still works.
         console.print(
             f"[yellow]OTLP/gRPC off: port {settings.grpc_port} is in use[/] "
             "(pass --grpc-port N to use another)"
