@@ -75,6 +75,8 @@ class LiveServer:
     runtime: Runtime
     server: uvicorn.Server
     thread: threading.Thread
+    #: The OTLP/gRPC receiver's port (0: not started; see ``start_server(grpc=True)``).
+    grpc_port: int = 0
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
@@ -84,13 +86,18 @@ class LiveServer:
         self.thread.join(20)
 
 
-def start_server(settings: Settings, port: int | None = None) -> LiveServer:
-    """A real uvicorn server on a loopback port, in a thread of this process."""
+def start_server(settings: Settings, port: int | None = None, *, grpc: bool = False) -> LiveServer:
+    """A real uvicorn server on a loopback port, in a thread of this process; with ``grpc``,
+    the OTLP/gRPC receiver too, on a free port of its own."""
+    if grpc:
+        settings = replace(settings, grpc_port=free_port())
     runtime = Runtime.open(settings)
     port = port or free_port()
     served = replace(settings, host="127.0.0.1", port=port)
     # The same uvicorn options as `assay server`: what is tested is what runs.
-    config = uvicorn_config(create_app(served, runtime=runtime), served, log_level="warning")
+    config = uvicorn_config(
+        create_app(served, runtime=runtime, grpc=grpc), served, log_level="warning"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -99,7 +106,9 @@ def start_server(settings: Settings, port: int | None = None) -> LiveServer:
         assert thread.is_alive(), "server thread died"
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
-    return LiveServer(f"http://127.0.0.1:{port}", runtime, server, thread)
+    return LiveServer(
+        f"http://127.0.0.1:{port}", runtime, server, thread, settings.grpc_port if grpc else 0
+    )
 
 
 @pytest.fixture

@@ -86,3 +86,27 @@ def protobuf(spans: list[dict[str, Any]], **kwargs: Any) -> bytes:
 
 PB = {"content-type": "application/x-protobuf"}
 JSON_HEADERS = {"content-type": "application/json"}
+
+
+def error_of(content_type: str, body: bytes) -> dict[str, Any]:
+    """An error answer as {"code", "message"}: OTLP errors are a protobuf google.rpc.Status
+    for protobuf requests (Assay's code in its ErrorInfo), else Assay's JSON error."""
+    import orjson
+    from google.rpc.error_details_pb2 import ErrorInfo
+    from google.rpc.status_pb2 import Status
+
+    if content_type.split(";")[0].strip() == "application/x-protobuf":
+        status = Status.FromString(body)
+        code = ""
+        for detail in status.details:
+            info = ErrorInfo()
+            if detail.Unpack(info):
+                code = info.reason
+        return {"code": code, "message": status.message, "grpc_code": status.code}
+    error: dict[str, Any] = orjson.loads(body)["error"]
+    return error
+
+
+def error_message(response: Any) -> str:
+    """The message of an httpx error response, in either encoding."""
+    return str(error_of(response.headers.get("content-type", ""), response.content)["message"])

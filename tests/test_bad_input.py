@@ -11,7 +11,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
-from tests.otlp_builders import JSON_HEADERS, PB, new_span_id, new_trace_id, protobuf, span
+from tests.otlp_builders import (
+    JSON_HEADERS,
+    PB,
+    error_message,
+    new_span_id,
+    new_trace_id,
+    protobuf,
+    span,
+)
 
 
 @pytest.fixture
@@ -37,7 +45,7 @@ def _still_intact(client: httpx.Client) -> None:
 
 def _error(response: httpx.Response, status: int, *words: str) -> None:
     assert response.status_code == status, response.text
-    message = response.json()["error"]["message"]
+    message = error_message(response)
     for word in words:
         assert word in message, message
 

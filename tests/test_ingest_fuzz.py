@@ -23,7 +23,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tests.conftest import LiveServer
 from tests.keepalive import KeepAlive
-from tests.otlp_builders import JSON_HEADERS, PB, new_span_id, new_trace_id, protobuf, span
+from tests.otlp_builders import (
+    JSON_HEADERS,
+    PB,
+    error_of,
+    new_span_id,
+    new_trace_id,
+    protobuf,
+    span,
+)
 
 EXAMPLES = int(os.environ.get("ASSAY_TEST_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(
@@ -302,7 +310,7 @@ def _fuzz(live: LiveServer, bodies: st.SearchStrategy[bytes], headers: dict[str,
             statuses[answer.status] = statuses.get(answer.status, 0) + 1
             assert answer.status < 500, answer.body[:500]
             if answer.status >= 400:
-                error = answer.json()["error"]  # type: ignore[index]
+                error = error_of(answer.headers.get("content-type", ""), answer.body)
                 assert error["message"] and error["code"], answer.body[:500]
             name = f"canary-{len(canaries)}"
             canary = protobuf([span(new_trace_id(), new_span_id(), name)], service=CANARY)

@@ -18,7 +18,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tests.conftest import LiveServer
 from tests.keepalive import Answer, KeepAlive
-from tests.otlp_builders import JSON_HEADERS, PB, new_span_id, new_trace_id, protobuf, request, span
+from tests.otlp_builders import (
+    JSON_HEADERS,
+    PB,
+    error_of,
+    new_span_id,
+    new_trace_id,
+    protobuf,
+    request,
+    span,
+)
 
 START = 1_700_000_000_000_000_000
 
@@ -144,7 +153,7 @@ PB_REFUSED: dict[str, tuple[bytes, str]] = {
 
 def _refused(answer: Answer, word: str) -> None:
     assert 400 <= answer.status < 500, answer.body
-    message = answer.json()["error"]["message"]  # type: ignore[index]
+    message = error_of(answer.headers.get("content-type", ""), answer.body)["message"]
     assert word in message, message
 
 

@@ -21,7 +21,15 @@ from assay.store.engine import make_engine
 from assay.store.tables import projects, spans
 from assay.store.writer import SpanWriter, _Job
 from tests.conftest import LiveServer, start_server
-from tests.otlp_builders import JSON_HEADERS, PB, new_span_id, new_trace_id, protobuf, span
+from tests.otlp_builders import (
+    JSON_HEADERS,
+    PB,
+    error_message,
+    new_span_id,
+    new_trace_id,
+    protobuf,
+    span,
+)
 
 
 def span_row(trace_id: str, span_id: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -382,7 +390,7 @@ def test_project_names_are_checked_at_ingest_and_in_the_api(client: httpx.Client
         headers={**PB, "x-assay-project": too_long},
     )
     assert header.status_code == 400
-    assert "200 characters" in header.json()["error"]["message"]
+    assert "200 characters" in error_message(header)  # a protobuf Status: the request was
     dataset = client.post(f"/api/v1/projects/{too_long}/datasets", json={"name": "d"})
     assert dataset.status_code == 400 and "200 characters" in dataset.json()["error"]["message"]
 

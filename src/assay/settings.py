@@ -52,6 +52,9 @@ class Settings:
     host: str = "127.0.0.1"
     #: ASSAY_PORT — port the server listens on.
     port: int = DEFAULT_PORT
+    #: ASSAY_GRPC_PORT — port of the OTLP/gRPC receiver (`assay server`), on the same address
+    #: as the HTTP one; 0 turns it off.
+    grpc_port: int = 4317
     #: ASSAY_MAX_BODY_BYTES — largest OTLP request body accepted, after decompression.
     max_body_bytes: int = 32 * 1024 * 1024
     #: ASSAY_MAX_VALUE_CHARS — longest string kept per attribute value; longer ones are cut

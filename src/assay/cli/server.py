@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from rich.console import Console
 
 from assay.cli.options import DbOption
 from assay.errors import ConfigError
-from assay.settings import DEFAULT_PORT, Settings
+from assay.settings import DEFAULT_PORT, Settings, from_environment
 
 if TYPE_CHECKING:
     from assay.services.runtime import Runtime
@@ -36,6 +37,17 @@ def open_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError:
+            return False
+    return True
+
+
 def serve(
     host: str | None = typer.Option(
         None, "--host", help="Address to bind. Default: $ASSAY_HOST, else 127.0.0.1."
@@ -45,6 +57,14 @@ def serve(
     ),
     db: str | None = DbOption,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error"),
+    grpc_port: int | None = typer.Option(
+        None,
+        "--grpc-port",
+        min=0,
+        max=65535,
+        help="OTLP/gRPC port, on the same address. Default: $ASSAY_GRPC_PORT, else 4317; "
+        "0 turns gRPC off.",
+    ),
     workers: int = typer.Option(
         1,
         "--workers",
@@ -53,17 +73,33 @@ def serve(
         help="Server processes. Decoding spans is CPU work: 2 uses both cores of a 2-core box.",
     ),
 ) -> None:
-    """Run the server: OTLP ingest at /v1/traces, the API under /api/v1."""
+    """Run the server: OTLP ingest at /v1/traces (and over gRPC), the API under /api/v1."""
     import uvicorn
 
     from assay.server.app import create_app
     from assay.server.serving import uvicorn_options
 
-    settings = Settings.from_env(database_url=db, host=host, port=port)
+    settings = Settings.from_env(database_url=db, host=host, port=port, grpc_port=grpc_port)
     host, port = settings.host, settings.port
+    explicit_grpc = grpc_port is not None or from_environment("grpc_port") is not None
+    if settings.grpc_port and not _port_free(host, settings.grpc_port):
+        if explicit_grpc:
+            raise ConfigError(
+                f"cannot listen for OTLP/gRPC on {host}:{settings.grpc_port}: the port is in "
+                "use. Pass another --grpc-port (or ASSAY_GRPC_PORT), or 0 to turn gRPC off."
+            )
+        # The default port taken (a local OpenTelemetry Collector, say) is no reason to refuse
+        # to start: HTTP ingest still works.
+        console.print(
+            f"[yellow]OTLP/gRPC off: port {settings.grpc_port} is in use[/] "
+            "(pass --grpc-port N to use another)"
+        )
+        settings = replace(settings, grpc_port=0)
     runtime = open_runtime(settings)
     url = runtime.engine.url.render_as_string(hide_password=True)
     console.print(f"Assay on [bold]http://{host}:{port}[/]  (database: {url})")
+    if settings.grpc_port:
+        console.print(f"OTLP/gRPC on [bold]{host}:{settings.grpc_port}[/]")
     mode = (
         "open (loopback, no keys or users yet)"
         if runtime.open_mode()
@@ -74,7 +110,7 @@ def serve(
         # Each worker process opens the store itself, from the same settings.
         runtime.close()
         resolved = replace(settings, database_url=settings.resolved_database_url())
-        os.environ.update(resolved.environment("database_url", "host", "port"))
+        os.environ.update(resolved.environment("database_url", "host", "port", "grpc_port"))
         uvicorn.run(
             "assay.server.app:app_from_env",
             factory=True,
@@ -86,7 +122,7 @@ def serve(
             **uvicorn_options(settings),
         )
         return
-    app = create_app(settings, runtime=runtime)
+    app = create_app(settings, runtime=runtime, grpc=True)
     uvicorn.run(
         app,
         host=host,

@@ -13,7 +13,7 @@ from assay.server.bounds import ApiModel
 from assay.server.responses import JSON, ApiError
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
-from assay.services import projects, scores, traces
+from assay.services import logs, projects, scores, traces
 from assay.services.filters import RANGES, parse_filters
 from assay.services.principal import Principal
 from assay.services.traces import Filters
@@ -165,6 +165,30 @@ def list_spans(
         sort=sort,
         order=order,
         max_bytes=runtime.settings.max_page_bytes,
+    )
+    return JSON({"items": page.items, "next_cursor": page.next_cursor})
+
+
+@router.get("/projects/{project}/logs", summary="List OTLP log records, newest first")
+def list_logs(
+    request: Request,
+    project: str,
+    who: Principal = Depends(api_principal),
+    q: Annotated[str | None, Query(max_length=500, description="text in the body")] = None,
+    since: Annotated[str | None, Query(description="ISO 8601 or epoch ns; inclusive")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 or epoch ns; exclusive")] = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> JSON:
+    page = logs.list_logs(
+        runtime_of(request),
+        who,
+        project,
+        q=q,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
     )
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 

@@ -32,14 +32,14 @@ from assay.services.runtime import Runtime
 from assay.settings import Settings, variable_of
 
 #: Paths answered in JSON; every other path is a page of the web UI.
-API_PREFIXES = ("/api/", "/v1/")
+API_PREFIXES = ("/api/", "/v1/", "/otel/")
 
 
 async def _access_error(request: Request, exc: Exception) -> Response:
     """A service refused the caller: JSON for the API, the error page for the UI."""
     assert isinstance(exc, AccessError)
     if request.url.path.startswith(API_PREFIXES):
-        return access_error_response(exc)
+        return access_error_response(exc, request)
     return await ui.access_error_page(request, exc)
 
 
@@ -51,8 +51,18 @@ def _error_page(status: int, title: str, message: str) -> Response:
     return ui.render_plain("error.html", status=status, title=title, message=message)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """The Assay server. Pass ``runtime`` to share an already opened store (tests, demo)."""
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    grpc: bool = False,
+    reuse_port: bool = False,
+) -> FastAPI:
+    """The Assay server. Pass ``runtime`` to share an already opened store (tests, demo).
+
+    ``grpc`` also runs the OTLP/gRPC receiver on ``settings.grpc_port`` (unless 0) for as long
+    as the app runs; ``reuse_port`` lets several worker processes share that port.
+    """
     settings = settings or Settings.from_env()
     proxies = parse_networks(settings.trusted_proxies, variable_of("trusted_proxies"))
 
@@ -61,16 +71,27 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         opened = runtime if runtime is not None else await run_in_threadpool(Runtime.open, settings)
         opened.start()
         app.state.runtime = opened
+        receiver = None
+        if grpc and settings.grpc_port:
+            from assay.server.otlp_grpc import OtlpGrpcServer
+
+            receiver = OtlpGrpcServer(
+                opened, settings.host, settings.grpc_port, reuse_port=reuse_port
+            )
+            await receiver.start()
         try:
             yield
         finally:
+            if receiver is not None:
+                await receiver.stop()
             await run_in_threadpool(opened.close)
 
     app = FastAPI(
         title="Assay",
         version=__version__,
         description=(
-            "Self-hosted agent quality platform. OTLP trace ingest at `/v1/traces`; "
+            "Self-hosted agent quality platform. OTLP ingest at `/v1/traces`, `/v1/logs` and "
+            "`/v1/metrics` (and over gRPC); "
             "the REST API under `/api/v1`. Authenticate with `Authorization: Bearer <key>`."
         ),
         lifespan=lifespan,
@@ -122,4 +143,4 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 def app_from_env() -> FastAPI:
     """Factory for multi-process serving: each worker reads its settings from ASSAY_*."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), grpc=True, reuse_port=True)

@@ -20,6 +20,10 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 #: An id of a row in a 32-bit id column (experiments, users, keys, datasets).
 RowId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+#: An id of a row in a 64-bit id column (queue items, spans, scores).
+BigRowId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+#: A reference to a row of a 32-bit id column inside a request body.
+RefId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 #: A count or version stored in a 32-bit column.
 Count32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 #: A dataset version as a query parameter.

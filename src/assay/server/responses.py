@@ -9,6 +9,8 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from google.rpc.error_details_pb2 import ErrorInfo
+from google.rpc.status_pb2 import Status
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -71,32 +73,80 @@ def error_response(
     return JSON({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-async def api_error_handler(_request: Request, exc: Exception) -> Response:
+#: The gRPC status code that stands for an HTTP error status (OTLP answers errors as a
+#: google.rpc.Status, and the gRPC receiver answers with these codes).
+GRPC_CODES = {
+    400: 3,  # INVALID_ARGUMENT
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 5,  # NOT_FOUND
+    405: 12,  # UNIMPLEMENTED
+    409: 6,  # ALREADY_EXISTS
+    413: 8,  # RESOURCE_EXHAUSTED
+    415: 3,  # INVALID_ARGUMENT
+    422: 3,  # INVALID_ARGUMENT
+    429: 8,  # RESOURCE_EXHAUSTED
+    503: 14,  # UNAVAILABLE
+}
+GRPC_INTERNAL = 13
+#: OTLP/HTTP export paths (the Langfuse and Braintrust aliases end the same way).
+OTLP_SUFFIXES = ("/v1/traces", "/v1/logs", "/v1/metrics")
+PROTOBUF = "application/x-protobuf"
+
+
+def _wants_protobuf(request: Request | None) -> bool:
+    """An OTLP export sent as protobuf: its errors are a protobuf google.rpc.Status."""
+    if request is None or not request.url.path.endswith(OTLP_SUFFIXES):
+        return False
+    content_type = request.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() == PROTOBUF
+
+
+def error_for(
+    request: Request | None,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The error in the request's encoding: the OTLP specification has an exporter that sent
+    protobuf read a protobuf Status; everyone else reads {"error": {"code", "message"}}."""
+    if not _wants_protobuf(request):
+        return error_response(status, code, message, headers)
+    body = Status(code=GRPC_CODES.get(status, GRPC_INTERNAL), message=message)
+    # Assay's own error code travels as the reason of an ErrorInfo, as Google's APIs do.
+    body.details.add().Pack(ErrorInfo(reason=code, domain="assay"))
+    return Response(
+        body.SerializeToString(), status_code=status, media_type=PROTOBUF, headers=headers
+    )
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+    return error_for(request, exc.status, exc.code, exc.message)
 
 
-def access_error_response(exc: AccessError) -> JSON:
+def access_error_response(exc: AccessError, request: Request | None = None) -> Response:
     """A service's refusal as the API says it: 404 for what is missing or hidden, 409 for what
     is not named precisely enough, else 403."""
     if isinstance(exc, Conflict):
-        return error_response(409, exc.code, exc.message)
+        return error_for(request, 409, exc.code, exc.message)
     if isinstance(exc, NotFound):
-        return error_response(404, "not_found", exc.message)
-    return error_response(403, "forbidden", exc.message)
+        return error_for(request, 404, "not_found", exc.message)
+    return error_for(request, 403, "forbidden", exc.message)
 
 
-async def ingest_error_handler(_request: Request, exc: Exception) -> Response:
+async def ingest_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IngestError)
     headers = {"Retry-After": "1"} if exc.status == 503 else None
-    return error_response(exc.status, exc.code, str(exc), headers)
+    return error_for(request, exc.status, exc.code, str(exc), headers)
 
 
-async def user_error_handler(_request: Request, exc: Exception) -> Response:
-    return error_response(400, "bad_request", str(exc))
+async def user_error_handler(request: Request, exc: Exception) -> Response:
+    return error_for(request, 400, "bad_request", str(exc))
 
 
-async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     parts = []
     for error in exc.errors()[:5]:
@@ -104,15 +154,15 @@ async def validation_error_handler(_request: Request, exc: Exception) -> Respons
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         # A whole-body check names the field in its message already.
         parts.append(f"{where}: {message}" if where else message)
-    return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+    return error_for(request, 422, "invalid_request", "; ".join(parts) or "invalid request")
 
 
-async def http_error_handler(_request: Request, exc: Exception) -> Response:
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
         exc.status_code, "error"
     )
-    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+    return error_for(request, exc.status_code, code, str(exc.detail), exc.headers)
 
 
 HANDLERS: dict[type[Exception], Any] = {

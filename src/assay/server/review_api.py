@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from assay.server.api import filters as trace_filters
+from assay.server.bounds import INT64_MAX, INT64_MIN, ApiModel, BigRowId, RefId, RowId
 from assay.server.responses import JSON, ApiError
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
@@ -27,18 +28,18 @@ MAX_IDS = review.MAX_ITEMS_PER_ADD
 # --- rubrics ----------------------------------------------------------------------------------
 
 
-class ChoiceIn(BaseModel):
+class ChoiceIn(ApiModel):
     name: str = Field(min_length=1, max_length=100)
     value: float | None = None
     description: str = Field(default="", max_length=2_000)
 
 
-class AnchorIn(BaseModel):
+class AnchorIn(ApiModel):
     value: float
     label: str = Field(default="", max_length=200)
 
 
-class RubricIn(BaseModel):
+class RubricIn(ApiModel):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["categorical", "pass_fail", "numeric", "text"]
     choices: list[ChoiceIn] | None = Field(default=None, max_length=rubrics.MAX_CHOICES)
@@ -71,17 +72,17 @@ def list_rubrics(request: Request, project: str, who: Who) -> JSON:
 
 
 @router.get("/rubrics/{rubric_id}", summary="One rubric, at its current version")
-def get_rubric(request: Request, rubric_id: int, who: Who) -> JSON:
+def get_rubric(request: Request, rubric_id: RowId, who: Who) -> JSON:
     return JSON(rubrics.get_rubric(runtime_of(request), who, rubric_id))
 
 
 @router.put("/rubrics/{rubric_id}", summary="Change a rubric: a new version")
-def update_rubric(request: Request, rubric_id: int, body: RubricIn, who: Who) -> JSON:
+def update_rubric(request: Request, rubric_id: RowId, body: RubricIn, who: Who) -> JSON:
     return JSON(rubrics.update_rubric(runtime_of(request), who, rubric_id, body.raw()))
 
 
 @router.get("/rubrics/{rubric_id}/versions", summary="A rubric's versions, newest first")
-def rubric_versions(request: Request, rubric_id: int, who: Who) -> JSON:
+def rubric_versions(request: Request, rubric_id: RowId, who: Who) -> JSON:
     items = rubrics.rubric_versions(runtime_of(request), who, rubric_id)
     return JSON({"items": items, "next_cursor": None})
 
@@ -89,7 +90,7 @@ def rubric_versions(request: Request, rubric_id: int, who: Who) -> JSON:
 # --- queues -----------------------------------------------------------------------------------
 
 
-class QueueIn(BaseModel):
+class QueueIn(ApiModel):
     name: str = Field(min_length=1, max_length=200)
     rubrics: list[int] = Field(min_length=1, max_length=50)
     reviews_per_item: int = Field(default=1, ge=1, le=review.MAX_REVIEWS_PER_ITEM)
@@ -100,7 +101,7 @@ class QueueIn(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
 
 
-class QueueChange(BaseModel):
+class QueueChange(ApiModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     rubrics: list[int] | None = Field(default=None, min_length=1, max_length=50)
     reviews_per_item: int | None = Field(default=None, ge=1, le=review.MAX_REVIEWS_PER_ITEM)
@@ -122,12 +123,12 @@ def list_queues(request: Request, project: str, who: Who) -> JSON:
 
 
 @router.get("/queues/{queue_id}", summary="One queue: rubrics, reviewers, progress")
-def get_queue(request: Request, queue_id: int, who: Who) -> JSON:
+def get_queue(request: Request, queue_id: RowId, who: Who) -> JSON:
     return JSON(review.get_queue(runtime_of(request), who, queue_id))
 
 
 @router.patch("/queues/{queue_id}", summary="Change a queue")
-def update_queue(request: Request, queue_id: int, body: QueueChange, who: Who) -> JSON:
+def update_queue(request: Request, queue_id: RowId, body: QueueChange, who: Who) -> JSON:
     changes = body.model_dump(exclude_none=True)
     if "rubrics" in changes:
         changes["rubric_ids"] = changes.pop("rubrics")
@@ -135,24 +136,24 @@ def update_queue(request: Request, queue_id: int, body: QueueChange, who: Who) -
 
 
 @router.get("/queues/{queue_id}/progress", summary="Items done, per reviewer")
-def queue_progress(request: Request, queue_id: int, who: Who) -> JSON:
+def queue_progress(request: Request, queue_id: RowId, who: Who) -> JSON:
     return JSON(review.progress(runtime_of(request), who, queue_id))
 
 
 # --- items --------------------------------------------------------------------------------------
 
 
-class SpanRef(BaseModel):
+class SpanRef(ApiModel):
     trace_id: str = Field(pattern="^[0-9a-fA-F]{32}$")
     span_id: str = Field(pattern="^[0-9a-fA-F]{16}$")
 
 
-class RecordRef(BaseModel):
+class RecordRef(ApiModel):
     dataset: str = Field(min_length=1, max_length=200)
     record_id: str = Field(min_length=1, max_length=64)
 
 
-class ItemsIn(BaseModel):
+class ItemsIn(ApiModel):
     trace_ids: list[Annotated[str, Field(pattern="^[0-9a-fA-F]{32}$")]] = Field(
         default_factory=list, max_length=MAX_IDS
     )
@@ -160,14 +161,16 @@ class ItemsIn(BaseModel):
     session_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=MAX_IDS
     )
-    experiment_rows: list[int] = Field(default_factory=list, max_length=MAX_IDS)
+    experiment_rows: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(
+        default_factory=list, max_length=MAX_IDS
+    )
     dataset_records: list[RecordRef] = Field(default_factory=list, max_length=MAX_IDS)
     filter: dict[str, str | float | int | list[str]] | None = Field(
         default=None,
         description="trace-list query parameters (since, range, name, status, tag, score, ...)",
     )
     sample: int | None = Field(default=None, ge=1, le=MAX_IDS, description="random sample size")
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)] | None = None
 
 
 def _filter_pairs(raw: dict[str, Any]) -> list[tuple[str, str]]:
@@ -182,7 +185,7 @@ _FILTER_KEYS = set(trace_filters.__annotations__) - {"return"}
 
 
 @router.post("/queues/{queue_id}/items", status_code=201, summary="Add items to a queue")
-def add_items(request: Request, queue_id: int, body: ItemsIn, who: Who) -> JSON:
+def add_items(request: Request, queue_id: RowId, body: ItemsIn, who: Who) -> JSON:
     rt = runtime_of(request)
     if body.filter is not None:
         unknown = sorted(set(body.filter) - _FILTER_KEYS)
@@ -213,13 +216,13 @@ def add_items(request: Request, queue_id: int, body: ItemsIn, who: Who) -> JSON:
 @router.get("/queues/{queue_id}/items", summary="The queue's items, in order")
 def list_items(
     request: Request,
-    queue_id: int,
+    queue_id: RowId,
     who: Who,
     limit: int = Query(default=100, ge=1, le=1000),
     cursor: str | None = None,
     done: bool | None = None,
 ) -> JSON:
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isdigit() and int(cursor) <= INT64_MAX):
         raise ApiError(400, "bad_request", "cursor is not valid; pass next_cursor unchanged")
     items, next_id = review_results.list_items(
         runtime_of(request),
@@ -233,7 +236,7 @@ def list_items(
 
 
 @router.get("/queues/{queue_id}/items/{item_id}", summary="One item (blind rules apply)")
-def get_item(request: Request, queue_id: int, item_id: int, who: Who) -> JSON:
+def get_item(request: Request, queue_id: RowId, item_id: BigRowId, who: Who) -> JSON:
     return JSON(review.get_item(runtime_of(request), who, queue_id, item_id))
 
 
@@ -245,13 +248,13 @@ def get_item(request: Request, queue_id: int, item_id: int, who: Who) -> JSON:
     summary="The caller's next item, leased to them; 204 when none is left",
     responses={204: {"description": "nothing left for the caller"}},
 )
-def next_item(request: Request, queue_id: int, who: Who) -> Response:
+def next_item(request: Request, queue_id: RowId, who: Who) -> Response:
     found = review.next_item(runtime_of(request), who, queue_id)
     return Response(status_code=204) if found is None else JSON(found)
 
 
-class LabelIn(BaseModel):
-    rubric_id: int
+class LabelIn(ApiModel):
+    rubric_id: RefId
     value: float | bool | str | None = None
     choice: str | None = Field(default=None, max_length=100)
     choices: list[str] | None = Field(default=None, max_length=rubrics.MAX_CHOICES)
@@ -259,7 +262,7 @@ class LabelIn(BaseModel):
     rationale: str | None = Field(default=None, max_length=rubrics.MAX_TEXT)
 
 
-class LabelsIn(BaseModel):
+class LabelsIn(ApiModel):
     labels: list[LabelIn] = Field(min_length=1, max_length=MAX_LABELS)
     next: bool = Field(default=True, description="lease and return the next item")
 
@@ -269,7 +272,9 @@ class LabelsIn(BaseModel):
     status_code=201,
     summary="Submit the caller's labels for an item; answers with the next item",
 )
-def submit_labels(request: Request, queue_id: int, item_id: int, body: LabelsIn, who: Who) -> JSON:
+def submit_labels(
+    request: Request, queue_id: RowId, item_id: BigRowId, body: LabelsIn, who: Who
+) -> JSON:
     result = review.submit_labels(
         runtime_of(request),
         who,
@@ -282,12 +287,12 @@ def submit_labels(request: Request, queue_id: int, item_id: int, body: LabelsIn,
 
 
 @router.post("/queues/{queue_id}/items/{item_id}/skip", summary="Skip an item; the next one")
-def skip_item(request: Request, queue_id: int, item_id: int, who: Who) -> JSON:
+def skip_item(request: Request, queue_id: RowId, item_id: BigRowId, who: Who) -> JSON:
     return JSON({"next": review.skip_item(runtime_of(request), who, queue_id, item_id)})
 
 
 @router.post("/queues/{queue_id}/undo", summary="Take back the caller's last submission")
-def undo_last(request: Request, queue_id: int, who: Who) -> JSON:
+def undo_last(request: Request, queue_id: RowId, who: Who) -> JSON:
     return JSON({"item": review.undo_last(runtime_of(request), who, queue_id)})
 
 
@@ -295,7 +300,7 @@ def undo_last(request: Request, queue_id: int, who: Who) -> JSON:
 
 
 def _cursor(cursor: str | None) -> int | None:
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isdigit() and int(cursor) <= INT64_MAX):
         raise ApiError(400, "bad_request", "cursor is not valid; pass next_cursor unchanged")
     return int(cursor) if cursor else None
 
@@ -322,7 +327,7 @@ def _labels_page(
 @router.get("/queues/{queue_id}/labels", summary="The queue's labels (blind rules apply)")
 def queue_labels(
     request: Request,
-    queue_id: int,
+    queue_id: RowId,
     who: Who,
     limit: int = Query(default=1000, ge=1, le=10_000),
     cursor: str | None = None,
@@ -333,7 +338,7 @@ def queue_labels(
 @router.get("/rubrics/{rubric_id}/labels", summary="A rubric's labels across its queues")
 def rubric_labels(
     request: Request,
-    rubric_id: int,
+    rubric_id: RowId,
     who: Who,
     limit: int = Query(default=1000, ge=1, le=10_000),
     cursor: str | None = None,
@@ -357,18 +362,35 @@ def _export(
 
 
 ExportFormat = Annotated[Literal["csv", "jsonl"], Query(alias="format")]
+#: What an export answers, for the OpenAPI document.
+EXPORTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "one label per line: CSV with a header row, or JSON lines",
+        "content": {"text/csv": {}, "application/x-ndjson": {}},
+    }
+}
 
 
-@router.get("/queues/{queue_id}/export", summary="Every label of the queue: CSV or JSON lines")
+@router.get(
+    "/queues/{queue_id}/export",
+    summary="Every label of the queue: CSV or JSON lines",
+    response_class=StreamingResponse,
+    responses=EXPORTED,
+)
 def export_queue(
-    request: Request, queue_id: int, who: Who, fmt: ExportFormat = "jsonl"
-) -> Response:
+    request: Request, queue_id: RowId, who: Who, fmt: ExportFormat = "jsonl"
+) -> StreamingResponse:
     return _export(request, who, queue_id, None, fmt)
 
 
-@router.get("/rubrics/{rubric_id}/export", summary="Every label of the rubric: CSV or JSON lines")
+@router.get(
+    "/rubrics/{rubric_id}/export",
+    summary="Every label of the rubric: CSV or JSON lines",
+    response_class=StreamingResponse,
+    responses=EXPORTED,
+)
 def export_rubric(
-    request: Request, rubric_id: int, who: Who, fmt: ExportFormat = "jsonl"
+    request: Request, rubric_id: RowId, who: Who, fmt: ExportFormat = "jsonl"
 ) -> StreamingResponse:
     return _export(request, who, None, rubric_id, fmt)
 
@@ -377,14 +399,14 @@ def export_rubric(
     "/queues/{queue_id}/agreement",
     summary="Agreement between reviewers per rubric: percent, kappa, alpha with 95% intervals",
 )
-def queue_agreement(request: Request, queue_id: int, who: Who) -> JSON:
+def queue_agreement(request: Request, queue_id: RowId, who: Who) -> JSON:
     return JSON(review_results.agreement(runtime_of(request), who, queue_id))
 
 
 @router.get("/queues/{queue_id}/adjudication", summary="Items to adjudicate, labels side by side")
 def adjudication(
     request: Request,
-    queue_id: int,
+    queue_id: RowId,
     who: Who,
     all: bool = Query(default=False, description="every item with 2+ labels, not only disputes"),
     limit: int = Query(default=50, ge=1, le=500),
@@ -401,12 +423,12 @@ def adjudication(
     return JSON({"items": items, "next_cursor": None if last is None else str(last)})
 
 
-class GoldIn(BaseModel):
+class GoldIn(ApiModel):
     labels: list[LabelIn] = Field(min_length=1, max_length=MAX_LABELS)
 
 
 @router.put("/queues/{queue_id}/items/{item_id}/gold", summary="Set an item's gold labels")
-def set_gold(request: Request, queue_id: int, item_id: int, body: GoldIn, who: Who) -> JSON:
+def set_gold(request: Request, queue_id: RowId, item_id: BigRowId, body: GoldIn, who: Who) -> JSON:
     gold = review_results.set_gold(
         runtime_of(request),
         who,

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from assay.errors import Ambiguous, NotFound
 from assay.services.principal import Principal
 from assay.services.projects import project_id
+from assay.store import logs as log_store
 from assay.store import queries, ui_queries
 from assay.store.database import Connection, Database
 from assay.store.queries import SORTS, Filters, InvalidQuery, Page
@@ -148,6 +149,7 @@ def get_trace(
         trace = queries.get_trace(conn, found, trace_id)
         if trace is None:
             raise NotFound(f"trace {trace_id!r} does not exist")
+        log_store.attach_to_trace(conn, found, trace_id, trace["spans"])
         trace["linked_projects"] = _linked_projects(conn, who, found, trace_id)
     _blind(who, found_name, [trace])
     return trace

@@ -441,3 +441,29 @@ gold_labels = Table(
     Column("metadata", Json, nullable=False),
     UniqueConstraint("item_id", "rubric_id", name="uq_gold_labels_item_rubric"),
 )
+
+# OTLP log records. Logs arrive on their own, often after their spans were stored, so they
+# get a table of their own rather than a rewrite of span rows: a record that names a span
+# (trace and span id) is shown among that span's events; the others are the project's logs.
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    # The record's time: time_unix_nano, else the collector's observed time.
+    Column("time_ns", BigInteger, nullable=False),
+    Column("observed_ns", BigInteger, nullable=False),
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("severity_number", SmallInteger, nullable=False),
+    Column("severity_text", String(100)),
+    Column("event_name", String(1000)),
+    Column("ingested_ns", BigInteger, nullable=False),
+    # The body as text (a structured body as its JSON), which `q` searches.
+    Column("body", Text),
+    Column("attributes", Json, nullable=False),
+    Column("resource", Json, nullable=False),
+    Column("scope", Json, nullable=False),
+    Index("ix_logs_project_time", "project_id", "time_ns"),
+    Index("ix_logs_project_trace_span", "project_id", "trace_id", "span_id"),
+)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
+from assay.store.logs import span_logs, with_logs
 from assay.store.queries import (
     SCORE_COLUMNS,
     SPAN_LIST_COLUMNS,
@@ -180,6 +181,7 @@ def get_span(
     if row is None:
         return None
     span = span_dict(row._mapping)
+    span["events"] = with_logs(span["events"], span_logs(conn, project_id, trace_id, span_id))
     attach_scores(conn, project_id, [span], by="span")
     return span
 

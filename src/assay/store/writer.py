@@ -37,6 +37,7 @@ from assay.errors import IngestError
 from assay.store import projects as project_store
 from assay.store.engine import json_text, json_text_any
 from assay.store.locks import WriteLock
+from assay.store.logs import insert_logs
 from assay.store.tables import spans, traces
 
 log = logging.getLogger("assay.writer")
@@ -53,6 +54,8 @@ class _Job:
     loop: asyncio.AbstractEventLoop | None
     done: threading.Event | None = None
     error: BaseException | None = field(default=None)
+    #: What the rows are: "spans" or "logs" (OTLP log records, see store/logs.py).
+    kind: str = "spans"
 
 
 class SpanWriter:
@@ -121,14 +124,17 @@ class SpanWriter:
         with self._pending_lock:
             self._pending -= count
 
-    async def write(self, rows: list[dict[str, Any]], projects: list[str]) -> None:
-        """Store ``rows`` (normalised spans; ``projects[i]`` names row i's project) durably."""
+    async def write(
+        self, rows: list[dict[str, Any]], projects: list[str], *, kind: str = "spans"
+    ) -> None:
+        """Store ``rows`` (normalised spans, or log records with ``kind="logs"``;
+        ``projects[i]`` names row i's project) durably."""
         if not rows:
             return
         self._reserve(len(rows))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Job(rows, projects, future, loop))
+        self._queue.put(_Job(rows, projects, future, loop, kind=kind))
         await future
 
     def write_sync(self, rows: list[dict[str, Any]], projects: list[str]) -> None:
@@ -264,7 +270,7 @@ class SpanWriter:
 
     def _finish(self, job: _Job, error: BaseException | None) -> None:
         self._release(len(job.rows))
-        if error is None:
+        if error is None and job.kind == "spans":
             self.spans_written += len(job.rows)
         if job.future is not None and job.loop is not None:
             future = job.future
@@ -291,14 +297,18 @@ class SpanWriter:
         with self._write_lock.held(), self.engine.begin() as conn:
             self._write_lock.in_transaction(conn)
             rows: list[dict[str, Any]] = []
+            log_rows: list[dict[str, Any]] = []
             for job in jobs:
+                into = log_rows if job.kind == "logs" else rows
                 for row, project in zip(job.rows, job.project_of_row, strict=True):
                     row["project_id"] = self._project_id(conn, project, created)
-                    rows.append(row)
-            if not self._is_sqlite:
-                strip_nul(rows)
-            insert_spans(conn, rows)
-            refresh_traces(conn, rows)
+                    into.append(row)
+            if rows:
+                if not self._is_sqlite:
+                    strip_nul(rows)
+                insert_spans(conn, rows)
+                refresh_traces(conn, rows)
+            insert_logs(conn, log_rows)
         self._projects.update(created)
         self.commits += 1
 

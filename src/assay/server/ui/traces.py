@@ -151,8 +151,10 @@ def span_context(span: dict[str, Any], full: bool) -> dict[str, Any]:
         attrs = dict(event.get("attributes") or {})
         stack = attrs.pop("exception.stacktrace", None)
         offset = None
-        if isinstance(event.get("time_unix_nano"), int):
-            offset = (event["time_unix_nano"] - span["start_ns"]) / 1e6
+        # Stored events carry time_ns (ingest/otlp.py); time_unix_nano is the older name.
+        at = event.get("time_ns", event.get("time_unix_nano"))
+        if isinstance(at, int):
+            offset = (at - span["start_ns"]) / 1e6
         events.append(
             {
                 "name": str(event.get("name") or ""),
