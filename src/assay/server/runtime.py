@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from assay.ingest.prices import DEFAULT_PRICES, PriceTable, parse_overrides
 from assay.settings import Settings
@@ -16,6 +17,7 @@ from assay.store import migrate, search
 from assay.store import users as user_store
 from assay.store.engine import make_engine
 from assay.store.indexer import SearchIndexer
+from assay.store.indexer import catch_up as catch_up_index
 from assay.store.tables import projects
 from assay.store.writer import SpanWriter
 
@@ -29,6 +31,10 @@ PRICE_CACHE_SECONDS = 30.0
 class _Cached:
     value: Any
     expires: float
+
+
+def _catch_up(sqlite: bool) -> Callable[[Connection], int]:
+    return search.index_if_behind if sqlite else catch_up_index
 
 
 @dataclass
@@ -60,6 +66,8 @@ class Runtime:
             max_pending=settings.writer_max_pending_spans,
             # SQLite: one writer per database, so the writer indexes between commits.
             indexer=search.index_batch if settings.search_index and sqlite else None,
+            # Both: past search.MAX_LAG unindexed spans, the writer indexes after each commit.
+            catch_up=_catch_up(sqlite) if settings.search_index else None,
         )
         indexer = SearchIndexer(engine) if settings.search_index and not sqlite else None
         from assay.server.auth import is_loopback
