@@ -79,6 +79,7 @@ def test_backup_while_serving_then_restore_gives_the_same_store(
     made = _assay("db", "backup", str(backup_file), "--db", db_url, home=tmp_path)  # server up
     assert made.returncode == 0, made.stderr
     assert "1 projects and 30 spans" in made.stdout
+    assert backup_file.stat().st_mode & 0o777 == 0o600
     again = _assay("db", "backup", str(backup_file), "--db", db_url, home=tmp_path)
     assert again.returncode == 1 and "already exists" in again.stderr
 

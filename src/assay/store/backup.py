@@ -68,6 +68,8 @@ def backup(database_url: str, path: Path) -> Summary:
                 ["--format=custom", "--no-owner", "--no-privileges", "--file", str(path)],
                 engine,
             )
+        # The copy holds every trace, password hash and key hash: readable by its owner only.
+        path.chmod(0o600)
         return Summary(engine.dialect.name, path, path.stat().st_size, *counts)
     finally:
         engine.dispose()
