@@ -26,7 +26,8 @@ from psycopg import sql
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-ASSAY_BIN = REPO_DIR / ".venv" / "bin" / "assay"
+# ASSAY_BENCH_BIN runs another installation (a worktree's sources with a shared venv, say).
+ASSAY_BIN = Path(os.environ.get("ASSAY_BENCH_BIN") or REPO_DIR / ".venv" / "bin" / "assay")
 PHOENIX_VENV = BENCH_DIR / ".venvs" / "phoenix"
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # One database per benchmark process, so two benchmarks on one machine never drop each other's.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
-from assay.store import migrate, queries, search
+from assay.store import indexer, migrate, queries, search
 from assay.store.engine import make_engine
 from assay.store.writer import SpanWriter
 
@@ -128,3 +129,33 @@ def test_postgres_indexer_thread_catches_up(live: object) -> None:
         time.sleep(0.1)
     with live.runtime.engine.connect() as conn:
         assert len(_names(conn, "zebra")) == 50
+
+
+def test_writer_keeps_the_index_lag_bounded(db_url: str) -> None:
+    """Past the lag limit the writer indexes after its commits, even with requests waiting."""
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    catch_up = search.index_if_behind if engine.dialect.name == "sqlite" else indexer.catch_up
+    lagging = SpanWriter(make_engine(db_url, role="writer"))
+    bounded = SpanWriter(
+        make_engine(db_url, role="writer"), catch_up=functools.partial(catch_up, limit=100)
+    )
+    texts = [f"request {i} about refunds" for i in range(1_000)]
+    lagging.start()
+    for start in range(0, 500, 50):
+        rows = [_row(i, texts[i]) for i in range(start, start + 50)]
+        lagging.write_sync(rows, ["p"] * len(rows))
+    lagging.stop()
+    with engine.connect() as conn:
+        assert search.backlog(conn) == 500  # no catch-up: nothing indexed while busy
+    bounded.start()
+    for start in range(500, 1_000, 50):
+        rows = [_row(i, texts[i]) for i in range(start, start + 50)]
+        bounded.write_sync(rows, ["p"] * len(rows))
+    bounded.stop()
+    with engine.connect() as conn:
+        assert search.backlog(conn) <= 100
+        found = queries.list_spans(conn, 1, queries.Filters(q="refunds"), limit=1_000).items
+        assert len(found) == 1_000
+        assert _names(conn, "request 999") == ["s999"]
+    engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -23,3 +25,43 @@ def upgrade(db: str | None = DbOption) -> None:
     migrate.upgrade(engine)
     engine.dispose()
     console.print(f"database at [bold]{engine.url.render_as_string()}[/] is up to date")
+
+
+@app.command("backup")
+def backup(
+    path: Path = typer.Argument(..., help="The backup file to write (must not exist yet)."),
+    db: str | None = DbOption,
+) -> None:
+    """Write a consistent copy of the store to PATH, also while the server runs.
+
+    SQLite: a compact copy of the database file. PostgreSQL: a pg_dump archive (custom format;
+    needs pg_dump on PATH)."""
+    from assay.store import backup as backups
+
+    url = Settings.from_env(database_url=db).resolved_database_url()
+    summary = backups.backup(url, path)
+    console.print(
+        f"backed up {summary.projects:,} projects and {summary.spans:,} spans to "
+        f"[bold]{summary.path}[/] ({summary.bytes / 2**20:,.1f} MiB, {summary.engine})",
+        highlight=False,
+    )
+
+
+@app.command("restore")
+def restore(
+    path: Path = typer.Argument(..., help="A file written by `assay db backup`."),
+    db: str | None = DbOption,
+) -> None:
+    """Restore a backup into a new, empty database (the one --db names); never over data.
+
+    A SQLite backup restores into SQLite, a PostgreSQL one into PostgreSQL (needs pg_restore
+    on PATH). Stop servers using the target first."""
+    from assay.store import backup as backups
+
+    url = Settings.from_env(database_url=db).resolved_database_url()
+    summary = backups.restore(path, url)
+    console.print(
+        f"restored {summary.projects:,} projects and {summary.spans:,} spans from "
+        f"[bold]{summary.path}[/] into the {summary.engine} database",
+        highlight=False,
+    )

@@ -166,6 +166,15 @@ class HostGuard:
         self.allowed = LOOPBACK_HOSTS | {host_name(name) for name in allowed}
         self.open_mode = open_mode
 
+    def _served(self, name: str) -> bool:
+        # A loopback address written out (127.0.0.2, say) cannot be rebound: only names can.
+        if name in self.allowed:
+            return True
+        try:
+            return ipaddress.ip_address(name.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             hosts = [value for key, value in scope.get("headers", []) if key.lower() == b"host"]
@@ -173,7 +182,7 @@ class HostGuard:
             host = hosts[0].decode("latin-1") if len(hosts) == 1 else "(several Host headers)"
             if (
                 hosts
-                and host_name(host) not in self.allowed
+                and not self._served(host_name(host))
                 and await run_in_threadpool(self.open_mode)
             ):
                 message = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,10 @@ from assay.store import keys as key_store
 from assay.store import migrate, search
 from assay.store import projects as project_store
 from assay.store import users as user_store
-from assay.store.database import Database
+from assay.store.database import Connection, Database
 from assay.store.engine import make_engine
 from assay.store.indexer import SearchIndexer
+from assay.store.indexer import catch_up as catch_up_index
 from assay.store.writer import SpanWriter
 
 KEY_CACHE_SECONDS = 5.0
@@ -43,6 +45,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _catch_up(sqlite: bool) -> Callable[[Connection], int]:
+    return search.index_if_behind if sqlite else catch_up_index
 
 
 @dataclass(kw_only=True)
@@ -73,6 +79,8 @@ class Runtime(Database):
             max_new_projects_per_request=settings.max_new_projects_per_request,
             # SQLite: one writer per database, so the writer indexes between commits.
             indexer=search.index_batch if settings.search_index and sqlite else None,
+            # Both: past search.MAX_LAG unindexed spans, the writer indexes after each commit.
+            catch_up=_catch_up(sqlite) if settings.search_index else None,
         )
         indexer = SearchIndexer(engine) if settings.search_index and not sqlite else None
         return cls(

@@ -3,7 +3,8 @@
 On SQLite the span writer builds the index between commits: there is one writer per database.
 PostgreSQL takes concurrent writers, and building a tsvector is the database's own CPU work,
 so there the index is built by this thread, beside ingest instead of in its way. Several server
-processes may run one each; a transaction-level advisory lock lets one index at a time.
+processes may run one each; a transaction-level advisory lock lets one index at a time. When
+ingest outruns the thread, the writer helps (``catch_up``, after its commits), under the same lock.
 """
 
 from __future__ import annotations
@@ -11,12 +12,27 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from assay.store import search
 
 log = logging.getLogger("assay.indexer")
 PG_INDEX_LOCK_KEY = 0x4153_5341_5A  # distinct from the span writers' key
+#: Spans per transaction: large enough that the GIN merge at its end works in bulk, small
+#: enough that one batch takes about a second.
+BATCH = 5_000
+
+
+def catch_up(conn: Connection, limit: int = search.MAX_LAG) -> int:
+    """For the span writer after a commit: if the index is too far behind, index a batch.
+
+    Waits for the indexer thread's batch in progress (the lock), which slows the writer
+    exactly when ingest outruns the index.
+    """
+    if search.backlog(conn) <= limit:
+        return 0
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_INDEX_LOCK_KEY})
+    return search.index_if_behind(conn, limit)
 
 
 class SearchIndexer:
@@ -49,7 +65,7 @@ class SearchIndexer:
             ).scalar()
             if not locked:
                 return 0
-            return search.index_batch(conn, batch=2_000)
+            return search.index_batch(conn, batch=BATCH)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -70,10 +70,13 @@ class SpanWriter:
         indexer: Callable[[Connection], int] | None = None,
         max_projects: int | None = None,
         max_new_projects_per_request: int | None = None,
+        catch_up: Callable[[Connection], int] | None = None,
     ) -> None:
         self.engine = engine
         self._write_lock = WriteLock(engine)
         self.indexer = indexer
+        #: Run after each group commit: indexes when the search index is too far behind.
+        self.catch_up = catch_up
         self.idle_seconds = 0.25
         self.batch_spans = batch_spans
         self.max_pending = max_pending
@@ -160,7 +163,7 @@ class SpanWriter:
             except queue.Empty:
                 # Nothing to ingest: spend the time on the search index, then wait longer
                 # once it has caught up.
-                idle_wait = 0.0 if self._index_some() else self.idle_seconds
+                idle_wait = 0.0 if self._index_some(self.indexer) else self.idle_seconds
                 continue
             if self.indexer:
                 idle_wait = 0.0
@@ -179,13 +182,15 @@ class SpanWriter:
                 jobs.append(job)
                 count += len(job.rows)
             self._commit_jobs(jobs)
+            if self.catch_up is not None:
+                self._index_some(self.catch_up)
 
-    def _index_some(self) -> int:
-        assert self.indexer is not None
+    def _index_some(self, index: Callable[[Connection], int] | None) -> int:
+        assert index is not None
         try:
             with self._write_lock.held(), self.engine.begin() as conn:
                 self._write_lock.in_transaction(conn)
-                return self.indexer(conn)
+                return index(conn)
         except Exception:
             log.exception("search indexing failed; will retry")
             return 0
