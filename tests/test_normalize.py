@@ -10,6 +10,7 @@ import pytest
 from assay.ingest.normalize import normalize
 from assay.ingest.otlp import RawSpan
 from assay.semconv.prices import DEFAULT_PRICES, ModelPrice, PriceTable
+from assay.server.ui.conversation import show
 
 
 def _raw(attributes: dict[str, Any], **kwargs: Any) -> RawSpan:
@@ -113,6 +114,56 @@ def test_openinference_llm_span_with_flattened_messages_and_tool_calls() -> None
     assert expected is not None and row["cost"] == pytest.approx(expected)
     assert (row["session_id"], row["user_id"]) == ("s1", "u1")
     assert row["tags"] == ["a", "b"] and row["metadata"] == {"k": "v"}
+
+
+def test_openinference_lists_are_rebuilt_as_lists_at_any_depth() -> None:
+    """OpenInference's Anthropic instrumentor (and OpenAI Responses output) send the answer's
+    text as ``contents.0.message_content.text``: it must read as a list of text parts, or the
+    span pane shows an empty assistant message."""
+    row = normalize(
+        _raw(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "claude-sonnet-4-5",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.contents.0.message_content.type": "text",
+                "llm.input_messages.0.message.contents.0.message_content.text": "Capital?",
+                "llm.input_messages.0.message.contents.1.message_content.type": "image",
+                "llm.input_messages.0.message.contents.1.message_content.image.image.url": "u",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.contents.0.message_content.type": "text",
+                "llm.output_messages.0.message.contents.0.message_content.text": "Paris.",
+                "llm.output_messages.0.message.tool_calls.1.tool_call.function.name": "b",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "a",
+                "llm.output_messages.0.message.tool_calls.10.tool_call.function.name": "c",
+            }
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert json.loads(row["input"]) == [
+        {
+            "role": "user",
+            "contents": [
+                {"type": "text", "text": "Capital?"},
+                {"type": "image", "image": {"image": {"url": "u"}}},
+            ],
+        }
+    ]
+    assert json.loads(row["output"]) == [
+        {
+            "role": "assistant",
+            "contents": [{"type": "text", "text": "Paris."}],
+            "tool_calls": [
+                {"function": {"name": "a"}},
+                {"function": {"name": "b"}},
+                {"function": {"name": "c"}},
+            ],
+        }
+    ]
+    shown = show(row["output"])
+    assert shown is not None and shown.messages is not None
+    assert [(p.kind, p.text) for p in shown.messages[0].parts][0] == ("text", "Paris.")
 
 
 @pytest.mark.parametrize(

@@ -84,17 +84,32 @@ def _unflatten_messages(attrs: dict[str, Any]) -> tuple[list[Any] | None, list[A
     return ordered("input"), ordered("output")
 
 
+def _as_lists(node: Any) -> Any:
+    """Flattened keys index lists with numbers (``contents.0``, ``tool_calls.1``); `_set_path`
+    rebuilt those levels as dicts keyed "0", "1", ...: make every such dict a list again, in
+    index order, at any depth."""
+    if not isinstance(node, dict):
+        return node
+    tidy = {key: _as_lists(value) for key, value in node.items()}
+    if tidy and all(isinstance(key, str) and key.isdigit() for key in tidy):
+        return [tidy[key] for key in sorted(tidy, key=int)]
+    return tidy
+
+
 def _tidy_message(message: dict[str, Any]) -> dict[str, Any]:
-    """OpenInference nests tool calls as tool_calls.N.tool_call.function.*; make them a list."""
-    calls = message.get("tool_calls")
-    if isinstance(calls, dict):
-        tidy = []
-        for index in sorted(calls, key=lambda k: int(k) if str(k).isdigit() else 0):
-            call = calls[index]
-            if isinstance(call, dict):
-                tidy.append(call.get("tool_call", call))
-        message["tool_calls"] = tidy
-    return message
+    """OpenInference nests list items under their kind (tool_calls.N.tool_call.function.*,
+    contents.N.message_content.text): lists of the items themselves."""
+    tidy: dict[str, Any] = _as_lists(message)
+    for key, wrapper in (("tool_calls", "tool_call"), ("contents", "message_content")):
+        items = tidy.get(key)
+        if isinstance(items, list):
+            tidy[key] = [
+                item[wrapper]
+                if isinstance(item, dict) and isinstance(item.get(wrapper), dict)
+                else item
+                for item in items
+            ]
+    return tidy
 
 
 def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, list[Any] | None]:
