@@ -1,9 +1,10 @@
-"""Derive Assay's columns from three attribute vocabularies.
+"""Derive Assay's columns from the attribute vocabularies of `assay.semconv.attributes`.
 
 OpenTelemetry GenAI (``gen_ai.*``), OpenInference (``openinference.span.kind``, ``input.value``,
-``llm.*``) and Assay's own (``assay.*``) say the same things in different words. Normalisation
-reads all three into one set of columns (type, input, output, model, tokens, cost, ...) and never
-fails a span: an attribute it does not understand stays in ``attributes`` untouched.
+``llm.*``), OpenLLMetry, Langfuse, pydantic-ai, Logfire and Assay's own (``assay.*``) say the
+same things in different words. Normalisation reads them all into one set of columns (type,
+input, output, model, tokens, cost, ...) and never fails a span: an attribute it does not
+understand stays in ``attributes`` untouched.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 import orjson
 
-from assay.ingest.otlp import RawSpan
+from assay.ingest.otlp import MAX_NAME_CHARS, RawSpan
 from assay.semconv.attributes import (
     INPUT_KEYS,
     OUTPUT_KEYS,
+    STORED_AS,
     as_float,
     as_int,
     first,
@@ -134,7 +136,11 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, lis
 
 
 _FLATTENED = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
-_METADATA_PREFIX = "assay.metadata."
+_METADATA_PREFIXES = (
+    "assay.metadata.",
+    "langfuse.trace.metadata.",
+    "langfuse.observation.metadata.",
+)
 
 
 class _Found:
@@ -150,7 +156,7 @@ class _Found:
         for key in others:
             if key.startswith(_FLATTENED):
                 self.flattened = True
-            elif key.startswith(_METADATA_PREFIX):
+            elif key.startswith(_METADATA_PREFIXES):
                 self.metadata_keys.append(key)
 
 
@@ -207,12 +213,15 @@ def _metadata(attrs: dict[str, Any], found: _Found) -> dict[str, Any]:
         elif value is not None:
             metadata[key] = value
     for key in found.metadata_keys:
-        metadata[key[len(_METADATA_PREFIX) :]] = attrs[key]
+        prefix = next(p for p in _METADATA_PREFIXES if key.startswith(p))
+        metadata[key[len(prefix) :]] = attrs[key]
     return metadata
 
 
-def _error(span: RawSpan) -> str | None:
+def _error(span: RawSpan, values: dict[str, Any]) -> str | None:
     if span.status_code != STATUS_ERROR:
+        if str(values.get("level") or "").upper() == "ERROR":  # Langfuse's observation level
+            return str(values.get("level_message") or span.status_message or "error")
         return None
     for event in span.events:
         if event.get("name") == "exception":
@@ -225,8 +234,8 @@ def _error(span: RawSpan) -> str | None:
 
 
 # An attribute whose text became the span's input or output column is stored once, in the
-# column; the attribute keeps this marker, and reads put the text back (store/queries.py).
-STORED_AS = "$assay.stored_as"
+# column; the attribute keeps the STORED_AS marker, which the API answers as it is unless asked
+# for the full form (store/queries.py).
 _WORTH_SHARING = 256
 
 
@@ -262,6 +271,15 @@ def _bounded(value: Any, limit: int) -> str | None:
     return None if value is None else str(value)[:limit]
 
 
+def _name(span: RawSpan, values: dict[str, Any]) -> str:
+    """Logfire names a log line's span by its template ("answered {city}"); the message it
+    formatted reads better."""
+    message = values.get("log_message")
+    if values.get("log_kind") == "log" and isinstance(message, str) and message:
+        return message[:MAX_NAME_CHARS]
+    return span.name
+
+
 def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[str, Any]:
     """One storable row: the raw span plus every derived column."""
     attrs = span.attributes
@@ -282,14 +300,14 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
         cost = None
     if cost is None and (input_tokens or output_tokens):
         cost = cost_of(model, provider, input_tokens, output_tokens, cached_tokens)
-    error = _error(span)
+    error = _error(span, values)
     input_text = _as_text(input_value)
     output_text = _as_text(output_value)
     return {
         "trace_id": span.trace_id,
         "span_id": span.span_id,
         "parent_span_id": span.parent_span_id,
-        "name": span.name,
+        "name": _name(span, values),
         "kind": span.kind,
         "start_ns": span.start_ns,
         "end_ns": span.end_ns,

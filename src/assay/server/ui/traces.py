@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from assay.semconv.attributes import DROPPED_PREFIX, STORED_AS
 from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import render
@@ -136,9 +137,14 @@ def span_context(span: dict[str, Any], full: bool) -> dict[str, Any]:
     """What ``_span_detail.html`` needs to draw one span."""
     texts = {span.get("input"), span.get("output")} - {None, ""}
     attributes = []
+    dropped = []
     for key in sorted(span.get("attributes") or {}):
         value = span["attributes"][key]
-        if isinstance(value, str) and value in texts and len(value) > 20:
+        if key.startswith(DROPPED_PREFIX) and isinstance(value, int):
+            dropped.append((value, key[len(DROPPED_PREFIX) :]))
+            continue
+        stored_once = isinstance(value, dict) and len(value) == 1 and STORED_AS in value
+        if stored_once or (isinstance(value, str) and value in texts and len(value) > 20):
             attributes.append((key, "(shown above as input/output)", False))
             continue
         text = value if isinstance(value, str) else pretty(value)
@@ -170,6 +176,7 @@ def span_context(span: dict[str, Any], full: bool) -> dict[str, Any]:
         "output_shown": show(span.get("output"), full=full),
         "span_output": span.get("output"),
         "attributes": attributes,
+        "dropped": dropped,
         "events": events,
         "resource": sorted((span.get("resource") or {}).items()),
         "full": full,
