@@ -299,3 +299,56 @@ def test_a_span_means_the_same_to_ingest_and_to_a_scorer(attributes: dict[str, A
     assert read.input_tokens == stored["input_tokens"]
     assert read.output_tokens == stored["output_tokens"]
     assert read.cost == stored["cost"]
+
+
+def test_model_from_invocation_parameters_when_no_model_attribute() -> None:
+    """An OpenInference call that failed before a response may name its model only there."""
+    attributes = {
+        "openinference.span.kind": "LLM",
+        "llm.invocation_parameters": '{"model": "claude-sonnet-4-5", "max_tokens": 100}',
+    }
+    assert normalize(_raw(attributes), DEFAULT_PRICES.cost, 0)["model"] == "claude-sonnet-4-5"
+    attributes["llm.model_name"] = "claude-from-response"
+    assert normalize(_raw(attributes), DEFAULT_PRICES.cost, 0)["model"] == "claude-from-response"
+
+
+def test_langfuse_error_level_metadata_and_usage_document() -> None:
+    row = normalize(
+        _raw(
+            {
+                "langfuse.observation.type": "generation",
+                "langfuse.observation.level": "ERROR",
+                "langfuse.observation.status_message": "rate limited",
+                "langfuse.observation.usage_details": json.dumps(
+                    {"prompt_tokens": 10, "completion_tokens": 2}
+                ),
+                "langfuse.observation.cost_details": '{"input": 0.5, "output": 0.25}',
+                "langfuse.trace.metadata.team": "search",
+                "langfuse.observation.metadata.step": "3",
+                "langfuse.trace.tags": ["a", "b"],
+            }
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert row["type"] == "llm" and row["is_error"] and row["error"] == "rate limited"
+    assert (row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (10, 2, 12)
+    assert row["cost"] == 0.75
+    assert row["metadata"] == {"team": "search", "step": "3"}
+    assert row["tags"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ('{"args": ["Hi"], "kwargs": {}}', "Hi"),
+        ('{"args": [], "kwargs": {"city": "Paris"}}', '{"city":"Paris"}'),
+        ('{"args": ["a", "b"], "kwargs": {}}', '{"args": ["a", "b"], "kwargs": {}}'),
+        ('"quoted"', "quoted"),
+        ('"not json', '"not json'),
+        ('{"args": 1}', '{"args": 1}'),
+    ],
+)
+def test_decorated_calls_read_as_their_argument(sent: str, stored: str) -> None:
+    row = normalize(_raw({"traceloop.entity.input": sent}), DEFAULT_PRICES.cost, 0)
+    assert row["input"] == stored

@@ -100,18 +100,33 @@ def _as_lists(node: Any) -> Any:
 
 def _tidy_message(message: dict[str, Any]) -> dict[str, Any]:
     """OpenInference nests list items under their kind (tool_calls.N.tool_call.function.*,
-    contents.N.message_content.text): lists of the items themselves."""
+    contents.N.message_content.text): lists of the items themselves. A tool call that is also
+    one of the message's contents (``contents.N.tool_call``, as the Anthropic instrumentor
+    sends it) is kept once, in ``tool_calls``."""
     tidy: dict[str, Any] = _as_lists(message)
-    for key, wrapper in (("tool_calls", "tool_call"), ("contents", "message_content")):
-        items = tidy.get(key)
-        if isinstance(items, list):
-            tidy[key] = [
-                item[wrapper]
-                if isinstance(item, dict) and isinstance(item.get(wrapper), dict)
-                else item
-                for item in items
-            ]
+    calls = tidy.get("tool_calls")
+    if isinstance(calls, list):
+        tidy["tool_calls"] = calls = [_unwrapped(call, "tool_call") for call in calls]
+    contents = tidy.get("contents")
+    if isinstance(contents, list):
+        called = {c.get("id") for c in calls or [] if isinstance(c, dict) and c.get("id")}
+        kept = []
+        for item in contents:
+            item = _unwrapped(item, "message_content")
+            call = item.pop("tool_call", None) if isinstance(item, dict) else None
+            if isinstance(call, dict):
+                if call.get("id") in called:
+                    continue
+                item = {**item, **call}
+            kept.append(item)
+        tidy["contents"] = kept
     return tidy
+
+
+def _unwrapped(item: Any, wrapper: str) -> Any:
+    if isinstance(item, dict) and isinstance(item.get(wrapper), dict):
+        return {**item[wrapper], **{k: v for k, v in item.items() if k != wrapper}}
+    return item
 
 
 def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, list[Any] | None]:
@@ -188,9 +203,30 @@ def _io(
         order_in = (assay_in, plain_in, tool_in, messages_in)
         order_out = (assay_out, plain_out, tool_out, messages_out)
     return (
-        next((v for v in order_in if v is not None), None),
-        next((v for v in order_out if v is not None), None),
+        _readable(next((v for v in order_in if v is not None), None)),
+        _readable(next((v for v in order_out if v is not None), None)),
     )
+
+
+def _readable(value: Any) -> Any:
+    """A decorated function's call as OpenLLMetry and Langfuse record it (``{"args": ["Hi"],
+    "kwargs": {}}``) reads as its one argument, and a JSON string (``'"Hi"'``) as its text;
+    anything else as it is."""
+    if not isinstance(value, str) or not value.startswith(('{"args"', '"')):
+        return value
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, dict) and parsed.keys() == {"args", "kwargs"}:
+        args, kwargs = parsed["args"], parsed["kwargs"]
+        if isinstance(args, list) and len(args) == 1 and not kwargs:
+            return args[0]
+        if args == [] and isinstance(kwargs, dict) and kwargs:
+            return kwargs
+    return value
 
 
 def _tags(values: dict[str, Any]) -> list[str]:

@@ -76,8 +76,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "gen_ai.response.model",
         "gen_ai.request.model",
         "llm.model_name",
+        "llm.request.model_name",
         "langfuse.observation.model.name",
-        "model_name",  # pydantic-ai's agent run
         "assay.model",
     ),
     "provider": (
@@ -119,7 +119,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "llm.usage.total_tokens",
         "assay.usage.total_tokens",
     ),
-    "cost": ("assay.cost", "llm.cost.total", "gen_ai.usage.cost"),
+    "cost": ("assay.cost", "llm.cost.total", "gen_ai.usage.cost", "operation.cost"),
     "session_id": (
         "session.id",
         "langfuse.session.id",

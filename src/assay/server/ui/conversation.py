@@ -134,15 +134,18 @@ _LANGCHAIN_ROLES = {
 
 
 def _langchain_message(item: dict[str, Any]) -> dict[str, Any]:
-    """A LangChain message (as LangChain/LangGraph dump it: ``{"type": "ai", "content": ...}``,
-    or serialised: ``{"lc": 1, "id": [..., "AIMessage"], "kwargs": {...}}``) as a role message;
-    anything else as it is."""
+    """A LangChain message, in any of the shapes LangChain and LangGraph dump them
+    (``{"type": "ai", "content": ...}``, ``{"type": "ai", "data": {...}}``, or serialised:
+    ``{"lc": 1, "id": [..., "AIMessage"], "kwargs": {...}}``), as a role message; anything else
+    as it is."""
     fields = item
     kind = item.get("type")
     if item.get("lc") is not None and isinstance(item.get("kwargs"), dict):
         fields = item["kwargs"]
         names = item.get("id")
         kind = names[-1] if isinstance(names, list) and names else fields.get("type")
+    elif isinstance(item.get("data"), dict):  # messages_to_dict: {"type": "ai", "data": {...}}
+        fields = item["data"]
     role = _LANGCHAIN_ROLES.get(str(kind).lower()) if isinstance(kind, str) else None
     if role is None or "content" not in fields:
         return item
@@ -193,7 +196,8 @@ def _content_item(item: Any, full: bool) -> Part:
         call_id = item.get("id") or item.get("tool_use_id") or item.get("call_id") or ""
         return Part("tool_result", _cut(pretty(result), full), call_id=str(call_id))
     if kind == "reasoning" or kind == "thinking":
-        return Part("text", _cut(str(item.get("content") or item.get("thinking") or ""), full))
+        said = item.get("content") or item.get("thinking") or item.get("text") or ""
+        return Part("text", _cut(str(said), full))
     return Part("data", _cut(pretty(item), full))
 
 
