@@ -48,6 +48,9 @@ def _as_text(value: Any) -> str | None:
 
 
 def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
+    if "." not in path:  # most message attributes: role, content
+        target[path] = value
+        return
     node = target
     parts = path.split(".")
     for part in parts[:-1]:
@@ -81,7 +84,10 @@ def _unflatten_messages(attrs: dict[str, Any]) -> tuple[list[Any] | None, list[A
         messages = found.get(side)
         if not messages:
             return None
-        return [_tidy_message(messages[i]) for i in sorted(messages)]
+        return [
+            _tidy_message(message) if any(type(v) is dict for v in message.values()) else message
+            for message in (messages[i] for i in sorted(messages))
+        ]
 
     return ordered("input"), ordered("output")
 
