@@ -54,6 +54,9 @@ def test_a_streamed_openinference_call_and_anthropics_own_root_count_once(
     input_tokens, output_tokens, cost = _totals(client, "oi")
     assert (input_tokens, output_tokens) == (3 * CALL[0], 3 * CALL[1])
     assert cost == pytest.approx(3 * streamed["cost"])
+    page = client.get(f"/p/oi/traces/{sdk_root['trace_id']}?span={sdk_root['span_id']}")
+    assert "Same call as" in page.text
+    assert f"/p/oi/traces/{streamed['trace_id']}?span={streamed['span_id']}" in page.text
     # The SDK spans nested in the instrumentor's spans are left as they were.
     nested = [s for s in spans if not s["is_root"] and "assay.same_call_as" in s["attributes"]]
     assert nested == []

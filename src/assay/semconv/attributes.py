@@ -24,6 +24,10 @@ DROPPED_PREFIX = "assay.dropped."
 #: column; the attribute keeps ``{STORED_AS: "input"}`` (or "output") in its place.
 STORED_AS = "$assay.stored_as"
 
+#: On a provider SDK's own span of a call that another span of another trace also reports:
+#: "trace id/span id" of that span, where the call's tokens and cost are counted.
+SAME_CALL_AS = "assay.same_call_as"
+
 #: ``openinference.span.kind`` -> Assay's span type.
 OPENINFERENCE_KINDS = {
     "LLM": "llm",

@@ -24,12 +24,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from assay.semconv.attributes import SAME_CALL_AS
 from assay.store.tables import spans
 
 #: Instrumentation scopes of provider SDKs that trace their own API calls.
 PROVIDER_SDK_SCOPES = frozenset({"com.anthropic.sdk.python"})
-#: The attribute a counted-once SDK span gains: "trace id/span id" of the span that counts.
-SAME_CALL_AS = "assay.same_call_as"
 #: How long before an SDK span a matching span may have started (a long streamed call).
 WINDOW_NS = 15 * 60 * 10**9
 _COUNTED_COLUMNS = (

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from assay.semconv.attributes import DROPPED_PREFIX, STORED_AS
+from assay.semconv.attributes import DROPPED_PREFIX, SAME_CALL_AS, STORED_AS
 from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import render
@@ -168,8 +168,10 @@ def span_context(span: dict[str, Any], full: bool) -> dict[str, Any]:
                 "is_exception": event.get("name") == "exception",
             }
         )
+    same_call = (span.get("attributes") or {}).get(SAME_CALL_AS)
     return {
         "span": span,
+        "same_call": same_call.split("/", 1) if isinstance(same_call, str) else None,
         "span_id": span["span_id"],
         "trace_id": span["trace_id"],
         "input_shown": show(span.get("input"), full=full),
