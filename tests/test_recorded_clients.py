@@ -180,7 +180,12 @@ def test_traceloop_failed_call_is_an_error_with_its_model(replayed: Replayed) ->
 
 def test_langfuse_observation_types(replayed: Replayed) -> None:
     kinds = {s["name"]: s["type"] for s in replayed.spans("langfuse")}
-    assert kinds == {"weather-agent": "span", "chat gpt-4o-mini": "llm", "lookup_weather": "tool"}
+    assert kinds == {
+        "weather-agent": "span",
+        "chat gpt-4o-mini": "llm",
+        "lookup_weather": "tool",
+        "chat fail": "llm",
+    }
 
 
 def test_langfuse_generation_model_usage_and_cost(replayed: Replayed) -> None:
@@ -207,9 +212,20 @@ def test_langfuse_input_and_output(replayed: Replayed) -> None:
     assert json.loads(tool["output"]) == {"city": "Paris", "sky": "sunny"}
 
 
-def test_langfuse_session_and_user(replayed: Replayed) -> None:
+def test_langfuse_trace_session_user_tags_and_metadata(replayed: Replayed) -> None:
     [trace] = replayed.traces("langfuse")
     assert (trace["session_id"], trace["user_id"]) == (SESSION, USER)
+    assert trace["tags"] == ["recorded"] and trace["metadata"] == {"team": "search"}
+    for span in replayed.spans("langfuse"):
+        assert (span["session_id"], span["user_id"]) == (SESSION, USER)
+
+
+def test_langfuse_failed_generation(replayed: Replayed) -> None:
+    failed = replayed.span("langfuse", "chat fail")
+    assert failed["is_error"] and failed["model"] == "fail"
+    assert failed["error"] == "Error code: 400 - The model `fail` does not exist"
+    [trace] = replayed.traces("langfuse")
+    assert trace["error_count"] == 1
 
 
 # --- pydantic-ai with Logfire --------------------------------------------------------------------

@@ -256,8 +256,18 @@ def _metadata(attrs: dict[str, Any], found: _Found) -> dict[str, Any]:
             metadata[key] = value
     for key in found.metadata_keys:
         prefix = next(p for p in _METADATA_PREFIXES if key.startswith(p))
-        metadata[key[len(prefix) :]] = attrs[key]
+        value = attrs[key]
+        if prefix != _METADATA_PREFIXES[0] and isinstance(value, str):
+            value = _json_or_text(value)  # Langfuse sends each metadata value as JSON
+        metadata[key[len(prefix) :]] = value
     return metadata
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
 
 
 def _error(span: RawSpan, values: dict[str, Any]) -> str | None:

@@ -217,14 +217,15 @@ def scenario_traceloop_anthropic() -> None:
 
 
 def scenario_langfuse() -> None:
-    """Langfuse's OTel-based SDK: a traced function holding a generation with model, usage and
-    cost, the trace's session and user set, and a span around a tool."""
+    """Langfuse's OTel-based SDK: a traced function whose trace has a session, a user, tags and
+    metadata, holding a generation with model, usage and cost, a tool, and a generation that
+    failed (level ERROR)."""
     os.environ["LANGFUSE_PUBLIC_KEY"] = "pk-lf-local"
     os.environ["LANGFUSE_SECRET_KEY"] = "sk-lf-local"
     os.environ["LANGFUSE_HOST"] = _env("CAPTURE_URL")
     os.environ["LANGFUSE_BASE_URL"] = _env("CAPTURE_URL")
     import openai
-    from langfuse import get_client, observe
+    from langfuse import get_client, observe, propagate_attributes
 
     langfuse = get_client()
     client = openai.OpenAI(base_url=_env("FAKE_OPENAI"), api_key="test", max_retries=0)
@@ -235,38 +236,35 @@ def scenario_langfuse() -> None:
 
     @observe(name="weather-agent")
     def run(question: str) -> str:
-        _update_langfuse_trace(langfuse)
-        messages = [{"role": "user", "content": question}]
-        with langfuse.start_as_current_observation(
-            name="chat gpt-4o-mini", as_type="generation", model="gpt-4o-mini", input=messages
-        ) as generation:
-            answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
-            text = answer.choices[0].message.content or ""
-            usage = answer.usage
-            assert usage is not None
-            generation.update(
-                output={"role": "assistant", "content": text},
-                usage_details={"input": usage.prompt_tokens, "output": usage.completion_tokens},
-                cost_details={"input": 0.0001, "output": 0.0002},
-            )
-        lookup_weather("Paris")
+        with propagate_attributes(
+            session_id=SESSION, user_id=USER, tags=["recorded"], metadata={"team": "search"}
+        ):
+            messages = [{"role": "user", "content": question}]
+            with langfuse.start_as_current_observation(
+                name="chat gpt-4o-mini", as_type="generation", model="gpt-4o-mini", input=messages
+            ) as generation:
+                answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+                text = answer.choices[0].message.content or ""
+                usage = answer.usage
+                assert usage is not None
+                generation.update(
+                    output={"role": "assistant", "content": text},
+                    usage_details={"input": usage.prompt_tokens, "output": usage.completion_tokens},
+                    cost_details={"input": 0.0001, "output": 0.0002},
+                )
+            lookup_weather("Paris")
+            with langfuse.start_as_current_observation(
+                name="chat fail", as_type="generation", model="fail", input=messages
+            ) as failed:
+                try:
+                    client.chat.completions.create(model="fail", messages=messages)  # type: ignore[arg-type]
+                except openai.APIError as error:
+                    failed.update(level="ERROR", status_message=str(error))
         return text
 
     run(QUESTION)
     langfuse.flush()
     langfuse.shutdown()
-
-
-def _update_langfuse_trace(langfuse: Any) -> None:
-    """Session and user of the current trace (the call's name changed across SDK versions)."""
-    for name in ("update_current_trace", "update_trace"):
-        method = getattr(langfuse, name, None)
-        if method is not None:
-            method(session_id=SESSION, user_id=USER, tags=["recorded"])
-            return
-    from langfuse import propagate_attributes  # v4+
-
-    propagate_attributes(session_id=SESSION, user_id=USER).__enter__()
 
 
 def scenario_pydantic_ai() -> None:
