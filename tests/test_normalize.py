@@ -323,8 +323,9 @@ def test_langfuse_error_level_metadata_and_usage_document() -> None:
                     {"prompt_tokens": 10, "completion_tokens": 2}
                 ),
                 "langfuse.observation.cost_details": '{"input": 0.5, "output": 0.25}',
-                "langfuse.trace.metadata.team": "search",
+                "langfuse.trace.metadata.team": '"search"',  # Langfuse sends values as JSON
                 "langfuse.observation.metadata.step": "3",
+                "langfuse.observation.metadata.note": "not json",
                 "langfuse.trace.tags": ["a", "b"],
             }
         ),
@@ -334,7 +335,7 @@ def test_langfuse_error_level_metadata_and_usage_document() -> None:
     assert row["type"] == "llm" and row["is_error"] and row["error"] == "rate limited"
     assert (row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (10, 2, 12)
     assert row["cost"] == 0.75
-    assert row["metadata"] == {"team": "search", "step": "3"}
+    assert row["metadata"] == {"team": "search", "step": 3, "note": "not json"}
     assert row["tags"] == ["a", "b"]
 
 
