@@ -243,7 +243,7 @@ def test_pydantic_ai_run_input_is_the_conversation_and_output_the_final_result(
         "content": [{"type": "text", "content": "Answer about the weather."}],
     }
     assert [m["role"] for m in conversation[1:]] == ["user", "assistant", "user", "assistant"]
-    [trace] = [t for t in replayed.traces("pydantic_ai") if t["name"] == run["name"]]
+    [trace] = [t for t in replayed.traces("pydantic_ai") if t["trace_id"] == run["trace_id"]]
     assert trace["output_preview"] == "It is sunny in Paris."
     assert trace["input_preview"]
 
@@ -252,7 +252,7 @@ def test_pydantic_ai_tokens_are_counted_once(replayed: Replayed) -> None:
     """The run span's aggregated usage repeats its model calls': the trace counts the calls."""
     run = replayed.span("pydantic_ai", "invoke_agent weather_agent")
     assert run["input_tokens"] is None
-    [trace] = [t for t in replayed.traces("pydantic_ai") if t["name"] == run["name"]]
+    [trace] = [t for t in replayed.traces("pydantic_ai") if t["trace_id"] == run["trace_id"]]
     assert (trace["input_tokens"], trace["output_tokens"]) == (2400, 80)
 
 
@@ -266,9 +266,21 @@ def test_pydantic_ai_model_calls_and_tool(replayed: Replayed) -> None:
     assert tool["output"] == "sunny in Paris"
 
 
-def test_pydantic_ai_conversation_id_is_the_session(replayed: Replayed) -> None:
-    run = replayed.span("pydantic_ai", "invoke_agent weather_agent")
-    assert run["session_id"] == run["attributes"]["gen_ai.conversation.id"]
+def test_pydantic_ai_conversation_id_makes_the_turns_one_session(replayed: Replayed) -> None:
+    first, second = [
+        s for s in replayed.spans("pydantic_ai") if s["name"] == "invoke_agent weather_agent"
+    ]
+    assert first["trace_id"] != second["trace_id"]
+    assert first["session_id"] == second["session_id"]
+    assert first["session_id"] == first["attributes"]["gen_ai.conversation.id"]
+    assert second["output"] == "Welcome."
+    answer = replayed.client.get(
+        "/api/v1/projects/pydantic_ai-protobuf/traces", params={"session_id": first["session_id"]}
+    )
+    assert {t["trace_id"] for t in answer.json()["items"]} == {
+        first["trace_id"],
+        second["trace_id"],
+    }
 
 
 def test_logfire_log_line_is_named_by_its_message(replayed: Replayed) -> None:

@@ -269,7 +269,8 @@ def scenario_langfuse() -> None:
 
 def scenario_pydantic_ai() -> None:
     """pydantic-ai instrumented by Logfire (sending OTLP to the capture, not to Logfire): an
-    agent run that calls a tool and answers, plus a Logfire log line with a message template."""
+    agent run that calls a tool and answers, a Logfire log line with a message template, and a
+    second turn of the same conversation (``message_history``)."""
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = _env("CAPTURE_URL")
     os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     import logfire
@@ -293,6 +294,8 @@ def scenario_pydantic_ai() -> None:
 
     result = weather_agent.run_sync("Weather in Paris?")
     logfire.info("answered {city} with {answer}", city="Paris", answer=result.output)
+    # The next turn of the same conversation: its run keeps the conversation id.
+    weather_agent.run_sync("Thanks!", message_history=result.all_messages())
     logfire.force_flush()
     logfire.shutdown()
 
@@ -357,7 +360,7 @@ SCENARIOS: dict[str, tuple[Callable[[], None], tuple[str, ...], tuple[Answer, ..
     "pydantic_ai": (
         scenario_pydantic_ai,
         ("pydantic-ai-slim", "logfire", "openai"),
-        (Answer(arguments=WEATHER_ARGUMENTS), Answer(text=FINAL_TEXT)),
+        (Answer(arguments=WEATHER_ARGUMENTS), Answer(text=FINAL_TEXT), Answer(text="Welcome.")),
     ),
     "langgraph": (
         scenario_langgraph,
