@@ -285,6 +285,18 @@ VOCABULARIES = [
     {"assay.span.type": "Agent", "assay.cost": "0.5", "assay.usage.output_tokens": 7.0},
     {"assay.model": "gpt-4o", "assay.usage.input_tokens": 10, "assay.usage.output_tokens": 3},
     {"http.method": "GET"},
+    {"traceloop.span.kind": "tool", "traceloop.entity.input": '{"args": ["Paris"], "kwargs": {}}'},
+    {"traceloop.span.kind": "workflow"},
+    {
+        "langfuse.observation.type": "generation",
+        "langfuse.observation.model.name": "gpt-4o-mini",
+        "langfuse.observation.usage_details": '{"input": 1200, "output": 40}',
+        "langfuse.observation.cost_details": '{"total": 0.25}',
+    },
+    {"langfuse.observation.type": "tool"},
+    {"openinference.span.kind": "LLM", "llm.invocation_parameters": '{"model": "gpt-4o"}'},
+    {"gen_ai.operation.name": "chat", "gen_ai.request.model": "x", "operation.cost": 0.5},
+    {"logfire.span_type": "log", "logfire.msg": "hello"},
 ]
 
 
