@@ -311,3 +311,42 @@ def test_langgraph_llm_calls_tokens_and_tool(replayed: Replayed) -> None:
     assert [c["input_tokens"] for c in calls] == [1200, 1200]
     tool = replayed.span("langgraph", "get_weather")
     assert tool["type"] == "tool" and tool["input"] == "Paris"
+
+
+@pytest.mark.parametrize(
+    ("name", "tree"),
+    [
+        (
+            "traceloop",
+            {
+                "weather_agent.agent": "weather_workflow.workflow",
+                "openai.chat": "weather_agent.agent",
+                "get_weather.tool": "weather_agent.agent",
+                "summarise.task": "weather_agent.agent",
+            },
+        ),
+        (
+            "langfuse",
+            {
+                "chat gpt-4o-mini": "weather-agent",
+                "lookup_weather": "weather-agent",
+                "chat fail": "weather-agent",
+            },
+        ),
+        (
+            "pydantic_ai",
+            {
+                "chat gpt-4o-mini": "invoke_agent weather_agent",
+                "execute_tool get_weather": "invoke_agent weather_agent",
+            },
+        ),
+        ("langgraph", {"agent": "LangGraph", "tools": "LangGraph", "get_weather": "tools"}),
+        ("openinference_anthropic", {"anthropic.messages.create": "messages.create"}),
+    ],
+)
+def test_the_tree_is_kept(replayed: Replayed, name: str, tree: dict[str, str]) -> None:
+    spans = replayed.spans(name)
+    by_id = {s["span_id"]: s for s in spans}
+    for child, parent in tree.items():
+        found = next(s for s in spans if s["name"] == child and s["parent_span_id"])
+        assert by_id[found["parent_span_id"]]["name"] == parent
