@@ -192,12 +192,20 @@ def test_a_huge_attribute_is_kept_truncated_with_a_marker(small_live: LiveServer
         response = client.post("/v1/traces", content=body, headers=PB)
         assert response.status_code == 200, response.text
         [listed] = client.get("/api/v1/projects/big/spans").json()["items"]
-        assert listed["truncated"] == ["input", "attributes"]  # lists show previews
+        # Lists show a preview of the input; the attribute only points at it (sent once).
+        assert listed["truncated"] == ["input"]
+        assert listed["attributes"]["input.value"] == {"$assay.stored_as": "input"}
         trace = client.get(f"/api/v1/projects/big/traces/{listed['trace_id']}").json()
         [item] = trace["spans"]
         assert item["input"].startswith("a" * 100_000)
         assert item["input"].endswith("…[truncated 1400000 chars]")
-        assert item["attributes"]["input.value"] == item["input"]
+        # The value comes once: the attribute points at the column, unless asked for in full.
+        assert item["attributes"]["input.value"] == {"$assay.stored_as": "input"}
+        trace = client.get(f"/api/v1/traces/{item['trace_id']}").json()
+        assert trace["spans"][0]["attributes"]["input.value"] == {"$assay.stored_as": "input"}
+        full = client.get(f"/api/v1/traces/{item['trace_id']}", params={"full": "true"}).json()
+        assert full["spans"][0]["attributes"]["input.value"] == item["input"]
+        assert len(client.get(f"/api/v1/traces/{item['trace_id']}").content) < 1_200_000
 
 
 def test_bad_query_parameters_get_clear_errors(client: httpx.Client) -> None:

@@ -10,6 +10,7 @@ import pytest
 from assay.ingest.normalize import normalize
 from assay.ingest.otlp import RawSpan
 from assay.semconv.prices import DEFAULT_PRICES, ModelPrice, PriceTable
+from assay.server.ui.conversation import show
 
 
 def _raw(attributes: dict[str, Any], **kwargs: Any) -> RawSpan:
@@ -113,6 +114,56 @@ def test_openinference_llm_span_with_flattened_messages_and_tool_calls() -> None
     assert expected is not None and row["cost"] == pytest.approx(expected)
     assert (row["session_id"], row["user_id"]) == ("s1", "u1")
     assert row["tags"] == ["a", "b"] and row["metadata"] == {"k": "v"}
+
+
+def test_openinference_lists_are_rebuilt_as_lists_at_any_depth() -> None:
+    """OpenInference's Anthropic instrumentor (and OpenAI Responses output) send the answer's
+    text as ``contents.0.message_content.text``: it must read as a list of text parts, or the
+    span pane shows an empty assistant message."""
+    row = normalize(
+        _raw(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "claude-sonnet-4-5",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.contents.0.message_content.type": "text",
+                "llm.input_messages.0.message.contents.0.message_content.text": "Capital?",
+                "llm.input_messages.0.message.contents.1.message_content.type": "image",
+                "llm.input_messages.0.message.contents.1.message_content.image.image.url": "u",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.contents.0.message_content.type": "text",
+                "llm.output_messages.0.message.contents.0.message_content.text": "Paris.",
+                "llm.output_messages.0.message.tool_calls.1.tool_call.function.name": "b",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "a",
+                "llm.output_messages.0.message.tool_calls.10.tool_call.function.name": "c",
+            }
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert json.loads(row["input"]) == [
+        {
+            "role": "user",
+            "contents": [
+                {"type": "text", "text": "Capital?"},
+                {"type": "image", "image": {"image": {"url": "u"}}},
+            ],
+        }
+    ]
+    assert json.loads(row["output"]) == [
+        {
+            "role": "assistant",
+            "contents": [{"type": "text", "text": "Paris."}],
+            "tool_calls": [
+                {"function": {"name": "a"}},
+                {"function": {"name": "b"}},
+                {"function": {"name": "c"}},
+            ],
+        }
+    ]
+    shown = show(row["output"])
+    assert shown is not None and shown.messages is not None
+    assert [(p.kind, p.text) for p in shown.messages[0].parts][0] == ("text", "Paris.")
 
 
 @pytest.mark.parametrize(
@@ -234,6 +285,18 @@ VOCABULARIES = [
     {"assay.span.type": "Agent", "assay.cost": "0.5", "assay.usage.output_tokens": 7.0},
     {"assay.model": "gpt-4o", "assay.usage.input_tokens": 10, "assay.usage.output_tokens": 3},
     {"http.method": "GET"},
+    {"traceloop.span.kind": "tool", "traceloop.entity.input": '{"args": ["Paris"], "kwargs": {}}'},
+    {"traceloop.span.kind": "workflow"},
+    {
+        "langfuse.observation.type": "generation",
+        "langfuse.observation.model.name": "gpt-4o-mini",
+        "langfuse.observation.usage_details": '{"input": 1200, "output": 40}',
+        "langfuse.observation.cost_details": '{"total": 0.25}',
+    },
+    {"langfuse.observation.type": "tool"},
+    {"openinference.span.kind": "LLM", "llm.invocation_parameters": '{"model": "gpt-4o"}'},
+    {"gen_ai.operation.name": "chat", "gen_ai.request.model": "x", "operation.cost": 0.5},
+    {"logfire.span_type": "log", "logfire.msg": "hello"},
 ]
 
 
@@ -248,3 +311,57 @@ def test_a_span_means_the_same_to_ingest_and_to_a_scorer(attributes: dict[str, A
     assert read.input_tokens == stored["input_tokens"]
     assert read.output_tokens == stored["output_tokens"]
     assert read.cost == stored["cost"]
+
+
+def test_model_from_invocation_parameters_when_no_model_attribute() -> None:
+    """An OpenInference call that failed before a response may name its model only there."""
+    attributes = {
+        "openinference.span.kind": "LLM",
+        "llm.invocation_parameters": '{"model": "claude-sonnet-4-5", "max_tokens": 100}',
+    }
+    assert normalize(_raw(attributes), DEFAULT_PRICES.cost, 0)["model"] == "claude-sonnet-4-5"
+    attributes["llm.model_name"] = "claude-from-response"
+    assert normalize(_raw(attributes), DEFAULT_PRICES.cost, 0)["model"] == "claude-from-response"
+
+
+def test_langfuse_error_level_metadata_and_usage_document() -> None:
+    row = normalize(
+        _raw(
+            {
+                "langfuse.observation.type": "generation",
+                "langfuse.observation.level": "ERROR",
+                "langfuse.observation.status_message": "rate limited",
+                "langfuse.observation.usage_details": json.dumps(
+                    {"prompt_tokens": 10, "completion_tokens": 2}
+                ),
+                "langfuse.observation.cost_details": '{"input": 0.5, "output": 0.25}',
+                "langfuse.trace.metadata.team": '"search"',  # Langfuse sends values as JSON
+                "langfuse.observation.metadata.step": "3",
+                "langfuse.observation.metadata.note": "not json",
+                "langfuse.trace.tags": ["a", "b"],
+            }
+        ),
+        DEFAULT_PRICES.cost,
+        0,
+    )
+    assert row["type"] == "llm" and row["is_error"] and row["error"] == "rate limited"
+    assert (row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (10, 2, 12)
+    assert row["cost"] == 0.75
+    assert row["metadata"] == {"team": "search", "step": 3, "note": "not json"}
+    assert row["tags"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ('{"args": ["Hi"], "kwargs": {}}', "Hi"),
+        ('{"args": [], "kwargs": {"city": "Paris"}}', '{"city":"Paris"}'),
+        ('{"args": ["a", "b"], "kwargs": {}}', '{"args": ["a", "b"], "kwargs": {}}'),
+        ('"quoted"', "quoted"),
+        ('"not json', '"not json'),
+        ('{"args": 1}', '{"args": 1}'),
+    ],
+)
+def test_decorated_calls_read_as_their_argument(sent: str, stored: str) -> None:
+    row = normalize(_raw({"traceloop.entity.input": sent}), DEFAULT_PRICES.cost, 0)
+    assert row["input"] == stored

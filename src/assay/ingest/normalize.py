@@ -1,9 +1,10 @@
-"""Derive Assay's columns from three attribute vocabularies.
+"""Derive Assay's columns from the attribute vocabularies of `assay.semconv.attributes`.
 
 OpenTelemetry GenAI (``gen_ai.*``), OpenInference (``openinference.span.kind``, ``input.value``,
-``llm.*``) and Assay's own (``assay.*``) say the same things in different words. Normalisation
-reads all three into one set of columns (type, input, output, model, tokens, cost, ...) and never
-fails a span: an attribute it does not understand stays in ``attributes`` untouched.
+``llm.*``), OpenLLMetry, Langfuse, pydantic-ai, Logfire and Assay's own (``assay.*``) say the
+same things in different words. Normalisation reads them all into one set of columns (type,
+input, output, model, tokens, cost, ...) and never fails a span: an attribute it does not
+understand stays in ``attributes`` untouched.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 import orjson
 
-from assay.ingest.otlp import RawSpan
+from assay.ingest.otlp import MAX_NAME_CHARS, RawSpan
 from assay.semconv.attributes import (
     INPUT_KEYS,
     OUTPUT_KEYS,
+    STORED_AS,
     as_float,
     as_int,
     first,
@@ -46,6 +48,9 @@ def _as_text(value: Any) -> str | None:
 
 
 def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
+    if "." not in path:  # most message attributes: role, content
+        target[path] = value
+        return
     node = target
     parts = path.split(".")
     for part in parts[:-1]:
@@ -79,22 +84,55 @@ def _unflatten_messages(attrs: dict[str, Any]) -> tuple[list[Any] | None, list[A
         messages = found.get(side)
         if not messages:
             return None
-        return [_tidy_message(messages[i]) for i in sorted(messages)]
+        return [
+            _tidy_message(message) if any(type(v) is dict for v in message.values()) else message
+            for message in (messages[i] for i in sorted(messages))
+        ]
 
     return ordered("input"), ordered("output")
 
 
+def _as_lists(node: Any) -> Any:
+    """Flattened keys index lists with numbers (``contents.0``, ``tool_calls.1``); `_set_path`
+    rebuilt those levels as dicts keyed "0", "1", ...: make every such dict a list again, in
+    index order, at any depth."""
+    if not isinstance(node, dict):
+        return node
+    tidy = {key: _as_lists(value) for key, value in node.items()}
+    if tidy and all(isinstance(key, str) and key.isdigit() for key in tidy):
+        return [tidy[key] for key in sorted(tidy, key=int)]
+    return tidy
+
+
 def _tidy_message(message: dict[str, Any]) -> dict[str, Any]:
-    """OpenInference nests tool calls as tool_calls.N.tool_call.function.*; make them a list."""
-    calls = message.get("tool_calls")
-    if isinstance(calls, dict):
-        tidy = []
-        for index in sorted(calls, key=lambda k: int(k) if str(k).isdigit() else 0):
-            call = calls[index]
+    """OpenInference nests list items under their kind (tool_calls.N.tool_call.function.*,
+    contents.N.message_content.text): lists of the items themselves. A tool call that is also
+    one of the message's contents (``contents.N.tool_call``, as the Anthropic instrumentor
+    sends it) is kept once, in ``tool_calls``."""
+    tidy: dict[str, Any] = _as_lists(message)
+    calls = tidy.get("tool_calls")
+    if isinstance(calls, list):
+        tidy["tool_calls"] = calls = [_unwrapped(call, "tool_call") for call in calls]
+    contents = tidy.get("contents")
+    if isinstance(contents, list):
+        called = {c.get("id") for c in calls or [] if isinstance(c, dict) and c.get("id")}
+        kept = []
+        for item in contents:
+            item = _unwrapped(item, "message_content")
+            call = item.pop("tool_call", None) if isinstance(item, dict) else None
             if isinstance(call, dict):
-                tidy.append(call.get("tool_call", call))
-        message["tool_calls"] = tidy
-    return message
+                if call.get("id") in called:
+                    continue
+                item = {**item, **call}
+            kept.append(item)
+        tidy["contents"] = kept
+    return tidy
+
+
+def _unwrapped(item: Any, wrapper: str) -> Any:
+    if isinstance(item, dict) and isinstance(item.get(wrapper), dict):
+        return {**item[wrapper], **{k: v for k, v in item.items() if k != wrapper}}
+    return item
 
 
 def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, list[Any] | None]:
@@ -119,7 +157,11 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[Any] | None, lis
 
 
 _FLATTENED = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
-_METADATA_PREFIX = "assay.metadata."
+_METADATA_PREFIXES = (
+    "assay.metadata.",
+    "langfuse.trace.metadata.",
+    "langfuse.observation.metadata.",
+)
 
 
 class _Found:
@@ -135,7 +177,7 @@ class _Found:
         for key in others:
             if key.startswith(_FLATTENED):
                 self.flattened = True
-            elif key.startswith(_METADATA_PREFIX):
+            elif key.startswith(_METADATA_PREFIXES):
                 self.metadata_keys.append(key)
 
 
@@ -167,9 +209,30 @@ def _io(
         order_in = (assay_in, plain_in, tool_in, messages_in)
         order_out = (assay_out, plain_out, tool_out, messages_out)
     return (
-        next((v for v in order_in if v is not None), None),
-        next((v for v in order_out if v is not None), None),
+        _readable(next((v for v in order_in if v is not None), None)),
+        _readable(next((v for v in order_out if v is not None), None)),
     )
+
+
+def _readable(value: Any) -> Any:
+    """A decorated function's call as OpenLLMetry and Langfuse record it (``{"args": ["Hi"],
+    "kwargs": {}}``) reads as its one argument, and a JSON string (``'"Hi"'``) as its text;
+    anything else as it is."""
+    if not isinstance(value, str) or not value.startswith(('{"args"', '"')):
+        return value
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, dict) and parsed.keys() == {"args", "kwargs"}:
+        args, kwargs = parsed["args"], parsed["kwargs"]
+        if isinstance(args, list) and len(args) == 1 and not kwargs:
+            return args[0]
+        if args == [] and isinstance(kwargs, dict) and kwargs:
+            return kwargs
+    return value
 
 
 def _tags(values: dict[str, Any]) -> list[str]:
@@ -192,12 +255,25 @@ def _metadata(attrs: dict[str, Any], found: _Found) -> dict[str, Any]:
         elif value is not None:
             metadata[key] = value
     for key in found.metadata_keys:
-        metadata[key[len(_METADATA_PREFIX) :]] = attrs[key]
+        prefix = next(p for p in _METADATA_PREFIXES if key.startswith(p))
+        value = attrs[key]
+        if prefix != _METADATA_PREFIXES[0] and isinstance(value, str):
+            value = _json_or_text(value)  # Langfuse sends each metadata value as JSON
+        metadata[key[len(prefix) :]] = value
     return metadata
 
 
-def _error(span: RawSpan) -> str | None:
+def _json_or_text(value: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def _error(span: RawSpan, values: dict[str, Any]) -> str | None:
     if span.status_code != STATUS_ERROR:
+        if str(values.get("level") or "").upper() == "ERROR":  # Langfuse's observation level
+            return str(values.get("level_message") or span.status_message or "error")
         return None
     for event in span.events:
         if event.get("name") == "exception":
@@ -210,8 +286,8 @@ def _error(span: RawSpan) -> str | None:
 
 
 # An attribute whose text became the span's input or output column is stored once, in the
-# column; the attribute keeps this marker, and reads put the text back (store/queries.py).
-STORED_AS = "$assay.stored_as"
+# column; the attribute keeps the STORED_AS marker, which the API answers as it is unless asked
+# for the full form (store/queries.py).
 _WORTH_SHARING = 256
 
 
@@ -247,6 +323,15 @@ def _bounded(value: Any, limit: int) -> str | None:
     return None if value is None else str(value)[:limit]
 
 
+def _name(span: RawSpan, values: dict[str, Any]) -> str:
+    """Logfire names a log line's span by its template ("answered {city}"); the message it
+    formatted reads better."""
+    message = values.get("log_message")
+    if values.get("log_kind") == "log" and isinstance(message, str) and message:
+        return message[:MAX_NAME_CHARS]
+    return span.name
+
+
 def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[str, Any]:
     """One storable row: the raw span plus every derived column."""
     attrs = span.attributes
@@ -267,14 +352,14 @@ def normalize(span: RawSpan, cost_of: CostFunction, ingested_ns: int) -> dict[st
         cost = None
     if cost is None and (input_tokens or output_tokens):
         cost = cost_of(model, provider, input_tokens, output_tokens, cached_tokens)
-    error = _error(span)
+    error = _error(span, values)
     input_text = _as_text(input_value)
     output_text = _as_text(output_value)
     return {
         "trace_id": span.trace_id,
         "span_id": span.span_id,
         "parent_span_id": span.parent_span_id,
-        "name": span.name,
+        "name": _name(span, values),
         "kind": span.kind,
         "start_ns": span.start_ns,
         "end_ns": span.end_ns,

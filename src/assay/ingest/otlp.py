@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from assay.errors import IngestError
+from assay.semconv.attributes import DROPPED_PREFIX
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -48,6 +49,13 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: deeper than about 50 levels, so this only ever applies to JSON bodies.
 MAX_VALUE_DEPTH = 64
 _HEX_ID = re.compile(r"[0-9a-f]+")
+
+
+def _with_dropped(attributes: dict[str, Any], counts: tuple[int, int, int]) -> dict[str, Any]:
+    for what, count in zip(("attributes", "events", "links"), counts, strict=True):
+        if count > 0:
+            attributes[DROPPED_PREFIX + what] = count
+    return attributes
 
 
 class Malformed(ValueError):
@@ -347,7 +355,14 @@ def _decode_protobuf(
                         end_ns=end_ns,
                         status_code=_known(span.status.code, len(_STATUS_NAMES)),
                         status_message=span.status.message or None,
-                        attributes=_pb_attributes(span.attributes, limit),
+                        attributes=_with_dropped(
+                            _pb_attributes(span.attributes, limit),
+                            (
+                                span.dropped_attributes_count,
+                                span.dropped_events_count,
+                                span.dropped_links_count,
+                            ),
+                        ),
                         events=events,
                         links=links,
                         resource=resource,
@@ -596,7 +611,21 @@ def _json_span(
         end_ns=_time(end, "endTimeUnixNano"),
         status_code=_json_enum(status.get("code"), _STATUS_NAMES, "status code"),
         status_message=message or None,
-        attributes=_json_attributes(span.get("attributes"), limit),
+        attributes=_with_dropped(
+            _json_attributes(span.get("attributes"), limit),
+            (
+                _json_int64(
+                    _get(span, "droppedAttributesCount", "dropped_attributes_count"),
+                    "droppedAttributesCount",
+                ),
+                _json_int64(
+                    _get(span, "droppedEventsCount", "dropped_events_count"), "droppedEventsCount"
+                ),
+                _json_int64(
+                    _get(span, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount"
+                ),
+            ),
+        ),
         events=events,
         links=links,
         resource=resource,

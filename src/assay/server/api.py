@@ -193,14 +193,25 @@ def list_logs(
     return JSON({"items": page.items, "next_cursor": page.next_cursor})
 
 
+FULL_HELP = (
+    "An attribute whose text is the span's input or output column is answered as "
+    '{"$assay.stored_as": "input"} (or "output"), so a large value comes once; '
+    "full=true repeats the text in the attribute (the raw form)."
+)
+
+
 @router.get(
     "/projects/{project}/traces/{trace_id}",
     summary="One trace of a project: every span as a tree, with scores",
 )
 def get_project_trace(
-    request: Request, project: str, trace_id: str, who: Principal = Depends(api_principal)
+    request: Request,
+    project: str,
+    trace_id: str,
+    who: Principal = Depends(api_principal),
+    full: Annotated[bool, Query(description=FULL_HELP)] = False,
 ) -> JSON:
-    return JSON(traces.get_trace(runtime_of(request), who, trace_id, project))
+    return JSON(traces.get_trace(runtime_of(request), who, trace_id, project, full))
 
 
 @router.get(
@@ -217,8 +228,9 @@ def get_trace(
     trace_id: str,
     who: Principal = Depends(api_principal),
     project: Annotated[str | None, Query(description="the project whose trace to read")] = None,
+    full: Annotated[bool, Query(description=FULL_HELP)] = False,
 ) -> JSON:
-    return JSON(traces.get_trace(runtime_of(request), who, trace_id, project or None))
+    return JSON(traces.get_trace(runtime_of(request), who, trace_id, project or None, full))
 
 
 class ScoreIn(ApiModel):

@@ -120,11 +120,12 @@ def _linked_projects(conn: Connection, who: Principal, found: int, trace_id: str
 
 
 def get_trace(
-    db: Database, who: Principal, trace_id: str, project: str | None = None
+    db: Database, who: Principal, trace_id: str, project: str | None = None, full: bool = False
 ) -> dict[str, Any]:
     """A whole trace as a tree. A trace id names one trace per project: without ``project``,
     the one trace of that id among the projects ``who`` may see (:class:`Ambiguous` if several
-    hold it)."""
+    hold it). ``full``: attributes stored once in the input/output column are repeated
+    (`queries.span_dict`)."""
     trace_id = trace_id.lower()
     with db.read() as conn:
         if project is not None:
@@ -146,7 +147,7 @@ def get_trace(
                     code="ambiguous_trace",
                 )
             found, found_name = holders[0]
-        trace = queries.get_trace(conn, found, trace_id)
+        trace = queries.get_trace(conn, found, trace_id, full)
         if trace is None:
             raise NotFound(f"trace {trace_id!r} does not exist")
         log_store.attach_to_trace(conn, found, trace_id, trace["spans"])

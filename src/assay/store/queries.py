@@ -513,11 +513,13 @@ def _status_name(code: int) -> str:
 STORED_AS = "$assay.stored_as"  # see ingest/normalize.py
 
 
-def span_dict(mapping: Any) -> dict[str, Any]:
+def span_dict(mapping: Any, full: bool = False) -> dict[str, Any]:
+    """A span row for the API. An attribute whose text ingest stored once, in the input or
+    output column, is answered as its marker (``{"$assay.stored_as": "input"}``), so a large
+    value is sent once; ``full`` puts the text back in the attribute too (the raw form)."""
     row = dict(mapping)
     attributes = row.get("attributes")
-    if attributes:
-        # Put back attribute text that ingest stored only once, in the input/output column.
+    if attributes and full:
         for key, value in attributes.items():
             if isinstance(value, dict) and len(value) == 1 and STORED_AS in value:
                 attributes[key] = row.get(value[STORED_AS])
@@ -584,7 +586,9 @@ def projects_holding_trace(conn: Connection, trace_id: str) -> list[tuple[int, s
     return [(int(row.id), str(row.name)) for row in rows]
 
 
-def get_trace(conn: Connection, project_id: int, trace_id: str) -> dict[str, Any] | None:
+def get_trace(
+    conn: Connection, project_id: int, trace_id: str, full: bool = False
+) -> dict[str, Any] | None:
     """A project's trace: summary, every span as a tree (children by start time), all scores."""
     summary = conn.execute(
         select(traces.c.project_id, *TRACE_LIST_COLUMNS).where(
@@ -596,7 +600,7 @@ def get_trace(conn: Connection, project_id: int, trace_id: str) -> dict[str, Any
     trace = dict(summary._mapping)
     trace["status"] = "error" if trace["error_count"] else _status_name(trace["status_code"])
     rows = [
-        span_dict(row._mapping)
+        span_dict(row._mapping, full)
         for row in conn.execute(
             select(*SPAN_LIST_COLUMNS)
             .where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)

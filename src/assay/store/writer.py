@@ -38,6 +38,7 @@ from assay.store import projects as project_store
 from assay.store.engine import json_text, json_text_any
 from assay.store.locks import WriteLock
 from assay.store.logs import insert_logs
+from assay.store.same_call import link_same_calls
 from assay.store.tables import spans, traces
 
 log = logging.getLogger("assay.writer")
@@ -312,7 +313,11 @@ class SpanWriter:
                 if not self._is_sqlite:
                     strip_nul(rows)
                 insert_spans(conn, rows)
+                relinked = link_same_calls(conn, rows)
                 refresh_traces(conn, rows)
+                batch = {(row["project_id"], row["trace_id"]) for row in rows}
+                if relinked - batch:  # an SDK span stored earlier now counts nothing: re-sum
+                    _recompute(conn, sorted(relinked - batch), [])
             insert_logs(conn, log_rows)
         self._projects.update(created)
         self.commits += 1

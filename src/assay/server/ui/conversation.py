@@ -108,10 +108,58 @@ def as_messages(value: Any, *, full: bool = False) -> list[Message] | None:
     for item in items:
         if isinstance(item, dict) and "role" not in item and isinstance(item.get("message"), dict):
             item = {**item["message"], "finish_reason": item.get("finish_reason")}
+        if isinstance(item, dict) and "role" not in item:
+            item = _langchain_message(item)
         if not isinstance(item, dict) or not isinstance(item.get("role"), str):
             return None
         out.append(_message(item, full))
     return out
+
+
+#: LangChain's message types (``HumanMessage`` is "human", ...) -> the role they stand for.
+_LANGCHAIN_ROLES = {
+    "human": "user",
+    "ai": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function": "function",
+    "chat": "user",
+    "humanmessage": "user",
+    "aimessage": "assistant",
+    "aimessagechunk": "assistant",
+    "systemmessage": "system",
+    "toolmessage": "tool",
+    "functionmessage": "function",
+}
+
+
+def _langchain_message(item: dict[str, Any]) -> dict[str, Any]:
+    """A LangChain message, in any of the shapes LangChain and LangGraph dump them
+    (``{"type": "ai", "content": ...}``, ``{"type": "ai", "data": {...}}``, or serialised:
+    ``{"lc": 1, "id": [..., "AIMessage"], "kwargs": {...}}``), as a role message; anything else
+    as it is."""
+    fields = item
+    kind = item.get("type")
+    if item.get("lc") is not None and isinstance(item.get("kwargs"), dict):
+        fields = item["kwargs"]
+        names = item.get("id")
+        kind = names[-1] if isinstance(names, list) and names else fields.get("type")
+    elif isinstance(item.get("data"), dict):  # messages_to_dict: {"type": "ai", "data": {...}}
+        fields = item["data"]
+    role = _LANGCHAIN_ROLES.get(str(kind).lower()) if isinstance(kind, str) else None
+    if role is None or "content" not in fields:
+        return item
+    message: dict[str, Any] = {"role": role, "content": fields.get("content")}
+    calls = fields.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        message["tool_calls"] = [
+            {"id": c.get("id"), "function": {"name": c.get("name"), "arguments": c.get("args")}}
+            for c in calls
+            if isinstance(c, dict)
+        ]
+    if fields.get("tool_call_id"):
+        message["tool_call_id"] = fields["tool_call_id"]
+    return message
 
 
 def _text_part(value: Any, full: bool) -> Part:
@@ -148,7 +196,8 @@ def _content_item(item: Any, full: bool) -> Part:
         call_id = item.get("id") or item.get("tool_use_id") or item.get("call_id") or ""
         return Part("tool_result", _cut(pretty(result), full), call_id=str(call_id))
     if kind == "reasoning" or kind == "thinking":
-        return Part("text", _cut(str(item.get("content") or item.get("thinking") or ""), full))
+        said = item.get("content") or item.get("thinking") or item.get("text") or ""
+        return Part("text", _cut(str(said), full))
     return Part("data", _cut(pretty(item), full))
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from assay.semconv.attributes import DROPPED_PREFIX, SAME_CALL_AS, STORED_AS
 from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import render
@@ -138,9 +139,14 @@ def span_context(span: dict[str, Any], full: bool) -> dict[str, Any]:
     """What ``_span_detail.html`` needs to draw one span."""
     texts = {span.get("input"), span.get("output")} - {None, ""}
     attributes = []
+    dropped = []
     for key in sorted(span.get("attributes") or {}):
         value = span["attributes"][key]
-        if isinstance(value, str) and value in texts and len(value) > 20:
+        if key.startswith(DROPPED_PREFIX) and isinstance(value, int):
+            dropped.append((value, key[len(DROPPED_PREFIX) :]))
+            continue
+        stored_once = isinstance(value, dict) and len(value) == 1 and STORED_AS in value
+        if stored_once or (isinstance(value, str) and value in texts and len(value) > 20):
             attributes.append((key, "(shown above as input/output)", False))
             continue
         text = value if isinstance(value, str) else pretty(value)
@@ -166,14 +172,17 @@ def span_context(span: dict[str, Any], full: bool) -> dict[str, Any]:
                 "is_exception": event.get("name") == "exception",
             }
         )
+    same_call = (span.get("attributes") or {}).get(SAME_CALL_AS)
     return {
         "span": span,
+        "same_call": same_call.split("/", 1) if isinstance(same_call, str) else None,
         "span_id": span["span_id"],
         "trace_id": span["trace_id"],
         "input_shown": show(span.get("input"), full=full),
         "output_shown": show(span.get("output"), full=full),
         "span_output": span.get("output"),
         "attributes": attributes,
+        "dropped": dropped,
         "events": events,
         "resource": sorted((span.get("resource") or {}).items()),
         "full": full,
