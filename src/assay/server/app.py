@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from assay._version import __version__
 from assay.errors import AccessError
-from assay.server import api, datasets_api, experiments_api, otlp, ui
+from assay.server import api, datasets_api, experiments_api, online_api, otlp, ui
 from assay.server.responses import HANDLERS, JSON, access_error_response, error_response
+from assay.services.online import OnlineWorker
 from assay.services.runtime import Runtime
 from assay.settings import Settings
 
@@ -37,9 +38,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         opened = runtime if runtime is not None else await run_in_threadpool(Runtime.open, settings)
         opened.start()
         app.state.runtime = opened
+        worker = OnlineWorker(opened).start() if opened.settings.server_worker else None
+        app.state.online_worker = worker
         try:
             yield
         finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
             await run_in_threadpool(opened.close)
 
     app = FastAPI(
@@ -63,6 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(api.router)
     app.include_router(datasets_api.router)
     app.include_router(experiments_api.router)
+    app.include_router(online_api.router)
     ui.mount(app)
 
     @app.get("/healthz", tags=["health"], summary="200 when the database answers")
