@@ -11,6 +11,7 @@ too slow, or killed and its job taken over) cannot add a second score.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from assay.store.tables import (
     rule_evaluators,
     rule_spend,
     rules,
+    scores,
     spans,
     traces,
 )
@@ -796,3 +798,11 @@ def project_name(conn: Connection, project_id: int) -> str:
     return str(
         conn.execute(select(projects.c.name).where(projects.c.id == project_id)).scalar_one()
     )
+
+
+def score_counts(conn: Connection) -> Counter[str]:
+    """How many scores each trace has (tests: at most one per trace and evaluator)."""
+    found: Counter[str] = Counter()
+    for row in conn.execute(select(scores.c.trace_id)):
+        found[str(row[0])] += 1
+    return found
