@@ -3,6 +3,7 @@ and judges answering from the local fake model server."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 
+from assay.services import rules
+from assay.services.egress import EgressPolicy, EgressRefused
+from assay.services.online import OnlineWorker
+from assay.services.principal import Principal
 from assay.services.rules import sampled
 from assay.settings import Settings
 from assay.store import online as online_store
@@ -24,6 +33,7 @@ from tests.conftest import LiveServer, start_server
 from tests.fake_llm import Answer, FakeLLM
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
+OPERATOR = Principal.operator()
 SOURCE = Path(__file__).parent.parent / "src"
 SECRET = "sk-test-0123456789abcdefWXYZ"
 VERDICT = Answer(arguments={"reasoning": "It answers the question.", "choice": "good"})
@@ -237,3 +247,239 @@ def test_half_sampled_traces_are_each_scored_once_by_racing_workers_one_killed(
                 process.terminate()
                 process.wait(20)
         server.stop()
+
+
+# --- budgets, retries, versions: the worker in this process, on an injected clock ---------------
+
+DAY_NS = 86_400 * 10**9
+#: What one call of the fake model costs at gpt-4o-mini's prices (1200 in, 1024 cached, 40 out).
+CALL_COST = 0.0001272
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time_ns() + 10**9
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def quiet(settings: Settings) -> Iterator[LiveServer]:
+    """A live server without its own worker: the test drives one on its clock."""
+    server = start_server(replace(settings, server_worker=False, egress_allow="127.0.0.1"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def drain(worker: OnlineWorker) -> int:
+    worker.schedule_once()
+    count = 0
+    while worker.work_once():
+        count += 1
+    return count
+
+
+def test_the_budget_stops_a_rule_at_the_cap_and_it_resumes_the_next_day(
+    quiet: LiveServer, fake: FakeLLM
+) -> None:
+    clock = Clock()
+    worker = OnlineWorker(quiet.runtime, clock=clock, threads=1)
+    with quiet.client() as client:
+        rule_id = make_judge_rule(client, fake, "shop", daily_budget_usd=0.0005)
+        for _ in range(10):
+            send_trace(client, "shop")
+        drain(worker)
+        status = rules.get_rule(quiet.runtime, OPERATOR, rule_id, at_ns=clock.now)["status"]
+        # Stopped at the cap, past it by less than one call.
+        assert 0.0005 <= status["spend_today_usd"] < 0.0005 + CALL_COST
+        assert status["done"] == 4 and status["pending"] == 6
+        assert status["paused"] is True and status["paused_reason"] == "paused: daily budget"
+        assert client.get(f"/api/v1/rules/{rule_id}").json()["status"]["paused_reason"] == (
+            "paused: daily budget"
+        )
+        clock.now += DAY_NS
+        status = rules.get_rule(quiet.runtime, OPERATOR, rule_id, at_ns=clock.now)["status"]
+        assert status["paused"] is False and status["spend_today_usd"] == 0.0
+        drain(worker)
+        status = rules.get_rule(quiet.runtime, OPERATOR, rule_id, at_ns=clock.now)["status"]
+        assert status["done"] == 8 and status["paused_reason"] == "paused: daily budget"
+
+
+@pytest.mark.parametrize("failure", [500, 429])
+def test_a_failing_provider_shows_retrying_then_failed_with_the_message(
+    quiet: LiveServer, fake: FakeLLM, failure: int
+) -> None:
+    clock = Clock()
+    worker = OnlineWorker(quiet.runtime, clock=clock, threads=1)
+    fake.always(Answer(status=failure))
+    with quiet.client() as client:
+        rule_id = make_judge_rule(client, fake, "shop")
+        send_trace(client, "shop")
+        drain(worker)
+        status = client.get(f"/api/v1/rules/{rule_id}").json()["status"]
+        assert status["retrying"] == 1 and status["pending"] == 1 and status["done"] == 0
+        [error] = status["last_errors"]
+        assert f"HTTP {failure}" in error["last_error"] and "attempt 1 of 5" in error["last_error"]
+        for _ in range(5):
+            clock.now += 600 * 10**9  # past the longest back-off
+            drain(worker)
+        status = client.get(f"/api/v1/rules/{rule_id}").json()["status"]
+        assert status["failed"] == 1 and status["pending"] == 0 and status["retrying"] == 0
+        assert "gave up after 5 attempts" in status["last_errors"][0]["last_error"]
+        assert len(fake.requests) == 5
+
+
+def test_an_edited_evaluator_is_a_new_version_and_scores_keep_theirs(
+    quiet: LiveServer, fake: FakeLLM
+) -> None:
+    clock = Clock()
+    worker = OnlineWorker(quiet.runtime, clock=clock, threads=1)
+    with quiet.client() as client:
+        rule_id = make_judge_rule(client, fake, "shop")
+        [evaluator_id] = client.get(f"/api/v1/rules/{rule_id}").json()["evaluators"]
+        first = send_trace(client, "shop")
+        drain(worker)
+        edited = client.patch(
+            f"/api/v1/evaluators/{evaluator_id}", json={"prompt": PROMPT + " Be strict."}
+        )
+        assert edited.status_code == 200 and edited.json()["version"] == 2
+        same = client.patch(
+            f"/api/v1/evaluators/{evaluator_id}", json={"prompt": PROMPT + " Be strict."}
+        )
+        assert same.json()["version"] == 2  # nothing changed, no new version
+        second = send_trace(client, "shop")
+        drain(worker)
+        found = client.get(f"/api/v1/evaluators/{evaluator_id}").json()
+        assert [v["version"] for v in found["versions"]] == [2, 1]
+        hashes = {v["version"]: v["version_hash"] for v in found["versions"]}
+        for trace_id, version in ((first, 1), (second, 2)):
+            [score] = client.get(f"/api/v1/projects/shop/traces/{trace_id}").json()["scores"]
+            assert score["metadata"]["evaluator_version"] == version
+            assert score["metadata"]["version_hash"] == hashes[version]
+        # Scores are filtered like any score.
+        listed = client.get("/api/v1/projects/shop/traces", params={"score": "quality"}).json()
+        assert {t["trace_id"] for t in listed["items"]} == {first, second}
+
+
+def test_try_on_a_trace_renders_and_judges_without_saving(quiet: LiveServer, fake: FakeLLM) -> None:
+    with quiet.client() as client:
+        make_judge_rule(client, fake, "shop")
+        trace_id = send_trace(client, "shop", question="What is the capital of France?")
+        tried = client.post(
+            "/api/v1/projects/shop/evaluators/try",
+            json={
+                "trace_id": trace_id,
+                "prompt": "Q: {{input}} A: {{output}}",
+                "choices": {"good": 1, "bad": 0},
+                "connection": "fake",
+            },
+        )
+        assert tried.status_code == 200, tried.text
+        result = tried.json()
+        assert "Q: What is the capital of France? A: 4" in result["prompt"][0]["content"]
+        assert result["label"] == "good" and result["rationale"] == "It answers the question."
+        assert result["cost"] == pytest.approx(CALL_COST)
+        trace = client.get(f"/api/v1/projects/shop/traces/{trace_id}").json()
+        assert trace["scores"] == []
+
+
+# --- keys and egress ------------------------------------------------------------------------------
+
+
+class RedirectingLLM(FakeLLM):
+    """A model server that sends every call on to the cloud metadata address."""
+
+    def app(self) -> Starlette:
+        async def elsewhere(request: Request) -> Response:
+            return RedirectResponse("http://169.254.169.254/latest/meta-data/", status_code=307)
+
+        return Starlette(routes=[Route("/v1/chat/completions", elsewhere, methods=["POST"])])
+
+
+def test_the_key_never_leaves_and_moving_the_url_needs_it(
+    quiet: LiveServer, fake: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clock = Clock()
+    worker = OnlineWorker(quiet.runtime, clock=clock, threads=1)
+    seen: list[str] = []
+    with quiet.client(event_hooks={"response": [lambda r: seen.append(r.read().decode())]}) as c:
+        rule_id = make_judge_rule(c, fake, "shop")
+        send_trace(c, "shop")
+        drain(worker)
+        [listed] = c.get("/api/v1/projects/shop/connections").json()["items"]
+        assert listed["key_last4"] == "WXYZ" and listed["has_key"] is True
+        moved = c.patch(f"/api/v1/connections/{listed['id']}", json={"base_url": fake.url + "/x"})
+        assert moved.status_code == 400 and "API key again" in moved.json()["error"]["message"]
+        renamed = c.patch(f"/api/v1/connections/{listed['id']}", json={"default_model": "m2"})
+        assert renamed.status_code == 200
+        rekeyed = c.patch(
+            f"/api/v1/connections/{listed['id']}",
+            json={"base_url": fake.openai_url, "api_key": SECRET},
+        )
+        assert rekeyed.status_code == 200
+        c.get(f"/api/v1/rules/{rule_id}")
+        judged = c.get("/api/v1/projects/shop.judges/traces").json()["items"]
+        assert judged
+        for item in judged:
+            c.get(f"/api/v1/projects/shop.judges/traces/{item['trace_id']}")
+    # The key went to the model server, and nowhere else.
+    assert fake.requests
+    assert all(SECRET not in text for text in seen)
+    assert SECRET not in caplog.text
+    with quiet.runtime.read() as conn:
+        assert SECRET not in str(online_store.list_connections(conn, 1))
+        assert SECRET not in str(online_store.connection_secret(conn, listed["id"]))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/v1",
+        "http://169.254.169.254/v1",
+        "http://10.1.2.3/v1",
+        "http://192.168.0.10:8000/v1",
+        "http://[::1]:8000/v1",
+        "http://localhost:11434/v1",
+    ],
+)
+def test_private_addresses_are_refused_unless_allowed(live: LiveServer, url: str) -> None:
+    with live.client() as client:
+        refused = client.post(
+            "/api/v1/projects/shop/connections",
+            json={"name": "x", "provider": "openai-compatible", "base_url": url, "api_key": "k"},
+        )
+        assert refused.status_code == 400
+        assert "ASSAY_EGRESS_ALLOW" in refused.json()["error"]["message"]
+
+
+def test_the_policy_checks_addresses_after_resolution() -> None:
+    def to_loopback(_host: str, _port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    strict = EgressPolicy.from_setting("", resolve=to_loopback)
+    with pytest.raises(EgressRefused, match="resolves to 127.0.0.1"):
+        strict.addresses("api.openai.com", 443)
+    with pytest.raises(EgressRefused, match="not a known provider host"):
+        strict.addresses("example.com", 443)
+    allowed = EgressPolicy.from_setting("10.0.0.0/8, ollama.internal", resolve=to_loopback)
+    assert allowed.addresses("10.2.3.4", 80) == ["10.2.3.4"]
+    assert allowed.addresses("ollama.internal", 80) == ["127.0.0.1"]
+    with pytest.raises(EgressRefused):
+        allowed.addresses("169.254.169.254", 80)
+
+
+def test_a_redirect_to_the_metadata_address_is_refused(quiet: LiveServer) -> None:
+    clock = Clock()
+    worker = OnlineWorker(quiet.runtime, clock=clock, threads=1)
+    with RedirectingLLM() as redirecting, quiet.client() as client:
+        rule_id = make_judge_rule(client, redirecting, "shop")
+        send_trace(client, "shop")
+        drain(worker)
+        status = client.get(f"/api/v1/rules/{rule_id}").json()["status"]
+        assert status["failed"] == 1 and status["retrying"] == 0
+        assert "169.254.169.254" in status["last_errors"][0]["last_error"]
+        assert "not allowed" in status["last_errors"][0]["last_error"]
