@@ -483,3 +483,47 @@ def test_a_redirect_to_the_metadata_address_is_refused(quiet: LiveServer) -> Non
         assert status["failed"] == 1 and status["retrying"] == 0
         assert "169.254.169.254" in status["last_errors"][0]["last_error"]
         assert "not allowed" in status["last_errors"][0]["last_error"]
+
+
+# --- pushing judges from code ---------------------------------------------------------------------
+
+JUDGE_FILE = """
+import assay
+
+quality = assay.judge(
+    "quality",
+    "Question: {{input}}\\nAnswer: {{output}}\\nIs the answer good?",
+    {"good": 1.0, "bad": 0.0},
+    model="openai/gpt-4o-mini",
+)
+"""
+
+
+def test_a_judge_pushed_from_code_has_the_same_version_on_the_server(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    import assay
+
+    made = assay.judge("quality", PROMPT, {"good": 1.0, "bad": 0.0}, model="openai/gpt-4o-mini")
+    stored = made.push("shop", url=live.url)
+    assert stored["version"] == 1 and stored["version_hash"] == made.version
+    assert made.push("shop", url=live.url)["version"] == 1  # unchanged: no new version
+    edited = assay.judge(
+        "quality", PROMPT + "!", {"good": 1.0, "bad": 0.0}, model="openai/gpt-4o-mini"
+    )
+    again = edited.push("shop", url=live.url)
+    assert again["version"] == 2 and again["version_hash"] == edited.version
+    # The file form: `assay evaluators push FILE` stores the same definition.
+    path = tmp_path / "judges.py"
+    path.write_text(JUDGE_FILE)
+    done = subprocess.run(
+        [sys.executable, "-m", "assay.cli", "evaluators", "push", str(path), "-p", "other"],
+        env={**os.environ, "PYTHONPATH": str(SOURCE), "ASSAY_URL": live.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    with live.client() as client:
+        [pushed] = client.get("/api/v1/projects/other/evaluators").json()["items"]
+    assert pushed["version_hash"] == made.version
