@@ -103,6 +103,24 @@ class Settings:
     #: ASSAY_MAX_PAGE_BYTES — about the most bytes of items one list page carries; a page that
     #: would be larger ends early with a next_cursor.
     max_page_bytes: int = 4 * 1024 * 1024
+    #: ASSAY_SECRET_KEY — the Fernet key that encrypts provider connections' API keys; default:
+    #: one generated into $ASSAY_HOME/secret.key (mode 0600) on first use. Set the same key on
+    #: every server and worker of one database.
+    secret_key: str = ""
+    #: ASSAY_EGRESS_ALLOW — hosts and CIDR ranges the server's model calls may reach besides the
+    #: known provider hosts, comma-separated (e.g. ``ollama.internal,10.0.0.0/8``); loopback,
+    #: private and link-local addresses are refused unless listed here.
+    egress_allow: str = ""
+    #: ASSAY_SERVER_WORKER — run the online-scoring worker inside `assay server` (on by
+    #: default); turn off when separate `assay worker` processes do the scoring.
+    server_worker: bool = True
+    #: ASSAY_WORKER_THREADS — judge calls one worker process makes at once.
+    worker_threads: int = 4
+    #: ASSAY_WORKER_LEASE_SECONDS — how long a claimed job is a worker's before another may
+    #: take it over (a worker killed mid-call loses its jobs for this long, never for good).
+    worker_lease_seconds: int = 120
+    #: ASSAY_WORKER_POLL_MS — how often an idle worker looks for new traces and jobs.
+    worker_poll_ms: int = 1000
     #: ASSAY_HOME — where the default SQLite database lives.
     home: Path = field(default_factory=_home)
 

@@ -10,18 +10,29 @@ from rich.console import Console
 from rich.markup import escape
 
 from assay._version import __version__
-from assay.cli import datasets
+from assay.cli import datasets, evaluators
 from assay.cli.eval import eval_command
 from assay.errors import UserError
 
 #: What `pip install 'assay[server]'` adds: without them, the commands that run or open the
 #: server's store say how to install it, and `assay eval` and `assay datasets` still work.
 SERVER_EXTRA = frozenset(
-    {"sqlalchemy", "alembic", "psycopg", "fastapi", "starlette", "uvicorn", "argon2", "multipart"}
+    {
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "argon2",
+        "multipart",
+        "cryptography",
+    }
 )
 SERVER_COMMANDS = {
     "server": "Run the server (needs the server extra).",
     "demo": "Start Assay with demo traces and evals (needs the server extra).",
+    "worker": "Score online rules' jobs (needs the server extra).",
 }
 SERVER_GROUPS = {
     "db": "Database maintenance (needs the server extra).",
@@ -38,6 +49,7 @@ app = typer.Typer(
 )
 app.command("eval")(eval_command)
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(evaluators.app, name="evaluators")
 
 
 def _needs_server_extra(name: str, missing: str) -> Callable[..., None]:
@@ -52,7 +64,7 @@ def _needs_server_extra(name: str, missing: str) -> Callable[..., None]:
 
 def _add_server_commands() -> None:
     try:
-        from assay.cli import db, demo, keys, server, users
+        from assay.cli import db, demo, keys, server, users, worker
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").partition(".")[0]
         if missing not in SERVER_EXTRA:
@@ -65,6 +77,7 @@ def _add_server_commands() -> None:
         return
     app.command("server")(server.serve)
     app.command("demo")(demo.demo)
+    app.command("worker")(worker.worker)
     app.add_typer(db.app, name="db")
     app.add_typer(keys.app, name="keys")
     app.add_typer(users.app, name="users")

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from assay._version import __version__
 from assay.errors import AccessError
-from assay.server import api, datasets_api, experiments_api, otlp, review_api, ui
+from assay.server import api, datasets_api, experiments_api, online_api, otlp, review_api, ui
 from assay.server.guards import (
     BodyDeadline,
     ErrorGuard,
@@ -28,6 +28,7 @@ from assay.server.responses import (
     access_error_response,
     error_response,
 )
+from assay.services.online import OnlineWorker
 from assay.services.runtime import Runtime
 from assay.settings import Settings, variable_of
 
@@ -79,9 +80,13 @@ def create_app(
                 opened, settings.host, settings.grpc_port, reuse_port=reuse_port
             )
             await receiver.start()
+        worker = OnlineWorker(opened).start() if opened.settings.server_worker else None
+        app.state.online_worker = worker
         try:
             yield
         finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
             if receiver is not None:
                 await receiver.stop()
             await run_in_threadpool(opened.close)
@@ -110,6 +115,7 @@ def create_app(
         datasets_api.router,
         experiments_api.router,
         review_api.router,
+        online_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assay.semconv.prices import DEFAULT_PRICES, PriceTable, parse_overrides
+from assay.services.egress import EgressPolicy
+from assay.services.secrets import SecretBox
 from assay.settings import Settings
 from assay.store import keys as key_store
 from assay.store import migrate, search
@@ -64,6 +66,8 @@ class Runtime(Database):
     _users_exist: _Cached | None = None
     _prices: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _secrets: SecretBox | None = None
+    _egress: EgressPolicy | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -103,6 +107,22 @@ class Runtime(Database):
         self.writer.stop()
         self.writer.engine.dispose()
         self.dispose()
+
+    # --- online scoring ------------------------------------------------------------------
+
+    @property
+    def secrets(self) -> SecretBox:
+        """What seals and opens connections' API keys (made on first use: the key file)."""
+        if self._secrets is None:
+            self._secrets = SecretBox(self.settings)
+        return self._secrets
+
+    @property
+    def egress(self) -> EgressPolicy:
+        """Where the server's model calls may go (ASSAY_EGRESS_ALLOW)."""
+        if self._egress is None:
+            self._egress = EgressPolicy.from_setting(self.settings.egress_allow)
+        return self._egress
 
     # --- auth --------------------------------------------------------------------------
 

@@ -467,3 +467,136 @@ logs = Table(
     Index("ix_logs_project_time", "project_id", "time_ns"),
     Index("ix_logs_project_trace_span", "project_id", "trace_id", "span_id"),
 )
+
+# --- online scoring: provider connections, stored evaluators, rules, the job queue ---------------
+
+# A project's way to reach a model provider. The API key is encrypted (Fernet) and is only ever
+# sent to the base URL it was saved with: changing the URL needs the key again.
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("base_url", Text),
+    Column("default_model", String(200)),
+    Column("max_concurrency", Integer, nullable=False),
+    # The last four characters, to tell keys apart; the key itself is never read back out.
+    Column("key_last4", String(4)),
+    Column("key_encrypted", Text),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_connections_project_name"),
+)
+
+# An evaluator: a name and its versions. A version is a definition (a judge's prompt, choices
+# and model, or a built-in scorer and its parameters) and the hash `assay.judge` gives it, so a
+# judge pushed from code and the one edited in the browser are the same version when equal.
+evaluators = Table(
+    "evaluators",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # judge | builtin
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="SET NULL")),
+    Column("version", Integer, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_evaluators_project_name"),
+)
+
+evaluator_versions = Table(
+    "evaluator_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "evaluator_id", Integer, ForeignKey("evaluators.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("version", Integer, nullable=False),
+    Column("version_hash", String(64), nullable=False),
+    Column("author", String(200)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("definition", Json, nullable=False),
+    UniqueConstraint("evaluator_id", "version", name="uq_evaluator_versions_version"),
+)
+
+# What to score online: traces (their root span) or spans of a type/name, among those the
+# filter matches, a sample of them by a hash of the trace id, once the trace has been quiet
+# for ``delay_seconds``. ``cursor_span_id`` is how far the scheduler has looked.
+rules = Table(
+    "rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("target", String(8), nullable=False),  # trace | span
+    Column("span_type", String(32)),
+    Column("span_name", Text),
+    Column("filter", Json, nullable=False),
+    Column("sample_rate", Float, nullable=False),
+    Column("delay_seconds", Integer, nullable=False),
+    Column("daily_budget_usd", Float),
+    Column("calls_per_minute", Integer),
+    Column("enabled", Boolean, nullable=False),
+    Column("cursor_span_id", BigInteger, nullable=False),
+    Column("matched", BigInteger, nullable=False),
+    Column("sampled", BigInteger, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_rules_project_name"),
+)
+
+rule_evaluators = Table(
+    "rule_evaluators",
+    metadata,
+    Column("rule_id", Integer, ForeignKey("rules.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "evaluator_id", Integer, ForeignKey("evaluators.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+# The job queue: one row per (trace or span, evaluator version), so each is scored at most once
+# whichever worker, scheduler or backfill gets there first. A trace's job has span_id ''.
+eval_jobs = Table(
+    "eval_jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", Integer, ForeignKey("rules.id", ondelete="CASCADE")),
+    Column(
+        "evaluator_version_id",
+        Integer,
+        ForeignKey("evaluator_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("status", String(8), nullable=False),  # pending | running | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ns", BigInteger, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_ns", BigInteger),
+    Column("cost", Float),
+    Column("score_id", BigInteger),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("started_ns", BigInteger),
+    Column("finished_ns", BigInteger),
+    Column("last_error", Text),
+    UniqueConstraint(
+        "project_id", "trace_id", "span_id", "evaluator_version_id", name="uq_eval_jobs_item"
+    ),
+    Index("ix_eval_jobs_status_due", "status", "next_attempt_ns"),
+    Index("ix_eval_jobs_rule_status", "rule_id", "status"),
+)
+
+# What each rule spent, per UTC day: the daily budget reads today's row.
+rule_spend = Table(
+    "rule_spend",
+    metadata,
+    Column("rule_id", Integer, ForeignKey("rules.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("cost", Float, nullable=False),
+    Column("calls", Integer, nullable=False),
+)

@@ -293,6 +293,39 @@ class Judge(Scorer):
     def definition(self) -> dict[str, Any]:
         return self.classifier.definition()
 
+    def push(
+        self,
+        project: str | None = None,
+        *,
+        connection: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Store this judge on the server as an evaluator of ``project`` (default
+        ASSAY_PROJECT) under its name, with the same definition and version hash; a changed
+        judge becomes a new version, an unchanged one stays as it is. ``connection`` names the
+        project's provider connection its server-side runs use. Returns the evaluator."""
+        from urllib.parse import quote
+
+        from assay.client import Client
+
+        client = Client(url, api_key)
+        try:
+            found: dict[str, Any] = client.post(
+                f"/api/v1/projects/{quote(str(setting('project', project)), safe='')}"
+                "/evaluators/push",
+                json={
+                    "name": self.name,
+                    "kind": "judge",
+                    "definition": self.definition,
+                    "version": self.version,
+                    "connection": connection,
+                },
+            )
+        finally:
+            client.close()
+        return found
+
 
 def _as_judge(classifier: Classifier) -> Judge:
     async def score(
