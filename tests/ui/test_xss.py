@@ -184,8 +184,10 @@ def watched(request: pytest.FixtureRequest, page: Page) -> Iterator[tuple[Page, 
     yield page, watch
     if request.param == "csp":
         # With the CSP on, a payload that became markup would show as a refused inline
-        # script or a failed image load.
-        assert page.errors == []  # type: ignore[attr-defined]
+        # script or a failed image load. (A page refusing bad filters answers 400 on purpose;
+        # the browser logs that status too.)
+        errors = [e for e in page.errors if "responded with a status of 400" not in e]  # type: ignore[attr-defined]
+        assert errors == []
 
 
 def test_csp_stripping_really_removes_the_policy(seeded: Seeded, page: Page) -> None:
@@ -249,8 +251,8 @@ def test_filters_echo_payloads_as_text(seeded: Seeded, watched: tuple[Page, Watc
         watch.inert(f"filters {payload}")
         expect(page.locator("#f-name")).to_have_value(payload)
         expect(page.locator(".flash.error")).to_have_count(3)  # since, min_cost, cursor
-        if payload.isprintable():  # the notes quote the value (repr escapes the others)
-            assert payload in _text(page)
+        if payload.isprintable():  # the notes quote the value, cut (repr escapes the others)
+            assert payload[:30] in _text(page)
         page.goto(seeded.server.url + f"/p/{project}/sessions?" + urlencode([("user_id", payload)]))
         watch.inert(f"session filter {payload}")
 
