@@ -9,6 +9,7 @@ a dataset name, so "the same id" never means "the same thing".
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class World:
     api_client: httpx.Client = field(repr=False)
     #: The app's routes by "METHOD /path" (filled in by the test module).
     routes: dict[str, Any] = field(default_factory=dict)
+    #: Strings no answer may contain, whoever asks (the API keys of provider connections).
+    never: list[str] = field(default_factory=list)
     _count: int = 0
 
     @property
@@ -70,10 +73,11 @@ class World:
 
     # --- calls made as the administrator of every project -----------------------------------
 
-    def root(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.api_client.request(
-            method, path, headers={"Authorization": f"Bearer {self.keys['root']}"}, **kwargs
-        )
+    def root(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**(headers or {}), "Authorization": f"Bearer {self.keys['root']}"}
+        response = self.api_client.request(method, path, headers=headers, **kwargs)
         assert response.status_code < 300, f"{method} {path}: {response.text}"
         return response
 
@@ -99,6 +103,24 @@ class World:
                 project=self.sides[side]["project"],
             )
         return int(record["id"])
+
+    def new_connection(self, side: str) -> int:
+        """A new provider connection of the side's (for a delete to remove)."""
+        project = self.sides[side]["project"]
+        api_key = f"sk-{side}-spare-{secrets.token_hex(12)}"
+        self.never.append(api_key)
+        body = {**CONNECTION, "name": self.fresh(f"{side}-spare-conn"), "api_key": api_key}
+        made = self.root("POST", f"/api/v1/projects/{project}/connections", json=body)
+        return int(made.json()["id"])
+
+    def lease_everyone(self, queue_id: str) -> None:
+        """Each API caller of A takes its next item of the queue (to have one to skip)."""
+        for who in ("annotator", "editor", "admin", "root"):
+            taken = self.api_client.get(
+                f"/api/v1/queues/{queue_id}/next",
+                headers={"Authorization": f"Bearer {self.keys[who]}"},
+            )
+            assert taken.status_code == 200, taken.text
 
     def new_user(self) -> int:
         with self.live.runtime.updates.begin() as conn:
@@ -135,11 +157,149 @@ class World:
         for experiment in state["experiments"]["items"]:
             eid = experiment["id"]
             state[f"rows {eid}"] = self.root("GET", f"/api/v1/experiments/{eid}/rows").json()
+        for kind in ("rubrics", "queues", "connections", "evaluators", "rules", "logs"):
+            state[kind] = self.root("GET", f"{base}/{kind}").json()
+        for rubric in state["rubrics"]["items"]:
+            rid = rubric["id"]
+            state[f"rubric {rid}"] = self.root("GET", f"/api/v1/rubrics/{rid}/versions").json()
+        for queue in state["queues"]["items"]:
+            qid = queue["id"]
+            for what in ("items", "labels"):
+                found = self.root("GET", f"/api/v1/queues/{qid}/{what}").json()
+                state[f"queue {qid} {what}"] = found
+        for evaluator in state["evaluators"]["items"]:
+            eid = evaluator["id"]
+            state[f"evaluator {eid}"] = self.root("GET", f"/api/v1/evaluators/{eid}").json()
         own_key = self.api_client.get(
             f"{base}/datasets", headers={"Authorization": f"Bearer {self.keys['b']}"}
         )
         state["b key answers"] = own_key.status_code
         return state
+
+
+#: A provider connection, saved and never called (the rules are off; "try" runs built-ins).
+CONNECTION = {"provider": "openai", "default_model": "iso-model"}
+
+
+def logs_body(project: str, text: str, resource: dict[str, str] | None = None) -> bytes:
+    """An OTLP/JSON log export of one record outside any span, from service ``project``."""
+    attributes = {"service.name": project, **(resource or {})}
+    record = {"timeUnixNano": "1700000000000000000", "severityText": "INFO"}
+    return json.dumps(
+        {
+            "resourceLogs": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": k, "value": {"stringValue": v}} for k, v in attributes.items()
+                        ]
+                    },
+                    "scopeLogs": [{"logRecords": [{**record, "body": {"stringValue": text}}]}],
+                }
+            ]
+        }
+    ).encode()
+
+
+def metrics_body(project: str, resource: dict[str, str] | None = None) -> bytes:
+    """An OTLP/JSON metric export of one gauge point, from service ``project``."""
+    attributes = {"service.name": project, **(resource or {})}
+    point = {"timeUnixNano": "1700000000000000000", "asDouble": 1.0}
+    return json.dumps(
+        {
+            "resourceMetrics": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": k, "value": {"stringValue": v}} for k, v in attributes.items()
+                        ]
+                    },
+                    "scopeMetrics": [
+                        {"metrics": [{"name": "iso.gauge", "gauge": {"dataPoints": [point]}}]}
+                    ],
+                }
+            ]
+        }
+    ).encode()
+
+
+def _review_and_online(
+    world: World, side: str, marker: str, trace_id: str, reviewers: tuple[str, str]
+) -> dict[str, str]:
+    """A side's rubric; two review queues: one labelled by two ``reviewers`` (keys of the
+    side) who disagree, one whose item callers take and skip (so that no lease hides the
+    labels of the first); provider connections, an evaluator, a rule and a log record, each
+    carrying the side's ``marker``. Returns their ids by parameter name."""
+    project = world.sides[side]["project"]
+    base = f"/api/v1/projects/{project}"
+    rubric = {
+        "name": f"{side}-rubric-{marker}",
+        "kind": "numeric",
+        "min": 0,
+        "max": 1,
+        "instructions": f"rubric instructions {marker}",
+    }
+    rubric_id = world.root("POST", f"{base}/rubrics", json=rubric).json()["id"]
+    ids: dict[str, str] = {"rubric_id": str(rubric_id), "rubric_name": str(rubric["name"])}
+    for what in ("queue", "skip_queue"):
+        queue = {
+            "name": f"{side}-{what}-{marker}",
+            "rubrics": [rubric_id],
+            "reviews_per_item": 20,
+            "lease_seconds": 86_400,
+            "description": f"queue about {marker}",
+        }
+        queue_id = world.root("POST", f"{base}/queues", json=queue).json()["id"]
+        world.root("POST", f"/api/v1/queues/{queue_id}/items", json={"trace_ids": [trace_id]})
+        items = world.root("GET", f"/api/v1/queues/{queue_id}/items").json()["items"]
+        ids[f"{what}_id"] = str(queue_id)
+        ids[f"{what}_item_id"] = str(items[0]["id"])
+    ids["item_id"] = ids.pop("queue_item_id")
+    for value, reviewer in enumerate(reviewers):
+        labels = {
+            "labels": [
+                {"rubric_id": rubric_id, "value": value, "rationale": f"label rationale {marker}"}
+            ],
+            "next": False,
+        }
+        given = world.api_client.post(
+            f"/api/v1/queues/{ids['queue_id']}/items/{ids['item_id']}/labels",
+            json=labels,
+            headers={"Authorization": f"Bearer {reviewer}"},
+        )
+        assert given.status_code == 201, given.text
+    # The administrator of every project holds the item to skip (for the controls).
+    world.root("GET", f"/api/v1/queues/{ids['skip_queue_id']}/next")
+    for what in ("connection", "spare_connection"):
+        api_key = f"sk-{side}-{what}-{secrets.token_hex(12)}"
+        world.never.append(api_key)
+        connection = {
+            **CONNECTION,
+            "name": f"{side}-{what}-{marker}",
+            "api_key": api_key,
+            "default_model": f"model-{marker}",
+        }
+        made = world.root("POST", f"{base}/connections", json=connection).json()
+        ids[f"{what}_id"] = str(made["id"])
+        ids[f"{what}_name"] = connection["name"]
+    evaluator_name = f"{side}-evaluator-{marker}"
+    evaluator: dict[str, Any] = {
+        "name": evaluator_name,
+        "kind": "judge",
+        "prompt": f"Is this good ({marker})? {{{{input}}}} {{{{output}}}}",
+        "choices": {"good": 1.0, "bad": 0.0},
+        "model": "gpt-4o-mini",
+        "connection": int(ids["connection_id"]),
+    }
+    evaluator_id = world.root("POST", f"{base}/evaluators", json=evaluator).json()["id"]
+    ids["evaluator_id"] = str(evaluator_id)
+    ids["evaluator_name"] = evaluator_name
+    # Off: nothing is scored while the matrix runs (no judge is called).
+    rule = {"name": f"{side}-rule-{marker}", "evaluators": [evaluator_id], "enabled": False}
+    ids["rule_id"] = str(world.root("POST", f"{base}/rules", json=rule).json()["id"])
+    logs = logs_body(project, f"log body {marker}")
+    world.root("POST", "/v1/logs", content=logs, headers={"content-type": "application/json"})
+    return ids
 
 
 def _send(client: httpx.Client, key: str, project: str, spans: list[dict[str, Any]]) -> None:
@@ -392,6 +552,18 @@ def seed(live: LiveServer) -> World:
     world.b["key_id"] = str(spare["id"])
     world.b["root_key_id"] = str(root_key["id"])
     world.b["spare_record_id"] = f"{b_record}-spare"
+    for side in ("a", "b"):  # an experiment row (a review item may be one)
+        rows = world.root("GET", f"/api/v1/experiments/{experiment_ids[side][0]}/rows").json()
+        world.sides[side]["row_id"] = str(rows["items"][0]["id"])
+    b_annotator = f"b-annotator-{tag}"
+    with runtime.updates.begin() as conn:
+        b_reviewer, _record = key_store.create(
+            conn, name=b_annotator, role="annotator", project=project_b
+        )
+    world.a.update(
+        _review_and_online(world, "a", marker_a, shared.hex(), (keys["annotator"], keys["editor"]))
+    )
+    world.b.update(_review_and_online(world, "b", marker_b, b_only.hex(), (keys["b"], b_reviewer)))
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [
@@ -411,5 +583,14 @@ def seed(live: LiveServer) -> World:
         f"b-spare-{tag}",
         b_user,
         *experiment_names["b"],
+        b_annotator,
+        # Human review and online scoring: names, instructions, rationales, prompts, logs.
+        *(f"b-{what}-{marker_b}" for what in ("rubric", "queue", "skip_queue", "evaluator")),
+        *(f"b-{what}-{marker_b}" for what in ("connection", "spare_connection", "rule")),
+        f"rubric instructions {marker_b}",
+        f"label rationale {marker_b}",
+        f"log body {marker_b}",
+        f"model-{marker_b}",
+        *(key for key in world.never if key.startswith("sk-b-")),
     ]
     return world

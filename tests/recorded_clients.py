@@ -1,5 +1,6 @@
 """Replay the OTLP that other tools' real clients exported (tests/recordings/clients/) into a
-live Assay server, as protobuf (byte for byte as recorded) or as OTLP/JSON."""
+live Assay server: over HTTP as protobuf (byte for byte as recorded) or as OTLP/JSON, or over
+gRPC to the server's receiver (the same bytes)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 from google.protobuf.json_format import MessageToDict
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 RECORDINGS = Path(__file__).parent / "recordings" / "clients"
-ENCODINGS = ("protobuf", "json")
+ENCODINGS = ("protobuf", "json", "grpc")
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def recording(name: str) -> dict[str, Any]:
@@ -47,17 +53,30 @@ def as_otlp_json(body: bytes) -> dict[str, Any]:
     return data
 
 
-def replay(client: httpx.Client, name: str, encoding: str, project: str) -> None:
-    """Send a recording's requests to ``/v1/traces`` in ``project``."""
+def replay(
+    client: httpx.Client, name: str, encoding: str, project: str, *, grpc_port: int = 0
+) -> None:
+    """Send a recording's requests to ``/v1/traces`` in ``project`` (with "grpc", to the
+    TraceService of the receiver at ``grpc_port``)."""
     for body in bodies(name):
         headers = {"x-assay-project": project}
+        if encoding == "grpc":
+            assert grpc_port, "start the server with start_server(..., grpc=True)"
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                export = channel.unary_unary(
+                    TRACE_EXPORT, request_serializer=bytes, response_deserializer=bytes
+                )
+                answer = export(body, metadata=tuple(headers.items()), timeout=30)
+            rejected = ExportTraceServiceResponse.FromString(answer).partial_success
+            assert not rejected.rejected_spans, rejected.error_message
+            continue
         if encoding == "protobuf":
             headers["content-type"] = "application/x-protobuf"
-            answer = client.post("/v1/traces", content=body, headers=headers)
+            sent = client.post("/v1/traces", content=body, headers=headers)
         else:
             headers["content-type"] = "application/json"
-            answer = client.post("/v1/traces", json=as_otlp_json(body), headers=headers)
-        assert answer.status_code == 200, answer.text
+            sent = client.post("/v1/traces", json=as_otlp_json(body), headers=headers)
+        assert sent.status_code == 200, sent.text
 
 
 def stored_spans(client: httpx.Client, project: str) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote
 
 import fastapi
@@ -52,7 +52,16 @@ from assay.server.app import create_app
 from assay.settings import Settings
 from assay.store import users as user_store
 from tests.conftest import PG_ADMIN_DSN, LiveServer, _pg_url, start_server
-from tests.isolation_world import PASSWORD, ROLES, SESSION_COOKIE, World, seed
+from tests.isolation_world import (
+    CONNECTION,
+    PASSWORD,
+    ROLES,
+    SESSION_COOKIE,
+    World,
+    logs_body,
+    metrics_body,
+    seed,
+)
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
 # --- how a row calls its route ----------------------------------------------------------------
@@ -81,6 +90,12 @@ class Call:
     control: bool | None = None
     #: More templates the answer must not contain.
     absent: tuple[str, ...] = ()
+
+
+class Int(str):
+    """A template rendered as a whole number: an id inside a JSON body."""
+
+    __slots__ = ()
 
 
 #: How a row makes its request; the side is whose ids it is for (a fresh name, an id of A's
@@ -206,6 +221,64 @@ def _new_user(form: Mapping[str, str] | None = None) -> Fill:
     return lambda world, _side: Call(params={"user_id": str(world.new_user())}, form=form or {})
 
 
+#: A numeric rubric (the seeded ones' definition).
+RUBRIC: dict[str, Any] = {"kind": "numeric", "min": 0, "max": 1, "instructions": "iso"}
+JUDGE: dict[str, Any] = {
+    "prompt": "Is this good? {{{{input}}}}",
+    "choices": {"good": 1.0, "bad": 0.0},
+    "model": "gpt-4o-mini",
+}
+
+
+def _labels(rubric: str) -> dict[str, Any]:
+    return {
+        "labels": [{"rubric_id": Int(rubric), "value": 1, "rationale": "iso {marker}"}],
+        "next": False,
+    }
+
+
+LABELS = _labels("{rubric_id}")
+
+
+def _skip(world: World, side: str) -> Call:
+    """A's skip queue's item, taken by each caller of A first (one skips what one holds)."""
+    if side == "a":
+        world.lease_everyone(world.a["skip_queue_id"])
+    return Call(params={"queue_id": "{skip_queue_id}", "item_id": "{skip_queue_item_id}"})
+
+
+def _fresh_logs(world: World, side: str) -> Call:
+    """An OTLP log export (on the B side: naming B's project, where an A key cannot write)."""
+    headers = {"content-type": "application/json"}
+    if side == "a":
+        return Call(content=logs_body("iso-a", world.fresh("iso log")), headers=headers)
+    body = logs_body(world.b["project"], "iso log b", {"assay.project": world.b["project"]})
+    return Call(content=body, headers=headers, status=S({200}))
+
+
+def _fresh_metrics(world: World, side: str) -> Call:
+    headers = {"content-type": "application/json"}
+    if side == "a":
+        return Call(content=metrics_body("iso-a"), headers=headers)
+    body = metrics_body(world.b["project"], {"assay.project": world.b["project"]})
+    return Call(content=body, headers=headers, status=S({200}))
+
+
+#: An A key naming B's project in the header (refused), and in the payload (kept in A).
+INGEST_FOREIGN: tuple[Foreign, ...] = (
+    {
+        "headers": {"content-type": "application/json", "X-Assay-Project": "{B[project]}"},
+        "status": S({403}),
+        "control": True,
+    },
+    {"ids": "b"},
+)
+TRACES_FOREIGN: tuple[Foreign, ...] = (
+    {"headers": {**PB, "X-Assay-Project": "{B[project]}"}, "status": S({403}), "control": True},
+    {"ids": "b"},
+)
+
+
 ROUTES: dict[str, Row] = {
     # --- REST API ------------------------------------------------------------------------
     "GET /api/v1/projects": Row("viewer", shows="project", foreign=()),
@@ -298,6 +371,253 @@ ROUTES: dict[str, Row] = {
             },
             {"ids": "b"},
         ),
+    ),
+    # --- REST API: logs -------------------------------------------------------------------
+    "GET /api/v1/projects/{project}/logs": Row(
+        "viewer",
+        foreign=(
+            ALL_B,
+            {**ALL_B, "query": {"q": "{B[marker]}"}},
+            {"query": {"q": "{B[marker]}"}, "status": S({200})},
+        ),
+    ),
+    "POST /v1/logs": Row("editor", _fresh_logs, foreign=INGEST_FOREIGN),
+    "POST /v1/metrics": Row("editor", _fresh_metrics, foreign=INGEST_FOREIGN),
+    "POST /api/public/otel/v1/traces": Row("editor", _fresh_trace, foreign=TRACES_FOREIGN),
+    "POST /otel/v1/traces": Row("editor", _fresh_trace, foreign=TRACES_FOREIGN),
+    # --- REST API: human review -------------------------------------------------------------
+    "POST /api/v1/projects/{project}/rubrics": Row(
+        "editor",
+        lambda w, _s: Call(json={**RUBRIC, "name": w.fresh("rubric")}),
+        foreign=(ALL_B,),
+    ),
+    "GET /api/v1/projects/{project}/rubrics": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/rubrics/{rubric_id}": Row("viewer"),
+    "PUT /api/v1/rubrics/{rubric_id}": Row(
+        "editor",
+        call(json={**RUBRIC, "name": "{rubric_name}"}),
+    ),
+    "GET /api/v1/rubrics/{rubric_id}/versions": Row("viewer"),
+    "GET /api/v1/rubrics/{rubric_id}/labels": Row("viewer"),
+    "GET /api/v1/rubrics/{rubric_id}/export": Row("viewer"),
+    "POST /api/v1/projects/{project}/queues": Row(
+        "editor",
+        lambda w, _s: Call(json={"name": w.fresh("queue"), "rubrics": [Int("{rubric_id}")]}),
+        foreign=(
+            ALL_B,
+            # B's rubric in a queue of A's.
+            {
+                "json": {"name": "iso-queue", "rubrics": [Int("{B[rubric_id]}")]},
+                "status": S({400, 404}),
+            },
+        ),
+    ),
+    "GET /api/v1/projects/{project}/queues": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/queues/{queue_id}": Row("viewer"),
+    "PATCH /api/v1/queues/{queue_id}": Row(
+        "editor",
+        call(json={"description": "queue about {marker}"}),
+        foreign=(
+            ALL_B,
+            {"json": {"rubrics": [Int("{B[rubric_id]}")]}, "status": S({400, 404})},
+        ),
+    ),
+    "GET /api/v1/queues/{queue_id}/progress": Row("viewer", shows=None),
+    "POST /api/v1/queues/{queue_id}/items": Row(
+        "annotator",
+        call(json={"trace_ids": ["{trace_id}"]}),
+        foreign=(
+            ALL_B,
+            # B's things in a queue of A's: nothing is added.
+            {"json": {"trace_ids": ["{B[trace_id]}"]}, "status": S({404})},
+            {
+                "json": {
+                    "spans": [{"trace_id": "{A[trace_id]}", "span_id": "{B[span_in_shared]}"}]
+                },
+                "status": S({404}),
+            },
+            {"json": {"session_ids": ["{B[session_id]}"]}, "status": S({404})},
+            {
+                "json": {
+                    "dataset_records": [{"dataset": "{B[name]}", "record_id": "{B[record_id]}"}]
+                },
+                "status": S({404}),
+            },
+            {"json": {"experiment_rows": [Int("{B[row_id]}")]}, "status": S({404})},
+            # A filter naming B's values matches none of A's traces.
+            {"json": {"filter": {"score": "{B[score]}"}}, "status": S({201})},
+        ),
+    ),
+    "GET /api/v1/queues/{queue_id}/items": Row("viewer", shows="trace_id"),
+    "GET /api/v1/queues/{queue_id}/items/{item_id}": Row(
+        "viewer",
+        foreign=(ALL_B, {"params": {"item_id": "{B[item_id]}"}, "status": S({404})}),
+    ),
+    "GET /api/v1/queues/{queue_id}/next": Row(
+        # In the queue for skipping: a caller holding the labelled item would not see the
+        # others' labels on it (blind review), and later reads show them.
+        "annotator",
+        call(params={"queue_id": "{skip_queue_id}"}),
+        shows=None,
+    ),
+    "POST /api/v1/queues/{queue_id}/items/{item_id}/labels": Row(
+        "annotator",
+        call(json=LABELS),
+        foreign=(
+            ALL_B,
+            {"params": {"item_id": "{B[item_id]}"}, "status": S({404})},
+            # B's rubric on A's item.
+            {"json": _labels("{B[rubric_id]}"), "status": S({400})},
+        ),
+    ),
+    "POST /api/v1/queues/{queue_id}/items/{item_id}/skip": Row(
+        "annotator",
+        _skip,
+        foreign=(
+            ALL_B,
+            {
+                "params": {"queue_id": "{A[skip_queue_id]}", "item_id": "{B[skip_queue_item_id]}"},
+                "status": S({404, 409}),
+            },
+        ),
+    ),
+    "POST /api/v1/queues/{queue_id}/undo": Row("annotator", shows=None),
+    "GET /api/v1/queues/{queue_id}/labels": Row("viewer"),
+    "GET /api/v1/queues/{queue_id}/export": Row("viewer", call(query={"format": "csv"})),
+    "GET /api/v1/queues/{queue_id}/agreement": Row("viewer"),
+    "GET /api/v1/queues/{queue_id}/adjudication": Row("editor"),
+    "PUT /api/v1/queues/{queue_id}/items/{item_id}/gold": Row(
+        "editor",
+        call(json=LABELS),
+        foreign=(
+            ALL_B,
+            {"params": {"item_id": "{B[item_id]}"}, "status": S({404})},
+            {"json": _labels("{B[rubric_id]}"), "status": S({400})},
+        ),
+    ),
+    # --- REST API: online scoring -----------------------------------------------------------
+    "POST /api/v1/projects/{project}/connections": Row(
+        "editor",
+        lambda w, _s: Call(json={**CONNECTION, "name": w.fresh("conn"), "api_key": w.fresh("sk")}),
+        foreign=(ALL_B,),
+    ),
+    "GET /api/v1/projects/{project}/connections": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/connections/{connection_id}": Row("viewer"),
+    "PATCH /api/v1/connections/{connection_id}": Row(
+        "editor", call(json={"default_model": "model-{marker}"})
+    ),
+    "DELETE /api/v1/connections/{connection_id}": Row(
+        "editor",
+        lambda w, side: Call(
+            params={"connection_id": str(w.new_connection("a"))}
+            if side == "a"
+            else {"connection_id": "{spare_connection_id}"}
+        ),
+    ),
+    "POST /api/v1/projects/{project}/evaluators": Row(
+        "editor",
+        lambda w, _s: Call(
+            json={**JUDGE, "name": w.fresh("judge"), "connection": Int("{connection_id}")}
+        ),
+        foreign=(
+            ALL_B,
+            # B's connection for a judge of A's, by id and by name.
+            {
+                "json": {**JUDGE, "name": "iso-judge", "connection": Int("{B[connection_id]}")},
+                "status": S({400, 404}),
+            },
+            {
+                "json": {**JUDGE, "name": "iso-judge", "connection": "{B[connection_name]}"},
+                "status": S({400, 404}),
+            },
+        ),
+    ),
+    "GET /api/v1/projects/{project}/evaluators": Row("viewer", foreign=(ALL_B,)),
+    "POST /api/v1/projects/{project}/evaluators/push": Row(
+        "editor",
+        lambda w, _s: Call(json={"name": w.fresh("pushed"), "kind": "judge", "definition": JUDGE}),
+        foreign=(
+            ALL_B,
+            {
+                "json": {
+                    "name": "iso-pushed",
+                    "kind": "judge",
+                    "definition": JUDGE,
+                    "connection": Int("{B[connection_id]}"),
+                },
+                "status": S({400, 404}),
+            },
+        ),
+    ),
+    "POST /api/v1/projects/{project}/evaluators/try": Row(
+        "editor",
+        call(json={"trace_id": "{trace_id}", "kind": "builtin", "scorer": "no_errors"}),
+        shows=None,
+        foreign=(
+            ALL_B,
+            # B's trace, B's span in the shared trace, B's evaluator and connection, from A.
+            {**B_IDS, "status": S({404})},
+            {
+                "json": {
+                    "trace_id": "{A[trace_id]}",
+                    "span_id": "{B[span_in_shared]}",
+                    "kind": "builtin",
+                    "scorer": "no_errors",
+                },
+                "status": S({404}),
+            },
+            {
+                "json": {"trace_id": "{A[trace_id]}", "evaluator_id": Int("{B[evaluator_id]}")},
+                "status": S({404}),
+            },
+            {
+                "json": {
+                    "trace_id": "{A[trace_id]}",
+                    "prompt": "x",
+                    "connection": Int("{B[connection_id]}"),
+                },
+                "status": S({400, 404}),
+            },
+        ),
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}": Row("viewer"),
+    "PATCH /api/v1/evaluators/{evaluator_id}": Row(
+        "editor",
+        call(json={"temperature": 0.0}),
+        foreign=(
+            ALL_B,
+            {"json": {"connection": Int("{B[connection_id]}")}, "status": S({400, 404})},
+        ),
+    ),
+    "POST /api/v1/projects/{project}/rules": Row(
+        "editor",
+        lambda w, _s: Call(
+            json={"name": w.fresh("rule"), "evaluators": [Int("{evaluator_id}")], "enabled": False}
+        ),
+        foreign=(
+            ALL_B,
+            {
+                "json": {"name": "iso-rule", "evaluators": [Int("{B[evaluator_id]}")]},
+                "status": S({400, 404}),
+            },
+            {
+                "json": {"name": "iso-rule", "evaluators": ["{B[evaluator_name]}"]},
+                "status": S({400, 404}),
+            },
+        ),
+    ),
+    "GET /api/v1/projects/{project}/rules": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/rules/{rule_id}": Row("viewer"),
+    "PATCH /api/v1/rules/{rule_id}": Row(
+        "editor",
+        call(json={"sample_rate": 0.5}),
+        foreign=(
+            ALL_B,
+            {"json": {"evaluators": [Int("{B[evaluator_id]}")]}, "status": S({400, 404})},
+        ),
+    ),
+    "POST /api/v1/rules/{rule_id}/backfill": Row(
+        "editor", call(json={"preview": True}), shows=None
     ),
     "GET /healthz": Row("public", shows=None),
     "GET /openapi.json": Row("public", shows=None),
@@ -476,7 +796,7 @@ def route_table(app: FastAPI) -> dict[str, Any]:
 
 
 def _app(tmp_path: Path) -> FastAPI:
-    return create_app(Settings(database_url=f"sqlite:///{tmp_path}/routes.db", home=tmp_path))  # type: ignore[arg-type]
+    return create_app(Settings(database_url=f"sqlite:///{tmp_path}/routes.db", home=tmp_path))
 
 
 def rows_missing(app: FastAPI) -> list[str]:
@@ -538,14 +858,14 @@ def world(
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
         url = _pg_url(database)
-    live: LiveServer = start_server(Settings(database_url=url, home=home))  # type: ignore[arg-type]
+    live: LiveServer = start_server(Settings(database_url=url, home=home))
     # Dozens of users are made and sign in here: argon2 at its cheapest settings keeps that
     # from dominating the run (hashes made at any settings verify alike).
     cheap = pytest.MonkeyPatch()
     cheap.setattr(user_store, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     try:
         seeded = seed(live)
-        seeded.routes = route_table(live.server.config.app)
+        seeded.routes = route_table(cast(FastAPI, live.server.config.app))
         yield seeded
         seeded.api_client.close()
     finally:
@@ -560,6 +880,8 @@ def world(
 
 
 def _render(template: Any, context: Mapping[str, Any]) -> Any:
+    if isinstance(template, Int):
+        return int(template.format(**context))
     if isinstance(template, str):
         return template.format(**context)
     if isinstance(template, list):
@@ -627,7 +949,8 @@ def prepare(world: World, key: str, c: Call, *, nowhere: bool = False) -> Prepar
 
 
 def is_api(key: str) -> bool:
-    return key.split(" ", 1)[1].startswith(("/api/", "/v1/", "/healthz", "/openapi.json"))
+    path = key.split(" ", 1)[1]
+    return path.startswith(("/api/", "/v1/", "/otel/", "/healthz", "/openapi.json"))
 
 
 def send(world: World, who: str, key: str, p: Prepared, *, csrf: str = "own") -> httpx.Response:
@@ -777,6 +1100,9 @@ class Judge:
                 self.problems.append(
                     f"{where}: the answer contains {leaked}: {gist(body, leaked[0])}"
                 )
+        shown = [secret for secret in self.world.never if secret in body]
+        if shown:
+            self.problems.append(f"{where}: the answer contains a connection's API key")
         if shows and response.status_code < 300 and shows not in body:
             self.problems.append(f"{where}: the answer does not show {shows!r}: {gist(body)}")
         return response

@@ -1,9 +1,11 @@
 """Other tools' real clients, replayed: their recorded OTLP (tests/recordings/clients/, made by
 record.py there with the real packages against the local fake model server) sent to a live
-server as protobuf and as OTLP/JSON, read back through the API. One test per mapped field."""
+server over HTTP as protobuf and as OTLP/JSON, and over gRPC, read back through the API. One
+test per mapped field."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +16,9 @@ import pytest
 
 from assay.semconv.prices import DEFAULT_PRICES
 from assay.settings import Settings
+from assay.store import keys as key_store
 from tests.conftest import start_server
-from tests.recorded_clients import ENCODINGS, RECORDINGS, replay, stored_spans
+from tests.recorded_clients import ENCODINGS, RECORDINGS, bodies, replay, stored_spans
 
 CLIENTS = sorted(path.stem for path in RECORDINGS.glob("*.json"))
 SESSION, USER = "session-42", "user-7"  # what record.py sets
@@ -48,12 +51,15 @@ def project(name: str, encoding: str) -> str:
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
     home: Path = tmp_path_factory.mktemp("recorded-clients")
-    server = start_server(Settings(database_url=f"sqlite:///{home}/assay.db", home=home))  # type: ignore[arg-type]
+    settings = Settings(database_url=f"sqlite:///{home}/assay.db", home=home)
+    server = start_server(settings, grpc=True)
     try:
         with server.client() as client:
             for name in CLIENTS:
                 for encoding in ENCODINGS:
-                    replay(client, name, encoding, project(name, encoding))
+                    replay(
+                        client, name, encoding, project(name, encoding), grpc_port=server.grpc_port
+                    )
             yield Replayed(client)
     finally:
         server.stop()
@@ -63,11 +69,23 @@ def _comparable(span: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in span.items() if k not in ("id", "ingested_ns", "scores")}
 
 
+@pytest.mark.parametrize("encoding", [e for e in ENCODINGS if e != "protobuf"])
 @pytest.mark.parametrize("name", CLIENTS)
-def test_protobuf_and_json_give_the_same_stored_spans(replayed: Replayed, name: str) -> None:
+def test_every_encoding_gives_the_same_stored_spans(
+    replayed: Replayed, name: str, encoding: str
+) -> None:
+    """HTTP JSON and gRPC store what HTTP protobuf stores, span for span, field for field."""
     by_protobuf = [_comparable(s) for s in replayed.spans(name, "protobuf")]
-    by_json = [_comparable(s) for s in replayed.spans(name, "json")]
-    assert by_protobuf and by_protobuf == by_json
+    by_other = [_comparable(s) for s in replayed.spans(name, encoding)]
+    assert by_protobuf and by_protobuf == by_other
+    traces = [
+        {k: v for k, v in t.items() if k not in ("project", "ingested_ns")}
+        for t in replayed.traces(name, encoding)
+    ]
+    assert traces == [
+        {k: v for k, v in t.items() if k not in ("project", "ingested_ns")}
+        for t in replayed.traces(name, "protobuf")
+    ]
 
 
 def messages(text: str | None) -> Any:
@@ -226,6 +244,42 @@ def test_langfuse_failed_generation(replayed: Replayed) -> None:
     assert failed["error"] == "Error code: 400 - The model `fail` does not exist"
     [trace] = replayed.traces("langfuse")
     assert trace["error_count"] == 1
+
+
+def test_langfuse_exporter_authenticates_with_an_assay_key_as_its_secret(tmp_path: Path) -> None:
+    """Langfuse's exporter as its users point it at Assay: its path /api/public/otel, and Basic
+    auth of its public_key:secret_key pair, the secret being an Assay key (keys exist: no open
+    mode). Its LLM spans arrive with model, tokens and cost."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/assay.db", home=tmp_path)
+    server = start_server(settings)
+    try:
+        with server.runtime.updates.begin() as conn:
+            secret, _ = key_store.create(conn, name="langfuse", role="editor", project="migrated")
+        server.runtime._key_count = None  # this process made the first key: not open any more
+
+        def basic(public_key: str, secret_key: str) -> dict[str, str]:
+            pair = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode()
+            return {"Authorization": f"Basic {pair}", "content-type": "application/x-protobuf"}
+
+        path = "/api/public/otel/v1/traces"
+        with server.client() as client:
+            first = bodies("langfuse")[0]
+            refused = client.post(path, content=first, headers=basic("pk-lf-1", "sk-lf-wrong"))
+            assert refused.status_code == 401
+            for body in bodies("langfuse"):
+                sent = client.post(path, content=body, headers=basic("pk-lf-1", secret))
+                assert sent.status_code == 200, sent.text
+            client.headers["Authorization"] = f"Bearer {secret}"
+            llm = [s for s in stored_spans(client, "migrated") if s["type"] == "llm"]
+    finally:
+        server.stop()
+    by_name = {s["name"]: s for s in llm}
+    assert sorted(by_name) == ["chat fail", "chat gpt-4o-mini"]
+    answered = by_name["chat gpt-4o-mini"]
+    assert answered["model"] == "gpt-4o-mini"
+    assert (answered["input_tokens"], answered["output_tokens"]) == (1200, 40)
+    assert answered["cost"] == pytest.approx(0.0003)
+    assert by_name["chat fail"]["model"] == "fail" and by_name["chat fail"]["is_error"]
 
 
 # --- pydantic-ai with Logfire --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from assay.server.guards import (
     HostGuard,
     Nosniff,
     RefuseNul,
+    RefuseNulForm,
     parse_networks,
 )
 from assay.server.responses import (
@@ -125,6 +126,7 @@ def create_app(
         return runtime_ is not None and runtime_.open_mode()
 
     # add_middleware wraps what is there: the last added runs first.
+    app.add_middleware(RefuseNulForm, is_api=_is_api, page=_error_page)
     app.add_middleware(BodyDeadline, seconds=float(settings.body_timeout_seconds))
     app.add_middleware(RefuseNul)
     app.add_middleware(ForwardedFor, proxies=proxies)

@@ -12,6 +12,8 @@
 - :class:`RefuseNul` — a URL holding NUL gets a 400 before any route sees it.
 - :class:`BodyDeadline` — a request body must arrive within ASSAY_BODY_TIMEOUT_SECONDS, or
   the answer is 408 and the connection closes (uvicorn has no body timeout).
+- :class:`RefuseNulForm` — a web form (urlencoded or multipart) whose field name or value
+  holds NUL gets a 400 naming the field; inside the body deadline, as it reads the body.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from assay.errors import ConfigError
@@ -239,6 +243,75 @@ class RefuseNul:
             await _send_all(send, _json_answer(400, "bad_request", message))
             return
         await self.app(scope, receive, send)
+
+
+#: The bodies of web forms, whose fields become names and text in the store.
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+async def _nul_field(scope: Scope, messages: list[Message]) -> str | None:
+    """The first form field of the body whose name or value holds NUL (a file's name counts,
+    not its content); None when there is none or the form cannot be read (the route says
+    why)."""
+    pending = iter(messages)
+
+    async def replay() -> Message:
+        return next(pending, {"type": "http.disconnect"})
+
+    try:
+        form = await Request(scope, replay).form()
+    except (MultiPartException, ClientDisconnect, ValueError):
+        return None
+    try:
+        for name, value in form.multi_items():
+            text = (value.filename or "") if isinstance(value, UploadFile) else value
+            if "\0" in name or "\0" in text:
+                return name
+        return None
+    finally:
+        await form.close()
+
+
+class RefuseNulForm:
+    """A web form holding NUL in a field is refused before any route reads it (PostgreSQL text
+    cannot hold NUL; SQLite would keep a name no one can type). The body is read once here and
+    handed on unchanged; the API's JSON bodies are checked by their models (server/bounds.py)."""
+
+    def __init__(self, app: ASGIApp, *, is_api: Callable[[str], bool], page: PageMaker) -> None:
+        self.app = app
+        self.is_api = is_api
+        self.page = page
+
+    def _is_form(self, scope: Scope) -> bool:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return False
+        media = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+        return media in FORM_TYPES and not self.is_api(scope["path"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._is_form(scope):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        complete = messages[-1]["type"] == "http.request"
+        field = await _nul_field(scope, messages) if complete else None
+        pending = iter(messages)
+
+        async def replay() -> Message:
+            following = next(pending, None)
+            return following if following is not None else await receive()
+
+        if field is not None:
+            shown = field[:100].replace("\0", "\\x00")
+            refusal = f"the form field '{shown}' contains a NUL character, which no value may hold"
+            await self.page(400, "Bad request", refusal)(scope, replay, send)
+            return
+        await self.app(scope, replay, send)
 
 
 class BodyDeadline:
