@@ -305,6 +305,25 @@ def seed(live: LiveServer) -> World:
                 json={"insert": records, "message": f"seeded {marker}"},
             )
 
+    # A prompt named alike in both (two versions, "production" on the second), one only B has.
+    for project, marker, names in (
+        (project_a, marker_a, ["golden"]),
+        (project_b, marker_b, ["golden", b_dataset]),
+    ):
+        for name in names:
+            for n in (1, 2):
+                message = {"role": "system", "content": f"prompt {marker} v{n}"}
+                world.root(
+                    "POST",
+                    f"/api/v1/projects/{project}/prompts",
+                    json={"name": name, "messages": [message], "message": f"seeded {marker}"},
+                )
+            world.root(
+                "PUT",
+                f"/api/v1/projects/{project}/prompts/{name}/labels/production",
+                json={"version": 2},
+            )
+
     # Two finished experiments each, of the same eval over the alike-named dataset.
     experiment_ids: dict[str, list[int]] = {"a": [], "b": []}
     experiment_names: dict[str, list[str]] = {"a": [], "b": []}
@@ -392,6 +411,7 @@ def seed(live: LiveServer) -> World:
     world.b["key_id"] = str(spare["id"])
     world.b["root_key_id"] = str(root_key["id"])
     world.b["spare_record_id"] = f"{b_record}-spare"
+    world.sides["a"]["label"] = world.b["label"] = "production"
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [
