@@ -315,6 +315,8 @@ def test_a_traced_call_records_the_prompt_version(
         gpt.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
         )
+        first = assay.prompt("triage", version=1).render(company="Acme", ticket="hi")
+        gpt.chat.completions.create(**first.openai())
         assert assay.flush(10)
     finally:
         assay.shutdown()
@@ -327,11 +329,25 @@ def test_a_traced_call_records_the_prompt_version(
     assert [
         (s["attributes"].get("assay.prompt.name"), s["attributes"].get("assay.prompt.version"))
         for s in llm
-    ] == [("triage", 2), ("triage", 2), (None, None)]
+    ] == [("triage", 2), ("triage", 2), (None, None), ("triage", 1)]
     sent = [body for _path, body in fake.requests]
     assert sent[0]["messages"][0]["content"] == "You triage tickets for Acme. Be brief."
     assert sent[1]["system"] == "You triage tickets for Acme. Be brief."
     assert sent[1]["temperature"] == 0.2 and sent[1]["max_tokens"] == 300
+
+    def count(kind: str, **query: Any) -> int:
+        response = client.get(f"/api/v1/projects/support/{kind}", params=query)
+        assert response.status_code == 200, response.text
+        return len(response.json()["items"])
+
+    assert count("traces") == 4
+    assert count("traces", prompt="triage") == 3
+    assert count("traces", prompt="triage", prompt_version=2) == 2
+    assert count("traces", prompt="triage", prompt_version=1) == 1
+    assert count("traces", prompt="other") == 0
+    assert count("spans", prompt="triage", prompt_version=1) == 1
+    refused = client.get("/api/v1/projects/support/traces", params={"prompt_version": 2})
+    assert refused.status_code == 400 and "prompt=NAME" in refused.json()["error"]["message"]
 
 
 def test_push_and_pull_a_prompt_file(

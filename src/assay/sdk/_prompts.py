@@ -32,15 +32,16 @@ import httpx
 
 from assay.errors import PromptUnavailable, UserError
 from assay.sdk._state import STATE
+from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.settings import cache_root, setting
+
+__all__ = ["PROMPT_NAME", "PROMPT_VERSION", "Prompt", "RenderedPrompt", "prompt", "prompt_of"]
 
 if TYPE_CHECKING:
     from assay.scorers._template import PromptTemplate
 
 log = logging.getLogger("assay.sdk")
 
-PROMPT_NAME = "assay.prompt.name"
-PROMPT_VERSION = "assay.prompt.version"
 DEFAULT_LABEL = "production"
 FETCH_TIMEOUT_SECONDS = 5.0
 #: What Anthropic requires and OpenAI does not: a prompt without max_tokens gets this.
