@@ -135,6 +135,11 @@ class World:
         for experiment in state["experiments"]["items"]:
             eid = experiment["id"]
             state[f"rows {eid}"] = self.root("GET", f"/api/v1/experiments/{eid}/rows").json()
+        state["prompts"] = self.root("GET", f"{base}/prompts").json()
+        for found in state["prompts"]["items"]:
+            name = found["name"]
+            state[f"prompt {name}"] = self.root("GET", f"{base}/prompts/{name}/versions").json()
+            state[f"labels {name}"] = self.root("GET", f"{base}/prompts/{name}/labels").json()
         own_key = self.api_client.get(
             f"{base}/datasets", headers={"Authorization": f"Bearer {self.keys['b']}"}
         )

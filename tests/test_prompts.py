@@ -5,6 +5,7 @@ on both engines against a live server."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -164,7 +165,10 @@ def test_template_injection_fails_safely(client: httpx.Client, live: LiveServer)
 
 
 def test_the_sdk_follows_a_moved_label_and_renders_for_both_providers(
-    client: httpx.Client, live: LiveServer, monkeypatch: pytest.MonkeyPatch
+    client: httpx.Client,
+    live: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("ASSAY_PROMPT_TTL_SECONDS", "1")
     _save(client, V1)
@@ -202,6 +206,17 @@ def test_the_sdk_follows_a_moved_label_and_renders_for_both_providers(
         seen.render(company="Acme")
     pinned = assay.prompt("triage", version=1, project="support", url=live.url)
     assert pinned.version == 1 and pinned.params == {"temperature": 0}
+
+    # The server goes away: the running application keeps its version and says so once.
+    live.stop()
+    with caplog.at_level(logging.WARNING, logger="assay.sdk"):
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            kept = assay.prompt("triage", label="production", project="support", url=live.url)
+            assert kept.version == 2
+            time.sleep(0.05)
+    said = [r.getMessage() for r in caplog.records if "last known" in r.getMessage()]
+    assert len(said) == 1 and "cannot be reached" in said[0]
 
 
 def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
