@@ -394,3 +394,34 @@ def test_push_and_pull_a_prompt_file(
     broken.write_text("{not json")
     failed = runner.invoke(app, ["prompts", "push", str(broken)])
     assert isinstance(failed.exception, UserError) and "is not JSON" in str(failed.exception)
+
+
+def test_concurrent_saves_and_moves_each_get_their_own_version(
+    client: httpx.Client, live: LiveServer
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def save(n: int) -> int:
+        body = {**V1, "messages": [{"role": "user", "content": f"variant {n}"}]}
+        with live.client() as own:
+            response = own.post(BASE, json=body)
+        assert response.status_code == 201, response.text
+        return int(response.json()["version"])
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = sorted(pool.map(save, range(16)))
+    assert versions == list(range(1, 17))
+
+    def move(version: int) -> int:
+        with live.client() as own:
+            response = own.put(f"{BASE}/triage/labels/production", json={"version": version})
+        return response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(move, range(1, 17))) == {200}
+    history = client.get(f"{BASE}/triage/labels").json()["history"]
+    # Each move starts where the one before it ended: no two read the same "from".
+    chain = list(reversed(history))
+    assert chain[0]["from_version"] is None
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert after["from_version"] == before["to_version"]

@@ -92,6 +92,8 @@ def check_definition(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 def _prompt(conn: Connection, who: Principal, project: str, name: str, role: str) -> int:
     pid = project_id(conn, who, project, role)
+    if role == "editor":  # a write follows
+        prompt_store.lock_prompts(conn, pid)
     found = prompt_store.find(conn, pid, name)
     if found is None:
         raise NotFound(f"prompt {name!r} does not exist in {project!r}")
@@ -124,6 +126,7 @@ def save_version(
         raise UserError("'message' must be text of at most 10,000 characters")
     with db.write() as conn:
         pid = ensure_project(conn, who, project, "editor")
+        prompt_store.lock_prompts(conn, pid)
         found = prompt_store.find(conn, pid, name)
         prompt_id = int(found["id"]) if found else prompt_store.create(conn, pid, name)
         latest = int(found["version"]) if found else 0

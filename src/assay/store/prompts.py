@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, text, update
 
 from assay.store.engine import now_ns
 from assay.store.tables import (
@@ -14,6 +14,19 @@ from assay.store.tables import (
     prompt_versions,
     prompts,
 )
+
+#: pg_advisory_xact_lock(class, project id): keeps prompt locks apart from other locks.
+PG_PROMPT_LOCK_CLASS = 0x5052_4D54  # "PRMT"
+
+
+def lock_prompts(conn: Connection, project_id: int) -> None:
+    """Serialise a project's prompt writes: two saves never take the same version number
+    and two moves of a label never both read the same "from" (PostgreSQL; SQLite already is)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:kind, :id)"),
+            {"kind": PG_PROMPT_LOCK_CLASS, "id": project_id},
+        )
 
 
 def find(conn: Connection, project_id: int, name: str) -> dict[str, Any] | None:
