@@ -170,6 +170,11 @@ class World:
         for evaluator in state["evaluators"]["items"]:
             eid = evaluator["id"]
             state[f"evaluator {eid}"] = self.root("GET", f"/api/v1/evaluators/{eid}").json()
+        state["prompts"] = self.root("GET", f"{base}/prompts").json()
+        for found in state["prompts"]["items"]:
+            name = found["name"]
+            state[f"prompt {name}"] = self.root("GET", f"{base}/prompts/{name}/versions").json()
+            state[f"labels {name}"] = self.root("GET", f"{base}/prompts/{name}/labels").json()
         own_key = self.api_client.get(
             f"{base}/datasets", headers={"Authorization": f"Bearer {self.keys['b']}"}
         )
@@ -465,6 +470,25 @@ def seed(live: LiveServer) -> World:
                 json={"insert": records, "message": f"seeded {marker}"},
             )
 
+    # A prompt named alike in both (two versions, "production" on the second), one only B has.
+    for project, marker, names in (
+        (project_a, marker_a, ["golden"]),
+        (project_b, marker_b, ["golden", b_dataset]),
+    ):
+        for name in names:
+            for n in (1, 2):
+                message = {"role": "system", "content": f"prompt {marker} v{n}"}
+                world.root(
+                    "POST",
+                    f"/api/v1/projects/{project}/prompts",
+                    json={"name": name, "messages": [message], "message": f"seeded {marker}"},
+                )
+            world.root(
+                "PUT",
+                f"/api/v1/projects/{project}/prompts/{name}/labels/production",
+                json={"version": 2},
+            )
+
     # Two finished experiments each, of the same eval over the alike-named dataset.
     experiment_ids: dict[str, list[int]] = {"a": [], "b": []}
     experiment_names: dict[str, list[str]] = {"a": [], "b": []}
@@ -564,6 +588,7 @@ def seed(live: LiveServer) -> World:
         _review_and_online(world, "a", marker_a, shared.hex(), (keys["annotator"], keys["editor"]))
     )
     world.b.update(_review_and_online(world, "b", marker_b, b_only.hex(), (keys["b"], b_reviewer)))
+    world.sides["a"]["label"] = world.b["label"] = "production"
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [

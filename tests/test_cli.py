@@ -15,7 +15,7 @@ import pytest
 
 from assay.store import queries
 from assay.store.engine import make_engine
-from assay.store.tables import scores, spans
+from assay.store.tables import prompt_label_moves, scores, spans
 from tests.conftest import free_port
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
@@ -58,9 +58,12 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert re.search(r"one_lookup +0\.00 -> 1\.00", result.stdout)
     assert re.search(r"resolves +0\.56 -> 0\.88", result.stdout)
     assert "/p/demo/experiments/1/compare/2" in result.stdout
+    assert "prompt support-agent: two versions, production moved to v2" in result.stdout
     assert (tmp_path / "assay.db").exists()
     engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
     with engine.connect() as conn:
+        moves = conn.execute(prompt_label_moves.select()).mappings().all()
+        assert [(m["from_version"], m["to_version"]) for m in moves] == [(None, 1), (1, 2)]
         rows = conn.execute(spans.select()).mappings().all()
         feedback = conn.execute(scores.select()).mappings().all()
         found = queries.list_traces(conn, 1, queries.Filters(q="damaged")).items

@@ -279,6 +279,19 @@ TRACES_FOREIGN: tuple[Foreign, ...] = (
 )
 
 
+def _new_label_move(world: World, side: str) -> Call:
+    """A label of A's moved just now, for each own call to undo; B's label otherwise."""
+    if side != "a":
+        return Call()
+    label = world.fresh("lab")
+    world.root(
+        "PUT",
+        f"/api/v1/projects/{world.a['project']}/prompts/{world.a['name']}/labels/{label}",
+        json={"version": 1},
+    )
+    return Call(params={"label": label})
+
+
 ROUTES: dict[str, Row] = {
     # --- REST API ------------------------------------------------------------------------
     "GET /api/v1/projects": Row("viewer", shows="project", foreign=()),
@@ -764,6 +777,30 @@ ROUTES: dict[str, Row] = {
                 "status": S({400, 404}),
             },
         ),
+    ),
+    # --- the prompt registry (``{name}``: the prompt both projects name alike) -----------------
+    "GET /api/v1/projects/{project}/prompts": Row("viewer", shows="name"),
+    "POST /api/v1/projects/{project}/prompts": Row(
+        "editor",
+        lambda w, _s: Call(
+            json={"name": w.fresh("pr"), "messages": [{"role": "user", "content": "hi"}]}
+        ),
+    ),
+    "GET /api/v1/projects/{project}/prompts/{name}": Row(
+        "viewer",
+        call(query={"label": "{label}"}),
+        foreign=(ALL_B, B_IDS, {**B_IDS, "query": {"version": "2"}}),
+    ),
+    "GET /api/v1/projects/{project}/prompts/{name}/versions": Row("viewer"),
+    "GET /api/v1/projects/{project}/prompts/{name}/labels": Row("viewer", shows=None),
+    "GET /api/v1/projects/{project}/prompts/{name}/diff": Row(
+        "viewer", call(query={"from": "1", "to": "2"})
+    ),
+    "PUT /api/v1/projects/{project}/prompts/{name}/labels/{label}": Row(
+        "editor", call(json={"version": 1}), shows=None
+    ),
+    "POST /api/v1/projects/{project}/prompts/{name}/labels/{label}/undo": Row(
+        "editor", _new_label_move, shows=None
     ),
 }
 

@@ -6,14 +6,17 @@ The public API. Everything else is internal and may change.
 from typing import TYPE_CHECKING, Any
 
 from assay._version import __version__
-from assay.errors import AssayError, ConfigError, UserError
+from assay.errors import AssayError, ConfigError, PromptUnavailable, UserError
 from assay.evals import Case, Dataset, Eval, Score, dataset, scorer
 from assay.sdk import (
+    Prompt,
+    RenderedPrompt,
     Span,
     current_span,
     flush,
     init,
     log_feedback,
+    prompt,
     propagation,
     shutdown,
     span,
@@ -52,6 +55,9 @@ __all__ = [
     "scorers",
     "AssayError",
     "ConfigError",
+    "Prompt",
+    "PromptUnavailable",
+    "RenderedPrompt",
     "Span",
     "UserError",
     "__version__",
@@ -61,6 +67,7 @@ __all__ = [
     "judge",
     "log_feedback",
     "models",
+    "prompt",
     "propagation",
     "shutdown",
     "span",

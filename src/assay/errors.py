@@ -15,6 +15,11 @@ class ConfigError(UserError):
     """A setting is missing or invalid."""
 
 
+class PromptUnavailable(AssayError):
+    """`assay.prompt()` could neither fetch a prompt from the server nor find it in the disk
+    cache; the message says which prompt and why."""
+
+
 class StorageError(AssayError):
     """The database refused or failed an operation."""
 

@@ -43,6 +43,9 @@ class Settings:
     #: ASSAY_CACHE_DIR — where cached model answers live (under models/); default
     #: $XDG_CACHE_HOME/assay, else ~/.cache/assay.
     cache_dir: str = ""
+    #: ASSAY_PROMPT_TTL_SECONDS — how long `assay.prompt()` serves a fetched prompt before it
+    #: asks the server again (in the background; the app keeps the cached one meanwhile).
+    prompt_ttl_seconds: int = 60
 
     # --- the server side ----------------------------------------------------------------------
 
@@ -163,6 +166,15 @@ def from_environment(name: str) -> Any:
     if raw is None or raw == "":
         return None
     return _parse(name, found.type, raw)
+
+
+def cache_root() -> Path:
+    """$ASSAY_CACHE_DIR; by default $XDG_CACHE_HOME/assay, else ~/.cache/assay."""
+    root = setting("cache_dir")
+    if root:
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "assay"
 
 
 def setting(name: str, given: Any = None) -> Any:

@@ -30,6 +30,8 @@ def demo(
 
     from assay.cli.server import open_runtime
     from assay.demo.evals import run_demo_evals
+    from assay.demo.prompts import NAME as PROMPT_NAME
+    from assay.demo.prompts import create_demo_prompt
     from assay.demo.sdk_agent import send_sdk_runs
     from assay.demo.traces import PROJECT, send_demo_traces
     from assay.server.app import create_app
@@ -59,6 +61,7 @@ def demo(
     os.environ.update(replace(settings, url=base).environment("url"))
     with console.status("running an eval twice (baseline, then an improved agent)..."):
         baseline, improved, judge_model = run_demo_evals(base, PROJECT)
+    production = create_demo_prompt(base, PROJECT)
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
@@ -84,6 +87,10 @@ def demo(
         f"  comparison    {p}/experiments/{baseline.experiment_id}/compare/{improved.experiment_id}"
     )
     console.print(f"  dataset       {p}/datasets/support-questions")
+    console.print(
+        f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
+        f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"
+    )
     console.print("The same data through the API:")
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")
     console.print(f"  API schema    {base}/openapi.json")

@@ -18,7 +18,7 @@ from typing import Any
 
 from assay.errors import ConfigError
 from assay.models._types import Request, Response
-from assay.settings import setting
+from assay.settings import cache_root, setting
 
 log = logging.getLogger("assay.models")
 
@@ -30,12 +30,7 @@ CACHE_MODES = ("auto", "on", "off")
 def default_cache_dir() -> Path:
     """``$ASSAY_CACHE_DIR/models``; by default ``~/.cache/assay/models`` (XDG_CACHE_HOME
     honoured)."""
-    root = setting("cache_dir")
-    if root:
-        return Path(root).expanduser() / "models"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "assay" / "models"
+    return cache_root() / "models"
 
 
 def cache_mode() -> str:

@@ -273,21 +273,31 @@ def plain_data(value: Any) -> Any:
 class PromptTemplate:
     """A checked template: its syntax and the names it uses are verified when it is made."""
 
-    def __init__(self, source: str, allowed: Iterable[str] = PROMPT_NAMES) -> None:
-        if not isinstance(source, str) or not source.strip():
-            raise UserError("a judge prompt must be non-empty text")
+    def __init__(
+        self,
+        source: str,
+        allowed: Iterable[str] | None = PROMPT_NAMES,
+        *,
+        what: str = "judge prompt",
+        allow_empty: bool = False,
+    ) -> None:
+        """``allowed`` None: any variable names (a registry prompt's own variables); ``what``
+        names the template in error messages."""
+        self.what = what
+        if not isinstance(source, str) or not (source.strip() or allow_empty):
+            raise UserError(f"a {what} must be non-empty text")
         self.source = source
         try:
             parsed = _ENVIRONMENT.parse(source)
         except TemplateSyntaxError as error:
-            raise UserError(f"judge prompt, line {error.lineno}: {error.message}") from None
+            raise UserError(f"{what}, line {error.lineno}: {error.message}") from None
         if any(True for _ in parsed.find_all(_OTHER_TEMPLATES)):
-            raise UserError("a judge prompt cannot include, import or extend other templates")
+            raise UserError(f"a {what} cannot include, import or extend other templates")
         self.names = frozenset(meta.find_undeclared_variables(parsed))
-        unknown = sorted(self.names - set(allowed))
-        if unknown:
+        unknown = sorted(self.names - set(allowed)) if allowed is not None else []
+        if allowed is not None and unknown:
             raise UserError(
-                f"judge prompt uses {', '.join(unknown)}; a prompt may use "
+                f"{what} uses {', '.join(unknown)}; a prompt may use "
                 f"{', '.join('{{' + name + '}}' for name in allowed)}"
             )
         self._template = _ENVIRONMENT.from_string(source)
@@ -307,14 +317,14 @@ class PromptTemplate:
             return "".join(parts)
         except RenderLimit as error:
             raise UserError(
-                f"judge prompt stopped: {error}; simplify the template "
+                f"{self.what} stopped: {error}; simplify the template "
                 "(renders are bounded in time, size and number size)"
             ) from None
         except SecurityError as error:
-            raise UserError(f"judge prompt tried something unsafe: {error}") from None
+            raise UserError(f"{self.what} tried something unsafe: {error}") from None
         except (TemplateError, ArithmeticError, TypeError, ValueError) as error:
-            raise UserError(f"judge prompt could not be rendered: {error}") from None
+            raise UserError(f"{self.what} could not be rendered: {error}") from None
         except RecursionError:
-            raise UserError("judge prompt could not be rendered: it recurses too deeply") from None
+            raise UserError(f"{self.what} could not be rendered: it recurses too deeply") from None
         finally:
             sys.settrace(previous)

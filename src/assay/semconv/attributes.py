@@ -24,6 +24,10 @@ DROPPED_PREFIX = "assay.dropped."
 #: column; the attribute keeps ``{STORED_AS: "input"}`` (or "output") in its place.
 STORED_AS = "$assay.stored_as"
 
+#: On a model call made with a registry prompt (`assay.prompt`): its name and version.
+PROMPT_NAME = "assay.prompt.name"
+PROMPT_VERSION = "assay.prompt.version"
+
 #: On a provider SDK's own span of a call that another span of another trace also reports:
 #: "trace id/span id" of that span, where the call's tokens and cost are counted.
 SAME_CALL_AS = "assay.same_call_as"

@@ -46,6 +46,12 @@ def filters(
     q: Annotated[
         str | None, Query(max_length=500, description="words to find in input or output")
     ] = None,
+    prompt: Annotated[
+        str | None, Query(max_length=200, description="registry prompt name a call used")
+    ] = None,
+    prompt_version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="with prompt: that version only")
+    ] = None,
 ) -> Filters:
     """The declared parameters describe the API (and FastAPI checks their types); the one
     filter parser the UI also uses reads them."""
@@ -68,6 +74,8 @@ def filters(
         "min_score": min_score,
         "max_score": max_score,
         "q": q,
+        "prompt": prompt,
+        "prompt_version": prompt_version,
     }
     pairs = [(key, str(value)) for key, value in single.items() if value is not None]
     pairs += [("tag", value) for value in tag] + [("metadata", value) for value in metadata]

@@ -19,7 +19,19 @@ from assay.store.queries import Filters
 #: Relative time windows (``range=1h``): kept relative in a shared URL.
 RANGES = {"15m": 900, "1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 STATUSES = ("ok", "error", "unset")
-TEXT_FIELDS = ("name", "type", "model", "session_id", "user_id", "trace_id", "score", "q")
+TEXT_FIELDS = (
+    "name",
+    "type",
+    "model",
+    "session_id",
+    "user_id",
+    "trace_id",
+    "score",
+    "q",
+    "prompt",
+)
+#: Largest prompt version (a 32-bit column).
+MAX_PROMPT_VERSION = 2**31 - 1
 #: Durations and costs cannot be negative; score bounds can.
 NUMBER_FIELDS = {
     "min_duration_ms": 0.0,
@@ -139,6 +151,21 @@ def _times(
                 setattr(found, key, moment)
 
 
+def _prompt_version(single: dict[str, str], found: Filters, problems: list[FilterProblem]) -> None:
+    """``prompt_version=N``: calls made with that version of the ``prompt`` named too."""
+    if "prompt_version" not in single:
+        return
+    text = single["prompt_version"]
+    if not (text.isdigit() and 1 <= int(text) <= MAX_PROMPT_VERSION):
+        problems.append(
+            FilterProblem("prompt_version", f"{text[:40]!r} is not a version (1, 2, ...)")
+        )
+    elif found.prompt is None:
+        problems.append(FilterProblem("prompt_version", "name the prompt too (prompt=NAME)"))
+    else:
+        found.prompt_version = int(text)
+
+
 def parse_filters(
     pairs: Iterable[tuple[str, str]], *, now_ns: int | None = None
 ) -> tuple[Filters, list[FilterProblem]]:
@@ -158,6 +185,7 @@ def parse_filters(
                 FilterProblem("status", f"{single['status']!r} is not ok, error or unset")
             )
     _times(single, found, problems, now_ns)
+    _prompt_version(single, found, problems)
     for key, minimum in NUMBER_FIELDS.items():
         if key in single:
             number = _number(single[key], minimum, NUMBER_MAXIMUMS.get(key))

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from assay.errors import UserError
+from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.store import search
 from assay.store.tables import projects, scores, spans, traces
 
@@ -58,6 +59,9 @@ class Filters:
     min_score: float | None = None
     max_score: float | None = None
     q: str | None = None
+    #: Calls made with a registry prompt (the wrappers' ``assay.prompt.name``), and version.
+    prompt: str | None = None
+    prompt_version: int | None = None
 
 
 @dataclass
@@ -199,6 +203,15 @@ def _has_score_filter(f: Filters) -> bool:
     return bool(f.score) or f.min_score is not None or f.max_score is not None
 
 
+def _prompt_condition(f: Filters) -> ColumnElement[bool]:
+    """A span made with registry prompt ``f.prompt`` (at ``f.prompt_version``, if given)."""
+    attributes = spans.c.attributes
+    condition: ColumnElement[bool] = attributes[PROMPT_NAME].as_string() == f.prompt
+    if f.prompt_version is not None:
+        condition = and_(condition, attributes[PROMPT_VERSION].as_integer() == f.prompt_version)
+    return condition
+
+
 def _span_conditions(
     conn: Connection, f: Filters, project_id: int, sort: str
 ) -> list[ColumnElement[bool]]:
@@ -212,6 +225,8 @@ def _span_conditions(
         out.append(_status_condition(s.is_error, s.status_code, f.status))
     if _has_score_filter(f):
         out.append(_score_condition(f, spans, s.span_id))
+    if f.prompt:
+        out.append(_prompt_condition(f))
     return out
 
 
@@ -229,6 +244,17 @@ def _trace_conditions(
         out.append(t.span_types.contains(f",{f.type},", autoescape=True))
     if f.model:
         out.append(t.models.contains(f",{f.model},", autoescape=True))
+    if f.prompt:
+        # Any span of the trace made with the prompt.
+        out.append(
+            exists(
+                select(literal(1)).where(
+                    spans.c.project_id == t.project_id,
+                    spans.c.trace_id == t.trace_id,
+                    _prompt_condition(f),
+                )
+            )
+        )
     return out
 
 

@@ -600,3 +600,55 @@ rule_spend = Table(
     Column("cost", Float, nullable=False),
     Column("calls", Integer, nullable=False),
 )
+
+# The prompt registry. A prompt is a name in a project; every save is an immutable row of
+# ``prompt_versions`` (its messages, model, parameters, tools and response format live in
+# ``definition``). Labels point at versions; every move of a label is a row of
+# ``prompt_label_moves`` (from None: the label was new; to None: an undo removed it), and an
+# undo is itself a move naming the move it undid.
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_prompts_project_name"),
+)
+
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("prompt_id", Integer, ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("author", String(200)),
+    Column("message", Text),
+    Column("definition", Json, nullable=False),
+)
+
+prompt_labels = Table(
+    "prompt_labels",
+    metadata,
+    Column("prompt_id", Integer, ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True),
+    Column("label", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("author", String(200)),
+)
+
+prompt_label_moves = Table(
+    "prompt_label_moves",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prompt_id", Integer, ForeignKey("prompts.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(100), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("author", String(200)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("undo_of", Integer),
+    Index("ix_prompt_label_moves_prompt_label", "prompt_id", "label", "id"),
+)

@@ -25,6 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from assay.sdk._prompts import PROMPT_NAME, PROMPT_VERSION, prompt_of
 from assay.sdk._serialize import to_json
 from assay.sdk._spans import _masked
 from assay.sdk._state import STATE
@@ -334,6 +335,7 @@ class Operation:
         }
         if isinstance(model, str):
             attributes["gen_ai.request.model"] = model
+        attributes.update(safe_read("prompt", lambda: _prompt_attributes(kwargs)))
         name = f"{self.name} {model}" if isinstance(model, str) else self.name
         call = LlmCall.start(name, attributes)
         if call is not None:  # read the request only for a span that records
@@ -353,6 +355,14 @@ class Operation:
             log.debug("Assay: could not trace a model call's result", exc_info=True)
             call.end()
         return result
+
+
+def _prompt_attributes(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The registry prompt the call's messages were rendered from (`assay.prompt`)."""
+    found = prompt_of(kwargs)
+    if found is None:
+        return {}
+    return {PROMPT_NAME: found[0], PROMPT_VERSION: found[1]}
 
 
 def is_async(function: Any) -> bool:
