@@ -174,14 +174,29 @@ def _reviewers(text: str) -> list[str]:
     return sorted({name.strip() for name in text.replace(",", "\n").splitlines() if name.strip()})
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise UserError("the request is too large")
+def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(body or b"{}")
+        return json.loads(text or b"{}")
     except ValueError:
-        raise UserError("the request body is not JSON") from None
+        raise UserError(f"{what} is not JSON") from None
+
+
+async def _payload(request: Request) -> dict[str, Any]:
+    """The body of a reviewer-view call: JSON (what review.js sends), or a form whose
+    ``labels`` field holds the labels as JSON (a plain form, a script)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise UserError("the request is too large")
+        found = _json(body, "the request body")
+        if not isinstance(found, dict):
+            raise UserError("the request body must be a JSON object")
+        return found
+    form = await request.form()
+    out: dict[str, Any] = {key: _field(form, key) for key in form if key != "csrf_token"}
+    if "labels" in out:
+        out["labels"] = _json(out["labels"], "the 'labels' field")
+    return out
 
 
 # --- the item as the reviewer sees it ---------------------------------------------------------
@@ -473,7 +488,13 @@ def _labels_from(body: Any) -> list[dict[str, Any]]:
     labels = body["labels"]
     if len(labels) > 50 or not all(isinstance(label, dict) for label in labels):
         raise UserError("at most 50 labels, each an object")
-    return [dict(label) for label in labels]
+    out = []
+    for label in labels:
+        rubric_id = label.get("rubric_id")
+        if isinstance(rubric_id, str) and rubric_id.isdigit() and len(rubric_id) < 12:
+            rubric_id = int(rubric_id)  # from a form
+        out.append({**label, "rubric_id": rubric_id})
+    return out
 
 
 @router.post(
@@ -492,7 +513,7 @@ async def submit_labels(
     rt = runtime_of(request)
     _queue_in_project(await run_in_threadpool(review.get_queue, rt, who, queue_id), project)
     try:
-        labels = _labels_from(await _json_body(request))
+        labels = _labels_from(await _payload(request))
         result = await run_in_threadpool(
             lambda: review.submit_labels(rt, who, queue_id, item_id, labels)
         )
@@ -557,9 +578,7 @@ async def correct_expected(
     rt = runtime_of(request)
     queue = _queue_in_project(await run_in_threadpool(review.get_queue, rt, who, queue_id), project)
     try:
-        body = await _json_body(request)
-        if not isinstance(body, dict):
-            raise UserError('send {"dataset", "expected"}')
+        body = await _payload(request)
         dataset = str(body.get("dataset") or "").strip()[:200]
         expected_text = str(body.get("expected") or "")[:MAX_FIELD_CHARS]
         if not dataset:
@@ -653,28 +672,8 @@ async def set_gold(
     rt = runtime_of(request)
     queue = _queue_in_project(await run_in_threadpool(review.get_queue, rt, who, queue_id), project)
     form = await request.form()
-    labels = []
-    for rubric in queue["rubrics"]:
-        picked = _field(form, f"gold-{rubric['id']}").strip()
-        if not picked:
-            continue
-        label: dict[str, Any] = {
-            "rubric_id": int(rubric["id"]),
-            "rationale": _field(form, f"why-{rubric['id']}") or None,
-        }
-        if rubric["kind"] == "numeric":
-            label["value"] = _number(picked, "the gold value") if picked else None
-        elif rubric["kind"] == "text":
-            label["text"] = picked
-        elif rubric.get("multiple"):
-            label["choices"] = [c.strip() for c in picked.split(",") if c.strip()]
-        else:
-            label["choice"] = picked
-        labels.append(label)
-    back = f"/p/{segment(project)}/review/{queue_id}/adjudicate"
     try:
-        if not labels:
-            raise UserError("pick the gold label of at least one rubric")
+        labels = _gold_labels(form, queue)
         await run_in_threadpool(review_results.set_gold, rt, who, queue_id, item_id, labels)
     except UserError as exc:
         return render(
@@ -685,4 +684,33 @@ async def set_gold(
             message=str(exc),
             project=project,
         )
+    back = f"/p/{segment(project)}/review/{queue_id}/adjudicate"
     return RedirectResponse(f"{back}?done=gold#item-{item_id}", status_code=303)
+
+
+def _gold_labels(form: Any, queue: dict[str, Any]) -> list[dict[str, Any]]:
+    """The adjudication form's gold labels (``gold-<rubric>`` and ``why-<rubric>`` fields), or
+    a ``labels`` field holding them as JSON."""
+    if "labels" in form:
+        return _labels_from({"labels": _json(_field(form, "labels"), "the 'labels' field")})
+    labels: list[dict[str, Any]] = []
+    for rubric in queue["rubrics"]:
+        picked = _field(form, f"gold-{rubric['id']}").strip()
+        if not picked:
+            continue
+        label: dict[str, Any] = {
+            "rubric_id": int(rubric["id"]),
+            "rationale": _field(form, f"why-{rubric['id']}") or None,
+        }
+        if rubric["kind"] == "numeric":
+            label["value"] = _number(picked, "the gold value")
+        elif rubric["kind"] == "text":
+            label["text"] = picked
+        elif rubric.get("multiple"):
+            label["choices"] = [c.strip() for c in picked.split(",") if c.strip()]
+        else:
+            label["choice"] = picked
+        labels.append(label)
+    if not labels:
+        raise UserError("pick the gold label of at least one rubric")
+    return labels
