@@ -264,6 +264,12 @@ REVIEW_UI_ROUTES: dict[str, Row] = {
     "POST /p/{project}/review/{queue_id}/items/{item_id}/gold": Row(
         "editor", call(params=UI_ITEM, form={"labels": UI_LABELS})
     ),
+    "POST /settings/personal-keys": Row(
+        "signed-in",
+        call(form={"project": ""}),
+        # A key for a project the caller may not see: refused like any page of it.
+        foreign=({"project": "b", "form": {"project": "{B[project]}"}, "status": S({403})},),
+    ),
 }
 
 ROUTES: dict[str, Row] = {

@@ -18,7 +18,7 @@ from tests.conftest import LiveServer
 from tests.otlp_builders import new_span_id, new_trace_id, span
 from tests.ui.conftest import expect, login, screenshot, seed_user
 from tests.ui.test_traces_ui import send
-from tests.ui.test_xss import INJECTED
+from tests.ui.test_xss import INJECTED, _strip_csp
 from tests.ui.xss_payloads import PAYLOADS
 
 PROJECT = "shop"
@@ -323,9 +323,13 @@ def test_an_annotator_of_another_project_is_refused(
     assert answer is not None and answer.status == 404
 
 
+@pytest.mark.parametrize("policy", ["csp", "no-csp"])
 def test_xss_payloads_in_rubrics_items_and_rationales_render_as_text(
-    live: LiveServer, page: Page
+    live: LiveServer, page: Page, policy: str
 ) -> None:
+    """Served as is, and with the Content-Security-Policy stripped: the escaping holds alone."""
+    if policy == "no-csp":
+        page.route("**/*", _strip_csp)
     rt = live.runtime
     from assay.services import review, rubrics
 
@@ -409,5 +413,32 @@ def test_xss_payloads_in_rubrics_items_and_rationales_render_as_text(
         assert page.evaluate("typeof window.__xss") == "undefined"
         assert page.locator(INJECTED).count() == 0
     assert dialogs == []
-    assert page.errors == []  # type: ignore[attr-defined]
-    screenshot(page, "review-xss")
+    if policy == "csp":  # a payload turned markup would show as a refused script or image
+        assert page.errors == []  # type: ignore[attr-defined]
+    screenshot(page, f"review-xss-{policy}")
+
+
+def test_a_personal_key_from_the_settings_page_labels_as_its_user(
+    reviewed: tuple[LiveServer, int, int, str], page: Page
+) -> None:
+    live, queue_id, rubric_id, _key = reviewed
+    login(page, live.url, "ann")
+    page.goto(f"{live.url}/settings")
+    page.select_option("#pk-project", PROJECT)
+    page.click("#personal-key-form button[type=submit]")
+    secret = page.locator("#new-secret").text_content() or ""
+    assert secret.startswith("assay_")
+    expect(page.locator("#personal-key-table")).to_contain_text(PROJECT)
+    with _api(live, secret) as client:
+        item = client.get(f"/api/v1/queues/{queue_id}/next").json()
+        label = {"rubric_id": rubric_id, "choice": "yes", "rationale": "from my script"}
+        sent = client.post(
+            f"/api/v1/queues/{queue_id}/items/{item['item_id']}/labels", json={"labels": [label]}
+        )
+        assert sent.status_code == 201, sent.text
+        mine = client.get(f"/api/v1/queues/{queue_id}/labels").json()["items"]
+    assert [(m["reviewer"], m["rationale"]) for m in mine] == [("ann", "from my script")]
+    # The key is limited to the project it was made for, and revocable by its owner.
+    page.goto(f"{live.url}/settings")
+    page.click("#personal-key-table button.danger")
+    expect(page.locator("#personal-key-table")).to_contain_text("revoked")
