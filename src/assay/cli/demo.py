@@ -59,6 +59,10 @@ def demo(
     os.environ.update(replace(settings, url=base).environment("url"))
     with console.status("running an eval twice (baseline, then an improved agent)..."):
         baseline, improved, judge_model = run_demo_evals(base, PROJECT)
+    from assay.demo.review import seed_review
+
+    with console.status("two reviewers label a review queue..."):
+        reviewed = seed_review(runtime, PROJECT)
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
@@ -84,6 +88,10 @@ def demo(
         f"  comparison    {p}/experiments/{baseline.experiment_id}/compare/{improved.experiment_id}"
     )
     console.print(f"  dataset       {p}/datasets/support-questions")
+    if reviewed is not None:
+        console.print(f"  review room   {p}/review   ({reviewed.labels} labels from two reviewers)")
+        console.print(f"  review items  {p}/review/{reviewed.queue_id}   (keyboard: press ?)")
+        console.print(f"  agreement     {p}/review/{reviewed.queue_id}/adjudicate")
     console.print("The same data through the API:")
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")
     console.print(f"  API schema    {base}/openapi.json")
