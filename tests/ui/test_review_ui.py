@@ -442,3 +442,32 @@ def test_a_personal_key_from_the_settings_page_labels_as_its_user(
     page.goto(f"{live.url}/settings")
     page.click("#personal-key-table button.danger")
     expect(page.locator("#personal-key-table")).to_contain_text("revoked")
+
+
+def test_experiment_rows_and_dataset_records_are_added_from_their_lists(
+    reviewed: tuple[LiveServer, int, int, str], page: Page
+) -> None:
+    live, queue_id, _rubric_id, key = reviewed
+    with _api(live, key) as client:
+        experiment = client.post(
+            f"/api/v1/projects/{PROJECT}/experiments", json={"eval_name": "qa", "name": "run-1"}
+        ).json()
+        rows = [{"case_key": f"c{i}", "input": f"case {i}", "output": "ok"} for i in range(3)]
+        client.post(f"/api/v1/experiments/{experiment['id']}/rows", json=rows)
+        client.post(f"/api/v1/projects/{PROJECT}/datasets", json={"name": "qa"})
+        records = [{"record_id": f"r{i}", "input": f"record {i}"} for i in range(3)]
+        client.post(f"/api/v1/projects/{PROJECT}/datasets/qa/changes", json={"insert": records})
+    login(page, live.url, "ann")
+    page.goto(f"{live.url}/p/{PROJECT}/experiments/{experiment['id']}")
+    page.locator("input.pick-row").nth(0).check()
+    page.locator("input.pick-row").nth(2).check()
+    page.click(".add-to-queue button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("Added 2 item(s)")
+    page.goto(f"{live.url}/p/{PROJECT}/datasets/qa")
+    page.locator("input.pick-record").nth(1).check()
+    page.click(".add-to-queue button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("Added 1 item(s)")
+    with _api(live, key) as client:
+        items = client.get(f"/api/v1/queues/{queue_id}/items", params={"limit": 100}).json()
+    kinds = [item["kind"] for item in items["items"]]
+    assert kinds.count("experiment_row") == 2 and kinds.count("dataset_record") == 1

@@ -376,8 +376,9 @@ async def create_queue(
 async def add_to_queue(
     request: Request, project: str, who: Principal = Depends(web_principal)
 ) -> Response:
-    """Traces into a queue: the ticked ones (``trace_id``), or every trace the traces list's
-    filter (``filter``, its query string) matches, all or a random sample of ``sample``."""
+    """Items into a queue: the ticked traces (``trace_id``), experiment rows
+    (``experiment_row``) or records of ``dataset`` (``record_id``); or every trace the traces
+    list's filter (``filter``, its query string) matches, all or a random sample of ``sample``."""
     who.require(project, "annotator")
     form = await request.form()
     rt = runtime_of(request)
@@ -410,11 +411,23 @@ async def add_to_queue(
                 lambda: review.add_by_filter(rt, who, queue_id, filters, sample=sample)
             )
         else:
-            if not trace_ids:
-                raise UserError("tick the traces to add first")
-            result = await run_in_threadpool(
-                review.add_items, rt, who, queue_id, review.ItemsToAdd(trace_ids=trace_ids)
+            dataset = _field(form, "dataset").strip()[:200]
+            wanted = review.ItemsToAdd(
+                trace_ids=trace_ids,
+                experiment_rows=[
+                    int(v)
+                    for v in form.getlist("experiment_row")
+                    if isinstance(v, str) and v.isdigit() and len(v) < 19
+                ],
+                dataset_records=[
+                    (dataset, v[:64])
+                    for v in form.getlist("record_id")
+                    if dataset and isinstance(v, str) and v
+                ],
             )
+            if not len(wanted):
+                raise UserError("tick the traces, rows or records to add first")
+            result = await run_in_threadpool(review.add_items, rt, who, queue_id, wanted)
     except UserError as exc:
         return await _room(request, who, project, error=str(exc), status=400)
     except NotFound as exc:
