@@ -589,6 +589,7 @@ def seed(live: LiveServer) -> World:
     )
     world.b.update(_review_and_online(world, "b", marker_b, b_only.hex(), (keys["b"], b_reviewer)))
     world.sides["a"]["label"] = world.b["label"] = "production"
+    _seed_review_ui(world)
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [
@@ -619,3 +620,40 @@ def seed(live: LiveServer) -> World:
         *(key for key in world.never if key.startswith("sk-b-")),
     ]
     return world
+
+
+def _seed_review_ui(world: World) -> None:
+    """For the review room's web routes: a rubric and a queue per side (named with the side's
+    marker), A's queue holding A's two traces. Their ids are ``ui_rubric_id``, ``ui_queue_id``
+    and ``ui_item_id`` (an item of A's queue: the shared trace), apart from the REST rows'."""
+    for side in ("a", "b"):
+        ids = world.sides[side]
+        project, marker = ids["project"], ids["marker"]
+        rubric = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/rubrics",
+            json={
+                "name": f"ui-rubric-{marker}",
+                "kind": "categorical",
+                "choices": [{"name": "yes", "value": 1}, {"name": "no", "value": 0}],
+                "instructions": f"judge {marker}",
+                "may_correct_expected": True,
+            },
+        ).json()
+        queue = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/queues",
+            json={"name": f"ui-queue-{marker}", "rubrics": [rubric["id"]], "reviews_per_item": 20},
+        ).json()
+        traces = [ids["trace_id"]] + ([] if side == "b" else [_only_trace(world, project)])
+        world.root("POST", f"/api/v1/queues/{queue['id']}/items", json={"trace_ids": traces})
+        items = world.root("GET", f"/api/v1/queues/{queue['id']}/items").json()["items"]
+        ids["ui_rubric_id"] = str(rubric["id"])
+        ids["ui_queue_id"] = str(queue["id"])
+        ids["ui_item_id"] = str(items[0]["id"])
+
+
+def _only_trace(world: World, project: str) -> str:
+    """A's trace that B does not share (its marker is in its input too)."""
+    listed = world.root("GET", f"/api/v1/projects/{project}/traces").json()["items"]
+    return next(str(t["trace_id"]) for t in listed if t["trace_id"] != world.a["trace_id"])

@@ -69,8 +69,15 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
         found = queries.list_traces(conn, 1, queries.Filters(q="damaged")).items
     engine.dispose()
     # The SDK part of the demo left end-user feedback, and the printed search finds something.
+    labels = [s for s in feedback if s["review_id"] is not None]
+    feedback = [s for s in feedback if s["review_id"] is None]
     assert feedback and {s["name"] for s in feedback} == {"thumbs_up"}
     assert all(s["source"] == "human" for s in feedback)
+    # Two reviewers labelled the demo's review queue, and the review room is among the links.
+    assert {s["author"] for s in labels} == {"maria", "tom"}
+    assert {s["name"] for s in labels} == {"answer quality"}
+    assert all(s["source"] == "human" and s["rationale"] for s in labels)
+    assert "/p/demo/review/1/adjudicate" in result.stdout
     assert found
     # Both eval runs stored their cases' traces beside the experiments (8 cases x 2 runs).
     assert sum(1 for row in rows if row["name"] == "eval support-answers") == 16

@@ -292,6 +292,72 @@ def _new_label_move(world: World, side: str) -> Call:
     return Call(params={"label": label})
 
 
+#: The review room's UI routes: their ids are the ``ui_*`` ones of tests/isolation_world.py.
+UI_QUEUE = {"queue_id": "{ui_queue_id}"}
+UI_ITEM = {**UI_QUEUE, "item_id": "{ui_item_id}"}
+UI_LABELS = '[{{"rubric_id": {ui_rubric_id}, "choice": "yes", "rationale": "iso"}}]'
+REVIEW_UI_ROUTES: dict[str, Row] = {
+    "GET /p/{project}/review": Row("viewer"),
+    "POST /p/{project}/review/rubrics": Row(
+        "editor", lambda w, _s: Call(form={"name": w.fresh("rubric"), "kind": "text"})
+    ),
+    "POST /p/{project}/review/queues": Row(
+        "editor",
+        lambda w, _s: Call(form={"name": w.fresh("queue"), "rubric": "{ui_rubric_id}"}),
+        # A's project with B's rubric: "not a rubric of this project", on the room's page.
+        foreign=(ALL_B, {**B_IDS, "status": S({400})}),
+    ),
+    "POST /p/{project}/review/add": Row(
+        "annotator",
+        call(form={"queue_id": "{ui_queue_id}", "scope": "picked", "trace_id": "{trace_id}"}),
+        foreign=(
+            ALL_B,
+            {**B_IDS, "status": S({404})},
+            # A's queue, B's trace: not in this project, nothing added.
+            {
+                "form": {
+                    "queue_id": "{A[ui_queue_id]}",
+                    "scope": "picked",
+                    "trace_id": "{B[trace_id]}",
+                },
+                "status": S({400}),
+            },
+        ),
+    ),
+    "GET /p/{project}/review/{queue_id}": Row("viewer", call(params=UI_QUEUE)),
+    "GET /p/{project}/review/{queue_id}/next": Row("annotator", call(params=UI_QUEUE)),
+    "GET /p/{project}/review/{queue_id}/items/{item_id}": Row("viewer", call(params=UI_ITEM)),
+    "POST /p/{project}/review/{queue_id}/items/{item_id}/labels": Row(
+        "annotator", call(params=UI_ITEM, form={"labels": UI_LABELS}), ok=S({200}), shows=None
+    ),
+    "POST /p/{project}/review/{queue_id}/items/{item_id}/skip": Row(
+        # 409 unless the caller holds the item open: a refusal that still checked the caller.
+        "annotator",
+        call(params=UI_ITEM),
+        ok=S({200, 409}),
+        shows=None,
+    ),
+    "POST /p/{project}/review/{queue_id}/undo": Row(
+        "annotator", call(params=UI_QUEUE), ok=S({200, 409}), shows=None
+    ),
+    "POST /p/{project}/review/{queue_id}/items/{item_id}/correct": Row(
+        "annotator",
+        call(params=UI_ITEM, form={"dataset": "golden", "expected": "iso corrected"}),
+        ok=S({200}),
+        shows=None,
+    ),
+    "GET /p/{project}/review/{queue_id}/adjudicate": Row("editor", call(params=UI_QUEUE)),
+    "POST /p/{project}/review/{queue_id}/items/{item_id}/gold": Row(
+        "editor", call(params=UI_ITEM, form={"labels": UI_LABELS})
+    ),
+    "POST /settings/personal-keys": Row(
+        "signed-in",
+        call(form={"project": ""}),
+        # A key for a project the caller may not see: refused like any page of it.
+        foreign=({"project": "b", "form": {"project": "{B[project]}"}, "status": S({403})},),
+    ),
+}
+
 ROUTES: dict[str, Row] = {
     # --- REST API ------------------------------------------------------------------------
     "GET /api/v1/projects": Row("viewer", shows="project", foreign=()),
@@ -802,6 +868,8 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/projects/{project}/prompts/{name}/labels/{label}/undo": Row(
         "editor", _new_label_move, shows=None
     ),
+    # --- web UI: the review room (ids of its own: ui_queue_id, ui_item_id, ui_rubric_id) ---
+    **REVIEW_UI_ROUTES,
 }
 
 # --- the app's routes -------------------------------------------------------------------------

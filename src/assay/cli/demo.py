@@ -62,6 +62,10 @@ def demo(
     with console.status("running an eval twice (baseline, then an improved agent)..."):
         baseline, improved, judge_model = run_demo_evals(base, PROJECT)
     production = create_demo_prompt(base, PROJECT)
+    from assay.demo.review import seed_review
+
+    with console.status("two reviewers label a review queue..."):
+        reviewed = seed_review(runtime, PROJECT)
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
@@ -87,6 +91,10 @@ def demo(
         f"  comparison    {p}/experiments/{baseline.experiment_id}/compare/{improved.experiment_id}"
     )
     console.print(f"  dataset       {p}/datasets/support-questions")
+    if reviewed is not None:
+        console.print(f"  review room   {p}/review   ({reviewed.labels} labels from two reviewers)")
+        console.print(f"  review items  {p}/review/{reviewed.queue_id}   (keyboard: press ?)")
+        console.print(f"  agreement     {p}/review/{reviewed.queue_id}/adjudicate")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
         f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"

@@ -52,7 +52,12 @@ def _personal(key: key_store.ApiKey) -> Principal:
 
 
 def create_personal_key(
-    db: Database, who: Principal, *, user: str, project: str | None = None
+    db: Database,
+    who: Principal,
+    *,
+    user: str,
+    project: str | None = None,
+    seal_for_session: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A key that acts as ``user`` with their roles (limited to ``project`` if given), so
     scripts and labelling tools work through the API and every label has a person as its
@@ -69,9 +74,12 @@ def create_personal_key(
             and project not in user_store.roles_of(conn, int(found["id"]))
         ):
             raise UserError(f"{user!r} has no role in {project!r}; grant one first")
-        return key_store.create(
+        secret, record = key_store.create(
             conn, name=user, role="viewer", project=project, user_id=int(found["id"])
         )
+        if seal_for_session:  # shown once on the settings page after the redirect
+            user_store.set_flash(conn, seal_for_session, secret)
+        return secret, record
 
 
 def principal_for_session(rt: Runtime, token: str) -> Principal | None:
@@ -125,6 +133,8 @@ def sign_out(db: Database, token: str) -> None:
 
 
 def _may_manage_key(who: Principal, key: dict[str, Any]) -> bool:
+    if who.user_id is not None and key.get("user_id") == who.user_id:
+        return True  # one's own personal key
     project = key["project"]
     return who.is_admin if project is None else who.can(str(project), "admin")
 
@@ -275,7 +285,11 @@ def settings_view(db: Database, who: Principal, session: str) -> dict[str, Any]:
     administrators), and a key's secret sealed with this session (shown once)."""
     with db.read() as conn:
         names = user_store.project_names(conn)
-        keys = [key for key in key_store.list_keys(conn) if _may_manage_key(who, key)]
+        every = key_store.list_keys(conn)
+        keys = [key for key in every if _may_manage_key(who, key)]
+        personal = [
+            key for key in every if who.user_id is not None and key.get("user_id") == who.user_id
+        ]
         people = user_store.list_users(conn) if who.is_admin else []
     secret = None
     if session and not who.open_mode:
@@ -285,6 +299,8 @@ def settings_view(db: Database, who: Principal, session: str) -> dict[str, Any]:
         "projects": names,
         "admin_projects": [name for name in names if who.can(name, "admin")],
         "keys": keys,
+        "personal_keys": personal,
+        "my_projects": [name for name in names if who.may_see(name)],
         "people": people,
         "roles": ROLES,
         "secret": secret,

@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from assay.errors import AccessError, NotFound, ProjectNotFound
 from assay.server.security.web import CSRF_COOKIE, LoginRequired, cookies_secure
-from assay.server.ui import account, datasets, experiments, home, sessions, traces
+from assay.server.ui import account, datasets, experiments, home, review, sessions, traces
 from assay.server.ui._render import render, render_plain
 from assay.ui import STATIC_DIR
 
@@ -27,6 +27,7 @@ ROUTERS = [
     datasets.router,
     traces.router,
     sessions.router,
+    review.router,
     account.router,
 ]
 
@@ -36,7 +37,7 @@ async def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-ROOMS = ("traces", "sessions", "datasets", "experiments")
+ROOMS = ("traces", "sessions", "datasets", "experiments", "review")
 
 
 async def access_error_page(request: Request, exc: AccessError) -> Response:

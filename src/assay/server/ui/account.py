@@ -252,6 +252,34 @@ async def create_key(request: Request, who: Principal = Depends(web_principal)) 
     return _done("key-created", "keys")
 
 
+@router.post("/settings/personal-keys", dependencies=[Depends(csrf_protect)])
+async def create_personal_key(
+    request: Request, who: Principal = Depends(web_principal)
+) -> Response:
+    """A key that acts as the signed-in user, with their roles: for their own scripts and
+    labelling tools, so what they label through the API is still theirs."""
+    form = await request.form()
+    project = _field(form, "project") or None
+    if project is not None:
+        who.require(project)  # a project one may not see is refused like its pages
+    session = request.cookies.get(SESSION_COOKIE, "")
+    try:
+        if who.open_mode or who.name is None:
+            raise UserError("personal keys are for signed-in users")
+        await run_in_threadpool(
+            lambda: accounts.create_personal_key(
+                runtime_of(request),
+                who,
+                user=str(who.name),
+                project=project,
+                seal_for_session=session,
+            )
+        )
+    except UserError as exc:
+        return await _settings_page(request, who, error=_sentence(exc), status=400)
+    return _done("key-created", "keys")
+
+
 @router.post("/settings/keys/{key_id}/revoke", dependencies=[Depends(csrf_protect)])
 async def revoke_key(
     request: Request, key_id: RowId, who: Principal = Depends(web_principal)

@@ -27,7 +27,7 @@ from assay.server.bounds import INT32_MAX, INT64_MAX
 from assay.server.security.web import csrf_protect, web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import _pretty, render
-from assay.services import datasets
+from assay.services import datasets, review
 from assay.services.principal import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -224,9 +224,14 @@ async def dataset_page(
             page_size=PAGE_RECORDS,
         )
     )
+    queues = []
+    if who.can(project, "annotator"):
+        queues = await run_in_threadpool(review.list_queues, runtime_of(request), who, project)
     return _page(
         request,
         "dataset.html",
+        review_queues=queues,
+        dataset_name=name,
         project=project,
         base=_base(project),
         url=_dataset_url(project, name),

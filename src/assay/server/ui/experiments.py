@@ -22,7 +22,7 @@ from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._diff import as_text, diff
 from assay.server.ui._render import _pretty, render
-from assay.services import experiments
+from assay.services import experiments, review
 from assay.services.experiments import score_names, score_summary
 from assay.services.principal import Principal
 
@@ -266,9 +266,13 @@ async def experiment_page(
     window = shown[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
     opened_key = f"{params.get('case', '')}:{params.get('trial', '0')}"
     opened = next((r for r in rows if f"{r['case_key']}:{r['trial']}" == opened_key), None)
+    queues = []
+    if who.can(project, "annotator"):
+        queues = await run_in_threadpool(review.list_queues, runtime_of(request), who, project)
     return render(
         request,
         "experiment.html",
+        review_queues=queues,
         project=project,
         room="experiments",
         base=_base(project),

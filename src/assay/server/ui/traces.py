@@ -20,7 +20,7 @@ from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import render
 from assay.server.ui.conversation import SHOWN_CHARS, pretty, show
-from assay.services import traces
+from assay.services import review, traces
 from assay.services.filters import RANGES, parse_filters
 from assay.services.principal import Principal
 from assay.services.traces import SORTS, InvalidQuery, Page
@@ -96,6 +96,11 @@ async def traces_page(
     except InvalidQuery as bad:
         problems.append(str(bad))
         page = Page([], None)
+    queues: list[dict[str, Any]] = []
+    if page.items and who.can(project, "annotator"):
+        queues = await timed.run(
+            "queues", lambda: review.list_queues(runtime_of(request), who, project)
+        )
     started = time.perf_counter()
     context: dict[str, Any] = {
         "project": project,
@@ -103,6 +108,8 @@ async def traces_page(
         "traces": page.items,
         "next_cursor": page.next_cursor,
         "segment": segment,
+        # Ticking traces into a review queue, for those who may add items.
+        "review_queues": queues,
     }
     if is_fragment(request):
         response = render(request, "_trace_rows.html", **context)
@@ -204,6 +211,11 @@ async def trace_page(
         "db", lambda: traces.trace_view(runtime_of(request), who, project, trace_id, span)
     )
     trace, outline, selected = view.trace, view.outline, view.selected
+    queues: list[dict[str, Any]] = []
+    if who.can(project, "annotator"):
+        queues = await timed.run(
+            "queues", lambda: review.list_queues(runtime_of(request), who, project)
+        )
     started = time.perf_counter()
     context: dict[str, Any] = {"trace_id": trace_id, "span_id": None}
     if selected:
@@ -217,6 +229,7 @@ async def trace_page(
         outline=outline,
         selected_id=selected["span_id"] if selected else None,
         segment=segment,
+        review_queues=queues,
         **context,
     )
     return timed.finish(response, started)
