@@ -476,7 +476,7 @@ def route_table(app: FastAPI) -> dict[str, Any]:
 
 
 def _app(tmp_path: Path) -> FastAPI:
-    return create_app(Settings(database_url=f"sqlite:///{tmp_path}/routes.db", home=tmp_path))  # type: ignore[arg-type]
+    return create_app(Settings(database_url=f"sqlite:///{tmp_path}/routes.db", home=tmp_path))
 
 
 def rows_missing(app: FastAPI) -> list[str]:
@@ -538,14 +538,16 @@ def world(
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
         url = _pg_url(database)
-    live: LiveServer = start_server(Settings(database_url=url, home=home))  # type: ignore[arg-type]
+    live: LiveServer = start_server(Settings(database_url=url, home=home))
     # Dozens of users are made and sign in here: argon2 at its cheapest settings keeps that
     # from dominating the run (hashes made at any settings verify alike).
     cheap = pytest.MonkeyPatch()
     cheap.setattr(user_store, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     try:
         seeded = seed(live)
-        seeded.routes = route_table(live.server.config.app)
+        app = live.server.config.app
+        assert isinstance(app, FastAPI)
+        seeded.routes = route_table(app)
         yield seeded
         seeded.api_client.close()
     finally:

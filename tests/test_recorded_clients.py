@@ -48,7 +48,7 @@ def project(name: str, encoding: str) -> str:
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
     home: Path = tmp_path_factory.mktemp("recorded-clients")
-    server = start_server(Settings(database_url=f"sqlite:///{home}/assay.db", home=home))  # type: ignore[arg-type]
+    server = start_server(Settings(database_url=f"sqlite:///{home}/assay.db", home=home))
     try:
         with server.client() as client:
             for name in CLIENTS:

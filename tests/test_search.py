@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import time
 
+from sqlalchemy import Connection
+
 from assay.store import indexer, migrate, search
 from assay.store import spans as span_store
 from assay.store.engine import make_engine
@@ -60,8 +62,8 @@ TEXTS = [
 ]
 
 
-def _names(conn: object, q: str) -> list[str]:
-    page = span_store.list_spans(conn, 1, Filters(q=q), limit=100)  # type: ignore[arg-type]
+def _names(conn: Connection, q: str) -> list[str]:
+    page = span_store.list_spans(conn, 1, Filters(q=q), limit=100)
     return sorted(item["name"] for item in page.items)
 
 
