@@ -75,7 +75,7 @@ def main() -> None:
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{pg_name}"')
         url = PG + pg_name
-    settings = Settings(database_url=url, home=home)  # type: ignore[arg-type]
+    settings = Settings(database_url=url, home=home)
     base, runtime, server = _server(settings)
     try:
         with httpx.Client(base_url=base, timeout=60) as client:

@@ -178,8 +178,8 @@ def soak(engine: str, args: argparse.Namespace, workdir: Path) -> SoakResult:
     try:
         context = mp.get_context("fork")
         go = context.Event()
-        acked: Synchronized[int] = context.Value("q", 0)  # type: ignore[assignment]
-        failed: Synchronized[int] = context.Value("q", 0)  # type: ignore[assignment]
+        acked: Synchronized[int] = context.Value("q", 0)
+        failed: Synchronized[int] = context.Value("q", 0)
         workers = [
             context.Process(
                 target=_ingest_worker,

@@ -22,6 +22,7 @@ a browser still has to load Phoenix's JavaScript app and render the rows.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -261,10 +262,10 @@ def time_rounds(
         started = time.monotonic()
         for case, out in zip(all_cases, samples, strict=True):
             timers: list[tuple[str, Callable[[], Sample]]] = [
-                ("phoenix", lambda case=case: _time_phoenix(phoenix, queries, case))
+                ("phoenix", functools.partial(_time_phoenix, phoenix, queries, case))
             ]
             if case.assay_path is not None:
-                timers.insert(0, ("assay", lambda case=case: _time_assay(assay, case)))
+                timers.insert(0, ("assay", functools.partial(_time_assay, assay, case)))
             if round_number % 2:
                 timers.reverse()
             for system, timer in timers:
@@ -387,7 +388,7 @@ def fill_both(
         with httpx.Client(base_url=server.base_url, timeout=300) as client:
             client.post("/v1/traces", content=big_body, headers=OTLP_HEADERS).raise_for_status()
             stored = wait_until_stored(
-                lambda client=client, server=server: server.count_spans(client),
+                functools.partial(server.count_spans, client),
                 expected,
                 timeout_s=120 + expected / 20,
                 interval_s=0.1 if server.system == "assay" else 1.0,

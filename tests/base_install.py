@@ -50,7 +50,7 @@ class Hiding(MetaPathFinder):
         if fullname.partition(".")[0] in NOT_INSTALLED:
             return None
         find = getattr(self.finder, "find_spec", None)
-        return None if find is None else find(fullname, path, target)  # type: ignore[no-any-return]
+        return None if find is None else find(fullname, path, target)
 
     def invalidate_caches(self) -> None:
         invalidate = getattr(self.finder, "invalidate_caches", None)

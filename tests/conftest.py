@@ -9,6 +9,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -39,7 +41,7 @@ def _pg_url(database: str) -> str:
 
 
 @pytest.fixture
-def db_url(dialect: str, tmp_path: os.PathLike[str]) -> Iterator[str]:
+def db_url(dialect: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of the given dialect for one test."""
     if dialect == "sqlite":
         yield f"sqlite:///{tmp_path}/assay.db"
@@ -78,8 +80,8 @@ class LiveServer:
     #: The OTLP/gRPC receiver's port (0: not started; see ``start_server(grpc=True)``).
     grpc_port: int = 0
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -112,8 +114,8 @@ def start_server(settings: Settings, port: int | None = None, *, grpc: bool = Fa
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: os.PathLike[str]) -> Settings:
-    return Settings(database_url=db_url, home=tmp_path)  # type: ignore[arg-type]
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, home=tmp_path)
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, select
 
-from assay.store import migrate, queries
+from assay.store import migrate
+from assay.store import spans as span_store
 from assay.store.engine import make_engine
+from assay.store.listing import Filters
 from assay.store.tables import metadata, projects
 from tests.conftest import PG_ADMIN_DSN, LiveServer, _pg_url
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
@@ -94,7 +96,7 @@ def test_backup_while_serving_then_restore_gives_the_same_store(
         assert after == before
         with copy.connect() as conn:  # search works on the copy (index or tail)
             project_id = conn.execute(select(projects.c.id)).scalar_one()
-            found = queries.list_spans(conn, project_id, queries.Filters(q="refund"), limit=100)
+            found = span_store.list_spans(conn, project_id, Filters(q="refund"), limit=100)
             assert len(found.items) == 30
     finally:
         original.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 
 import httpx
 import orjson
@@ -23,11 +24,11 @@ from tests.otlp_builders import (
 
 
 @pytest.fixture
-def small_live(settings: Settings) -> LiveServer:
+def small_live(settings: Settings) -> Iterator[LiveServer]:
     from dataclasses import replace
 
     server = start_server(replace(settings, max_body_bytes=2_000_000, max_value_chars=100_000))
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
@@ -246,3 +247,18 @@ def test_nul_characters_are_kept_as_data(client: httpx.Client) -> None:
     [item] = client.get("/api/v1/projects/nul/spans").json()["items"]
     assert item["input"] in ("a\x00b", "a\ufffdb")
     assert item["name"] in ("nul\x00name", "nul\ufffdname")
+
+
+def test_a_float_too_wide_for_an_integer_comes_back_as_sent(client: httpx.Client) -> None:
+    # PostgreSQL's jsonb stores 1e20 as the numeral 100000000000000000000, which reads back as
+    # an integer wider than 64 bits; the answer must still be JSON, not a 500.
+    created = client.post(
+        "/api/v1/projects/wide/experiments",
+        content=b'{"eval_name": "e", "metadata": {"x": 1e20, "y": -1e300, "n": [2.5e19]}}',
+        headers={"content-type": "application/json"},
+    )
+    assert created.status_code == 201, created.text
+    metadata = created.json()["metadata"]
+    assert metadata == {"x": 1e20, "y": -1e300, "n": [2.5e19]}
+    stored = client.get(f"/api/v1/experiments/{created.json()['id']}").json()
+    assert stored["metadata"] == metadata

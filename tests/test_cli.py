@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assay.store import queries
+from assay.store import traces as trace_store
 from assay.store.engine import make_engine
+from assay.store.listing import Filters
 from assay.store.tables import prompt_label_moves, scores, spans
 from tests.conftest import free_port
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
@@ -66,7 +67,7 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
         assert [(m["from_version"], m["to_version"]) for m in moves] == [(None, 1), (1, 2)]
         rows = conn.execute(spans.select()).mappings().all()
         feedback = conn.execute(scores.select()).mappings().all()
-        found = queries.list_traces(conn, 1, queries.Filters(q="damaged")).items
+        found = trace_store.list_traces(conn, 1, Filters(q="damaged")).items
     engine.dispose()
     # The SDK part of the demo left end-user feedback, and the printed search finds something.
     labels = [s for s in feedback if s["review_id"] is not None]
@@ -85,7 +86,7 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert {"agent", "llm", "tool", "retrieval"} <= types
     assert any(row["is_error"] for row in rows)
     # The supervisor and its sub-agent (another service) share one trace.
-    services = {}
+    services: dict[str, set[str]] = {}
     for row in rows:
         services.setdefault(row["trace_id"], set()).add(row["resource"]["service.name"])
     assert any(s == {"research-supervisor", "web-researcher"} for s in services.values())
@@ -180,6 +181,7 @@ def test_server_binds_where_assay_host_and_assay_port_say(tmp_path: Path) -> Non
             stderr=subprocess.PIPE,
         )
         try:
+            assert proc.stderr is not None
             assert _serving(url, proc), proc.stderr.read() if proc.poll() is not None else url
             with pytest.raises(httpx.TransportError):
                 httpx.get(f"http://127.0.0.1:{url.rsplit(':', 1)[1]}/healthz", timeout=2)

@@ -307,10 +307,15 @@ def test_runs_are_stored_compared_and_resumed(live: object) -> None:
         assert stored[0]["status"] == "incomplete"
         ran_before = set(calls)
         calls.clear()
+
+        def double(x: int) -> int:
+            calls.append(x)
+            return x * 2
+
         resumed = assay.Eval(
             "resumable",
             [{"input": x, "expected": x * 2} for x in range(10)],
-            lambda x: calls.append(x) or x * 2,
+            double,
             [exact],
             project="exp",
         ).run(resume=True)
@@ -402,11 +407,16 @@ def test_an_eval_killed_mid_run_resumes_only_missing_rows(live: object) -> None:
     assert 30 <= len(already) < 200
     ran: list[int] = []
     os.environ["ASSAY_URL"] = live.url
+
+    def same(x: int) -> int:
+        ran.append(x)
+        return x
+
     try:
         result = assay.Eval(
             "killable",
             [{"input": x, "expected": x} for x in range(200)],
-            lambda x: ran.append(x) or x,
+            same,
             [lambda output, expected: output == expected],
             project="kill",
         ).run(resume=True)

@@ -82,7 +82,7 @@ def test_rows_are_upserted_in_one_statement(engine: Engine) -> None:
     assert len(writes) == 1 and "DELETE" not in writes[0].upper()
     # A resumed run replaces the rows it re-ran (and of two copies in one call, the later
     # one wins); the other rows stay as they were.
-    again = [
+    again: list[ExperimentRow | dict[str, Any]] = [
         _row("c0", 0, None, error="first try").to_record(),
         _row("c0", 0, 1.0).to_record().model_dump(mode="json"),
         _row("c1", 1, 0.0).to_record(),

@@ -148,10 +148,10 @@ def test_pagination_and_sorting(client: httpx.Client) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        params: dict[str, object] = {"limit": 10}
+        params: dict[str, str | int] = {"limit": 10}
         if cursor:
             params["cursor"] = cursor
-        page = client.get("/api/v1/projects/p/traces", params=params).json()  # type: ignore[arg-type]
+        page = client.get("/api/v1/projects/p/traces", params=params).json()
         seen.extend(item["name"] for item in page["items"])
         cursor = page["next_cursor"]
         if cursor is None:
@@ -171,7 +171,7 @@ def test_pagination_and_sorting(client: httpx.Client) -> None:
         params = {"sort": "duration", "limit": 4}
         if cursor:
             params["cursor"] = cursor
-        page = client.get("/api/v1/projects/p/spans", params=params).json()  # type: ignore[arg-type]
+        page = client.get("/api/v1/projects/p/spans", params=params).json()
         names.extend(item["name"] for item in page["items"])
         cursor = page["next_cursor"]
         if cursor is None:

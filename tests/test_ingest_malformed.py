@@ -160,7 +160,7 @@ def _refused(answer: Answer, word: str) -> None:
 def _items(conn: KeepAlive, project: str) -> dict[str, dict[str, Any]]:
     answer = conn.get(f"/api/v1/projects/{project}/spans?limit=200")
     assert answer.status == 200, answer.body
-    return {item["name"]: item for item in answer.json()["items"]}  # type: ignore[index]
+    return {item["name"]: item for item in answer.json()["items"]}
 
 
 def test_malformed_bodies_are_refused_naming_the_field(live: LiveServer) -> None:
@@ -193,7 +193,7 @@ def test_a_bad_span_is_rejected_and_its_neighbours_kept(live: LiveServer) -> Non
         )
         answer = conn.post("/v1/traces", body, JSON_HEADERS)
         assert answer.status == 200, answer.body
-        partial = answer.json()["partialSuccess"]  # type: ignore[index]
+        partial = answer.json()["partialSuccess"]
         assert partial["rejectedSpans"] == "2"
         assert "span 'late': startTimeUnixNano" in partial["errorMessage"]
         assert "span 'odd-status': status message must be a string" in partial["errorMessage"]

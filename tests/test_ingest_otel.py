@@ -92,18 +92,18 @@ def test_sdk_spans_come_back_through_every_filter(live: LiveServer, client: http
     )
     assert other.status_code == 200, other.text
 
-    def traces(**params: object) -> list[str]:
-        response = client.get("/api/v1/projects/shop/traces", params=params)  # type: ignore[arg-type]
+    def traces(**params: str | int | float) -> list[str]:
+        response = client.get("/api/v1/projects/shop/traces", params=params)
         assert response.status_code == 200, response.text
         return [item["trace_id"] for item in response.json()["items"]]
 
-    def spans(**params: object) -> list[str]:
-        response = client.get("/api/v1/projects/shop/spans", params=params)  # type: ignore[arg-type]
+    def spans(**params: str | int | float) -> list[str]:
+        response = client.get("/api/v1/projects/shop/spans", params=params)
         assert response.status_code == 200, response.text
         return [item["name"] for item in response.json()["items"]]
 
     assert set(traces()) == {trace_id, "ab" * 16}
-    matching = {
+    matching: dict[str, str | int | float] = {
         "since": str(before),
         "name": "agent",
         "type": "llm",

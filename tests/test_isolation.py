@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote, unquote
 
 import fastapi
@@ -970,7 +970,9 @@ def world(
     cheap.setattr(user_store, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     try:
         seeded = seed(live)
-        seeded.routes = route_table(cast(FastAPI, live.server.config.app))
+        app = live.server.config.app
+        assert isinstance(app, FastAPI)
+        seeded.routes = route_table(app)
         yield seeded
         seeded.api_client.close()
     finally:

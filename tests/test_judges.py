@@ -16,6 +16,7 @@ import assay
 from assay.errors import UserError
 from assay.evals._eval import Eval
 from assay.models import Request, get_model
+from assay.models._mock import MockProvider
 from assay.scorers import judges
 from assay.scorers.judges import (
     BUILTIN_JUDGES,
@@ -384,7 +385,8 @@ def test_factuality_needs_expected() -> None:
     model = get_model("mock/f")
     score = factuality(model=model)(input="q", output="a")
     assert score.value is None and score.error is not None and "expected" in score.error
-    assert model.provider.requests == []  # type: ignore[attr-defined]
+    assert isinstance(model.provider, MockProvider)
+    assert model.provider.requests == []
 
 
 # --- built-in judges -------------------------------------------------------------------------

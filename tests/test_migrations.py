@@ -53,7 +53,7 @@ def test_a_trace_id_shared_by_projects_becomes_one_trace_per_project(db_url: str
     engine = make_engine(db_url)
     migrate.upgrade(engine, "0004")
     shared, alone = "a" * 32, "b" * 32
-    span_defaults = {
+    span_defaults: dict[str, Any] = {
         "parent_span_id": None,
         "kind": 1,
         "status_code": 0,
@@ -72,7 +72,7 @@ def test_a_trace_id_shared_by_projects_becomes_one_trace_per_project(db_url: str
         "model": None,
         "input": None,
     }
-    spans = [
+    spans: list[dict[str, Any]] = [
         # project 1 owns the shared trace's row; project 2's sub-agent spans were filed under it.
         {
             "project_id": 1,

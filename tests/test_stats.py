@@ -7,6 +7,7 @@ it without running anything; scipy and friends were used only to double-check wh
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -669,8 +670,10 @@ def test_krippendorff_alpha_nominal_published_example() -> None:
     # the values in Krippendorff (2011); the `krippendorff` package gives the same to 1e-15
     [("ordinal", 0.8153875), ("interval", 0.8491071), ("ratio", 0.7974028)],
 )
-def test_krippendorff_alpha_other_levels(level: str, published: float) -> None:
-    assert krippendorff_alpha(RELIABILITY_DATA, level) == approx(published, abs=1e-7)  # type: ignore[arg-type]
+def test_krippendorff_alpha_other_levels(
+    level: Literal["ordinal", "interval", "ratio"], published: float
+) -> None:
+    assert krippendorff_alpha(RELIABILITY_DATA, level) == approx(published, abs=1e-7)
 
 
 def test_krippendorff_alpha_binary_two_observers() -> None:

@@ -4,6 +4,8 @@ cross-check against scikit-learn's kappa and the `krippendorff` package on rando
 from __future__ import annotations
 
 import random
+from collections.abc import Hashable, Sequence
+from typing import Literal
 
 import pytest
 from pytest import approx
@@ -20,7 +22,7 @@ krippendorff = pytest.importorskip("krippendorff")
 np = pytest.importorskip("numpy")
 
 
-def _units(a: list[object], b: list[object]) -> list[dict[str, object]]:
+def _units(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[dict[Hashable, Hashable]]:
     return [{"a": x, "b": y} for x, y in zip(a, b, strict=True)]
 
 
@@ -35,6 +37,7 @@ def test_two_reviewers_by_hand() -> None:
     assert found.kappa.value == approx(0.5)
     assert found.alpha.value == approx(1 - 14 / 30)
     assert found.kappa.low is not None and found.kappa.high is not None
+    assert found.kappa.value is not None
     assert found.kappa.low <= found.kappa.value <= found.kappa.high
     assert [(p.a, p.b, p.n) for p in found.pairs] == [("a", "b", 4)]
     assert found.pairs[0].kappa.value == approx(0.5)
@@ -73,7 +76,7 @@ def test_degenerate_cases() -> None:
 
 
 def test_more_than_two_reviewers_use_the_first_two_ratings_for_kappa() -> None:
-    units = [
+    units: list[dict[Hashable, Hashable]] = [
         {"a": "y", "b": "y", "c": "n"},
         {"b": "n", "c": "n"},
         {"c": "y", "a": "n"},
@@ -112,10 +115,17 @@ def test_matches_reference_implementations_on_random_data(seed: int) -> None:
         [rng.randrange(categories) if rng.random() < 0.8 else None for _ in range(n)]
         for _ in range(raters)
     ]
-    units = [{r: matrix[r][u] for r in range(raters) if matrix[r][u] is not None} for u in range(n)]
+    units: list[dict[Hashable, Hashable]] = [
+        {r: matrix[r][u] for r in range(raters) if matrix[r][u] is not None} for u in range(n)
+    ]
     data = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
-    for level in ("nominal", "ordinal", "interval"):
-        found = rater_agreement(units, level, resamples=20, order=labels, pairs=False)  # type: ignore[arg-type]
+    levels: tuple[Literal["nominal", "ordinal", "interval"], ...] = (
+        "nominal",
+        "ordinal",
+        "interval",
+    )
+    for level in levels:
+        found = rater_agreement(units, level, resamples=20, order=labels, pairs=False)
         try:
             expected = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
         except (ValueError, ZeroDivisionError):
@@ -135,6 +145,6 @@ def test_the_bootstrap_is_repeatable_and_covers_the_estimate() -> None:
     assert one == two
     assert one.resamples == 1000
     for figure in (one.percent, one.kappa, one.alpha):
-        assert figure.low is not None and figure.high is not None
-        assert figure.low < figure.value < figure.high  # type: ignore[operator]
+        assert figure.low is not None and figure.high is not None and figure.value is not None
+        assert figure.low < figure.value < figure.high
         assert figure.high - figure.low < 0.3

@@ -107,7 +107,7 @@ def test_a_render_leaves_the_callers_tracer_in_place() -> None:
     def tracer(frame: object, event: str, arg: object) -> None:
         seen.append(event)
 
-    sys.settrace(tracer)  # type: ignore[arg-type]
+    sys.settrace(tracer)
     try:
         PromptTemplate("{{ input }}").render({"input": "q"})
         with pytest.raises(UserError):

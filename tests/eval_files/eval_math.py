@@ -3,7 +3,7 @@
 import assay
 
 
-def add(case: dict) -> int:
+def add(case: dict[str, int]) -> int:
     return case["a"] + case["b"]
 
 

@@ -140,7 +140,7 @@ def record_all(live: LiveServer, into: Path) -> dict[str, dict[str, Any]]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(database_url=f"sqlite:///{home}/assay.db", home=home)  # type: ignore[arg-type]
+        settings = Settings(database_url=f"sqlite:///{home}/assay.db", home=Path(home))
         live = start_server(settings)
         try:
             for name in record_all(live, HERE):

@@ -195,6 +195,15 @@ class PageErrors(list[str]):
     """Uncaught page errors and console errors seen during a test."""
 
 
+#: The errors of each open page of the ``page`` fixture, by id() of the page.
+_PAGE_ERRORS: dict[int, PageErrors] = {}
+
+
+def page_errors(page: Page) -> PageErrors:
+    """Uncaught page errors and console errors seen so far on the ``page`` fixture's page."""
+    return _PAGE_ERRORS[id(page)]
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -207,10 +216,13 @@ def page(browser: Browser) -> Iterator[Page]:
             errors.append(message.text)
 
     opened.on("console", on_console)
+    # Also as an attribute, for tests written before page_errors().
     opened.errors = errors  # type: ignore[attr-defined]
+    _PAGE_ERRORS[id(opened)] = errors
     try:
         yield opened
     finally:
+        del _PAGE_ERRORS[id(opened)]
         context.close()
 
 

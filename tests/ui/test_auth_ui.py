@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Cookie, Page
 
 from assay.server.security.web import SignInThrottle
 from assay.server.ui import account
 from assay.store import keys as key_store
 from tests.conftest import LiveServer
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
-from tests.ui.conftest import USER_PASSWORD, expect, login, screenshot, seed_user
+from tests.ui.conftest import USER_PASSWORD, expect, login, page_errors, screenshot, seed_user
+
+if TYPE_CHECKING:
+    # Only the implementation module names the type add_cookies takes.
+    from playwright._impl._api_structures import SetCookieParam
+
+
+def _replayable(cookies: list[Cookie]) -> list[SetCookieParam]:
+    """Cookies read from a browser as add_cookies takes them back (Playwright types the two
+    apart: the same keys, optional in one)."""
+    return [
+        {
+            "name": cookie["name"],
+            "value": cookie["value"],
+            "domain": cookie["domain"],
+            "path": cookie["path"],
+            "expires": cookie["expires"],
+            "httpOnly": cookie["httpOnly"],
+            "secure": cookie["secure"],
+            "sameSite": cookie["sameSite"],
+        }
+        for cookie in cookies
+    ]
 
 
 def _keys(server: LiveServer) -> list[dict[str, object]]:
@@ -27,7 +50,7 @@ def _errors(page: Page, *refused: int) -> list[str]:
     expected = tuple(f"status of {status} " for status in refused)
     return [
         error
-        for error in page.errors  # type: ignore[attr-defined]
+        for error in page_errors(page)
         if not (error.startswith("Failed to load resource") and any(e in error for e in expected))
     ]
 
@@ -92,7 +115,7 @@ def test_sign_in_wrong_then_right_password_and_sign_out(live: LiveServer, page: 
     expect(page).to_have_url(re.compile(r"/login"))
     expect(page.locator("main")).not_to_contain_text("Your account")
     # The old cookie, replayed, opens nothing: the session was deleted on the server.
-    page.context.add_cookies([cookie])  # type: ignore[list-item]
+    page.context.add_cookies(_replayable([cookie]))
     page.goto(live.url + "/settings")
     expect(page).to_have_url(re.compile(r"/login\?next="))
     assert _errors(page, 401) == []
@@ -124,7 +147,7 @@ def test_sign_in_never_redirects_off_site(signed_in_live: LiveServer, page: Page
         page.click("form[action='/login'] button[type=submit]")
         page.wait_for_load_state()
         assert page.url.startswith(signed_in_live.url + "/"), page.url
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_sign_in_rotates_the_session_and_limits_guessing(
@@ -136,7 +159,7 @@ def test_sign_in_rotates_the_session_and_limits_guessing(
     # new session and ends the old one.
     page.context.clear_cookies()
     page.goto(signed_in_live.url + "/login")
-    page.context.add_cookies([first])  # type: ignore[list-item]
+    page.context.add_cookies(_replayable([first]))
     page.fill("#login-name", "vic")
     page.fill("#login-password", USER_PASSWORD)
     page.click("form[action='/login'] button[type=submit]")
@@ -144,7 +167,7 @@ def test_sign_in_rotates_the_session_and_limits_guessing(
     second = next(c for c in page.context.cookies() if c["name"] == "assay_session")
     assert first["value"] != second["value"]
     page.context.clear_cookies()
-    page.context.add_cookies([first])  # type: ignore[list-item]
+    page.context.add_cookies(_replayable([first]))
     page.goto(signed_in_live.url + "/")
     expect(page).to_have_url(re.compile(r"/login"))  # the pre-rotation session is gone
 
@@ -166,7 +189,7 @@ def test_forged_posts_are_refused_and_change_nothing(
     login(page, signed_in_live.url, "admin")
     before = len(_keys(signed_in_live))
     action = signed_in_live.url + "/settings/keys"
-    fields = {"project": "alpha", "role": "admin", "name": "forged"}
+    fields: dict[str, str | float | bool] = {"project": "alpha", "role": "admin", "name": "forged"}
     # The victim's own cookie, but no token / a wrong token / the right token from elsewhere.
     assert page.request.post(action, form=fields).status == 403
     assert page.request.post(action, form={**fields, "csrf_token": "x" * 43}).status == 403
@@ -176,7 +199,7 @@ def test_forged_posts_are_refused_and_change_nothing(
     assert refused.status == 403 and "another site" in refused.text()
     # A page on another origin that submits a form to Assay.
     evil = browser.new_context()
-    evil.add_cookies(page.context.cookies())
+    evil.add_cookies(_replayable(page.context.cookies()))
     attacker = evil.new_page()
     attacker.route(
         "http://evil.example/",
@@ -295,7 +318,8 @@ def test_a_user_of_one_project_sees_nothing_of_another(
         "/p/beta/experiments",
     ):
         answer = page.goto(signed_in_live.url + path)
-        assert answer is not None and answer.status in (403, 404), (path, answer.status)
+        assert answer is not None
+        assert answer.status in (403, 404), (path, answer.status)
         assert "beta-confidential-step" not in page.content(), path
         if path.startswith("/p/beta/traces") and answer.status == 403:
             # Worded as for a project that does not exist: existence is not disclosed.
@@ -394,7 +418,7 @@ def test_open_mode_ends_with_the_first_user_and_the_login_page_says_what_to_run(
     expect(page.locator(".setup")).to_contain_text("assay users create NAME --admin")
     expect(page.locator(".setup")).to_contain_text("API keys exist")
     screenshot(page, "login-no-users")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_first_administrator_created_from_the_open_mode(ui_live: LiveServer, page: Page) -> None:
@@ -409,4 +433,4 @@ def test_first_administrator_created_from_the_open_mode(ui_live: LiveServer, pag
     page.click("form[action='/login'] button[type=submit]")
     expect(page).to_have_url(ui_live.url + "/settings")
     expect(page.locator("#users")).to_contain_text("administrator")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []

@@ -9,18 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Dialog, Page
 
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
-from tests.ui.conftest import expect, screenshot
+from tests.ui.conftest import expect, login, page_errors, screenshot, seed_user
 from tests.ui.test_experiments_ui import XSS
-
-try:  # users and sign-in land in their own commit; the role test runs once they are there
-    from tests.ui.conftest import login, seed_user
-except ImportError:  # pragma: no cover
-    login = seed_user = None  # type: ignore[assignment]
 
 
 def seed(client: httpx.Client, project: str = "shop") -> None:
@@ -90,7 +85,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 def _no_errors(page: Page, *, refused_forms: bool = False) -> None:
     """No page error; a form refused on purpose answers 400, which Chromium logs as an error."""
-    errors = page.errors  # type: ignore[attr-defined]
+    errors: list[str] = page_errors(page)
     if refused_forms:
         errors = [e for e in errors if "status of 400 (Bad Request)" not in e]
     assert errors == []
@@ -311,7 +306,12 @@ def test_a_span_pane_prefills_expected_with_the_span_output(server: LiveServer, 
 
 def test_xss_payloads_render_as_text_on_dataset_pages(server: LiveServer, page: Page) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     for path in (
         "/p/shop/datasets",
         "/p/shop/datasets/xss",
@@ -352,22 +352,22 @@ def test_pages_load_on_both_engines(live: LiveServer, page: Page) -> None:
 
 
 @pytest.fixture(scope="module")
-def roles_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Data seeded while the server is open, then users with roles in "shop": sign-in needed."""
-    if seed_user is None:
-        pytest.skip("users and sign-in are not in this checkout yet")
+def roles_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LiveServer, tuple[str, str, str]]]:
+    """Data seeded while the server is open, then users with roles in "shop": sign-in needed.
+    Gives the server and the (trace id, root span id, child span id) of the trace it holds."""
     home: Path = tmp_path_factory.mktemp("datasets-roles")
     live = start_server(Settings(database_url=f"sqlite:///{home}/ui.db", home=home))
     with live.client() as client:
         seed(client)
         seed(client, project="other")
         trace = send_trace(client)
-    live.trace = trace  # type: ignore[attr-defined]
     for name, role in (("vic", "viewer"), ("ann", "annotator"), ("ed", "editor")):
         seed_user(live, name, roles={"shop": role})
     seed_user(live, "otto", roles={"other": "admin"})
     try:
-        yield live
+        yield live, trace
     finally:
         live.stop()
 
@@ -387,10 +387,9 @@ def _records(server: LiveServer, dataset: str = "qa") -> dict[str, object]:
 
 
 def test_roles_viewer_reads_annotator_adds_from_traces_editor_edits(
-    roles_server: LiveServer, page: Page
+    roles_server: tuple[LiveServer, tuple[str, str, str]], page: Page
 ) -> None:
-    server = roles_server
-    trace_id, root, _ = server.trace  # type: ignore[attr-defined]
+    server, (trace_id, root, _) = roles_server
     edit = {"record_id": "r1", "input": '{"q": "x"}', "expected": "changed", "metadata": "{}"}
 
     login(page, server.url, "vic")

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page
 import assay
 from assay.evals._scorer import as_scorer
 from tests.conftest import LiveServer
-from tests.ui.conftest import expect
+from tests.ui.conftest import expect, page_errors
 
 
 async def _answer() -> int:
@@ -42,7 +42,7 @@ def test_asyncio_run_works_between_browser_calls(ui_live: LiveServer, page: Page
     # The browser still answers afterwards, from the same test.
     page.reload()
     expect(page.locator("body")).to_be_visible()
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_playwright_runs_in_a_thread_of_its_own(browser: Browser, page: Page) -> None:

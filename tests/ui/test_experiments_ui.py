@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Dialog, Page
 
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
-from tests.ui.conftest import expect, screenshot
+from tests.ui.conftest import expect, page_errors, screenshot
 
 #: Payloads that would run if any of them reached the page as markup.
 XSS = [
@@ -131,7 +131,7 @@ def seeded(server: LiveServer) -> dict[str, int]:
 
 
 def _no_errors(page: Page) -> None:
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_list_shows_experiments_and_filters_by_name_and_dataset(
@@ -261,7 +261,12 @@ def test_xss_payloads_render_as_text_on_experiment_and_compare_pages(
     server: LiveServer, seeded: dict[str, int], page: Page
 ) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     urls = [
         f"{server.url}/p/shop/experiments",
         f"{server.url}/p/shop/experiments/{seeded['xss-b']}",

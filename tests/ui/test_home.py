@@ -8,7 +8,7 @@ from playwright.sync_api import Page
 
 from tests.conftest import LiveServer
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
-from tests.ui.conftest import expect, screenshot
+from tests.ui.conftest import expect, page_errors, screenshot
 
 
 def test_projects_page_lists_projects_with_activity(live: LiveServer, page: Page) -> None:
@@ -31,4 +31,4 @@ def test_projects_page_lists_projects_with_activity(live: LiveServer, page: Page
     row.locator("td.num a.bad").click()
     page.wait_for_url("**/p/support/traces?status=error&range=24h")
     expect(page.locator("table.traces tbody tr[data-trace]")).to_have_count(1)
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page
 from assay.settings import Settings
 from tests.conftest import LiveServer, start_server
 from tests.otlp_builders import PB, new_span_id, new_trace_id, request, span
-from tests.ui.conftest import expect, screenshot
+from tests.ui.conftest import expect, page_errors, screenshot
 
 HOUR = 3600 * 10**9
 DAY = 24 * HOUR
@@ -380,9 +380,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 
 def listed(page: Page) -> list[str]:
-    return page.locator("table.traces tbody tr[data-trace]").evaluate_all(
+    trace_ids: list[str] = page.locator("table.traces tbody tr[data-trace]").evaluate_all(
         "rows => rows.map(r => r.dataset.trace)"
     )
+    return trace_ids
 
 
 def test_trace_list_shows_columns_of_seeded_traces(seeded: Seeded, page: Page) -> None:
@@ -404,7 +405,7 @@ def test_trace_list_shows_columns_of_seeded_traces(seeded: Seeded, page: Page) -
     expect(failure.locator(".badge.error")).to_have_text("error")
     assert seeded.ids["other"] not in listed(page)
     screenshot(page, "traces")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 FILTERS = {
@@ -434,7 +435,7 @@ def test_every_query_filter_changes_the_results(seeded: Seeded, page: Page) -> N
     for query, expected in cases.items():
         page.goto(seeded.url(f"/p/shop/traces?{query}"))
         assert listed(page) == [seeded.ids[name] for name in expected], query
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_filter_form_builds_a_shareable_url(seeded: Seeded, page: Page, browser: Browser) -> None:
@@ -460,7 +461,7 @@ def test_filter_form_builds_a_shareable_url(seeded: Seeded, page: Page, browser:
         expect(visitor.locator("#f-user")).to_have_value("alice")
     finally:
         other.close()
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_bad_filter_values_are_reported_not_fatal(seeded: Seeded, page: Page) -> None:
@@ -507,7 +508,7 @@ def test_infinite_scroll_and_plain_next_page_links(
         assert first + second == listed(page)[:50]
     finally:
         plain.close()
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_keyboard_moves_through_the_list_and_opens_a_trace(seeded: Seeded, page: Page) -> None:
@@ -568,7 +569,7 @@ def test_trace_page_tree_waterfall_and_conversation(seeded: Seeded, page: Page) 
     expect(page.locator(".tree .row:visible")).to_have_count(1)
     page.click("[data-tree=expand]")
     expect(page.locator(".tree .row:visible")).to_have_count(5)
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_a_shared_span_link_opens_that_span(seeded: Seeded, page: Page) -> None:
@@ -597,7 +598,7 @@ def test_errors_show_with_their_stack_trace(seeded: Seeded, page: Page) -> None:
     page.click("[data-next-error]")
     expect(page.locator(".span-detail h2")).to_have_text("charge_card")
     expect(page.locator(".row.selected .span-name")).to_have_text("charge_card")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_a_1200_span_trace_stays_usable(seeded: Seeded, page: Page) -> None:
@@ -619,7 +620,7 @@ def test_a_1200_span_trace_stays_usable(seeded: Seeded, page: Page) -> None:
     expect(page.locator(".tree .row:visible")).to_have_count(12)
     screenshot(page, "trace-1200-spans")
     print(f"1,200-span trace page loaded in the browser in {loaded:.2f} s")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_a_trace_is_only_shown_under_its_own_project(seeded: Seeded, page: Page) -> None:
@@ -644,7 +645,7 @@ def test_traces_pages_on_both_engines(live: LiveServer, page: Page) -> None:
     page.locator(f".row[data-span='{spans['llm1'].hex()}'] .span-name").click()
     expect(page.locator(".span-detail .tool-call")).to_contain_text("lookup_order")
     screenshot(page, f"trace-{live.runtime.engine.dialect.name}")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_sessions_list_and_a_session_as_a_conversation(seeded: Seeded, page: Page) -> None:
@@ -677,7 +678,7 @@ def test_sessions_list_and_a_session_as_a_conversation(seeded: Seeded, page: Pag
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/traces/{seeded.ids['failure']}")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def test_session_ids_with_reserved_characters_link_correctly(seeded: Seeded, page: Page) -> None:

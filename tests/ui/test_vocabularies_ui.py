@@ -7,7 +7,7 @@ from playwright.sync_api import Page
 from tests.conftest import LiveServer
 from tests.otlp_builders import PB, new_span_id, new_trace_id, request, span
 from tests.recorded_clients import replay, stored_spans
-from tests.ui.conftest import expect, screenshot
+from tests.ui.conftest import expect, page_errors, screenshot
 
 CLAUDE_ANSWER = "Paris is the capital of France."
 
@@ -38,7 +38,7 @@ def test_a_claude_answer_sent_through_openinference_reads_as_text(
     expect(answer.locator("pre.text")).to_have_text(CLAUDE_ANSWER)
     expect(answer).not_to_contain_text("(empty)")
     screenshot(page, "claude-answer")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []
 
 
 def _span_url(server: LiveServer, project: str, name: str, n: int = 0) -> str:
@@ -71,4 +71,4 @@ def test_recorded_claude_calls_and_a_langgraph_run_read_in_the_span_pane(
     expect(output.locator(".msg.role-tool")).to_contain_text("sunny in Paris")
     expect(output.locator(".msg.role-assistant").last).to_contain_text("It is sunny in Paris.")
     screenshot(page, "langgraph-conversation")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_errors(page) == []

@@ -287,7 +287,7 @@ def _error(span: RawSpan, values: dict[str, Any]) -> str | None:
 
 # An attribute whose text became the span's input or output column is stored once, in the
 # column; the attribute keeps the STORED_AS marker, which the API answers as it is unless asked
-# for the full form (store/queries.py).
+# for the full form (store/spans.py).
 _WORTH_SHARING = 256
 
 

@@ -2,7 +2,7 @@
 
 * The eval runner's ``trace`` argument (`assay.evals._trace`): flat dicts, oldest first, with
   ``type``, ``error``, ``input``/``output`` already read, and the raw OTel ``attributes``.
-* The REST API's spans (``GET /api/v1/traces/{id}``, `assay.store.queries.span_dict`): a tree
+* The REST API's spans (``GET /api/v1/traces/{id}``, `assay.store.spans.span_dict`): a tree
   (``children``) of stored rows with the derived columns of ingest (``type``, ``model``, token
   counts, ``cost``, ``is_error``/``status``, ``input``/``output`` as text).
 

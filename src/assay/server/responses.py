@@ -56,7 +56,25 @@ class JSON(JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            # PostgreSQL's jsonb keeps a number sent as 1e20 as the numeral 100000000000000000000,
+            # which reads back as an integer wider than orjson's 64 bits: answer it as the float
+            # it was (bodies refuse wider integers, so only such floats are this wide).
+            return orjson.dumps(
+                _wide_integers_as_floats(content), default=str, option=orjson.OPT_NON_STR_KEYS
+            )
+
+
+def _wide_integers_as_floats(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -(2**63) <= value < 2**64 else float(value)
+    if isinstance(value, Mapping):
+        return {key: _wide_integers_as_floats(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wide_integers_as_floats(item) for item in value]
+    return value
 
 
 class ApiError(Exception):

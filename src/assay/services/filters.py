@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from assay.errors import UserError
-from assay.store.queries import Filters
+from assay.store.listing import Filters
 
 #: Relative time windows (``range=1h``): kept relative in a shared URL.
 RANGES = {"15m": 900, "1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}

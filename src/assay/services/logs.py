@@ -8,7 +8,7 @@ from assay.services.principal import Principal
 from assay.services.projects import project_id
 from assay.store import logs as log_store
 from assay.store.database import Database
-from assay.store.queries import Page
+from assay.store.listing import Page
 
 
 def _time(text: str | None, name: str) -> int | None:

@@ -9,7 +9,6 @@ from assay.errors import ProjectNotFound
 from assay.services.principal import Principal
 from assay.services.runtime import Runtime
 from assay.store import projects as project_store
-from assay.store import ui_queries
 from assay.store.database import Connection, Database
 
 # Re-exported for ingest: server/ asks the services, not the store.
@@ -49,8 +48,8 @@ def list_projects(
 def projects_overview(db: Database, who: Principal) -> list[dict[str, Any]]:
     """The projects page: each visible project with its traces in the last day."""
     with db.read() as conn:
-        found = [p for p in ui_queries.project_names(conn) if who.may_see(str(p["name"]))]
-        activity = ui_queries.project_activity(
+        found = [p for p in project_store.project_names(conn) if who.may_see(str(p["name"]))]
+        activity = project_store.project_activity(
             conn, [p["id"] for p in found], time.time_ns() - DAY_NS
         )
     return [{**p, **activity[p["id"]]} for p in found]

@@ -24,12 +24,13 @@ from assay.errors import Conflict, Forbidden, NotFound, UserError
 from assay.services import rubrics as rubric_rules
 from assay.services.principal import Principal
 from assay.services.projects import project_id
-from assay.store import queries, review_items
 from assay.store import review as review_store
+from assay.store import review_items
 from assay.store import rubrics as rubric_store
+from assay.store import traces as trace_store
 from assay.store.database import Connection, Database
 from assay.store.engine import now_ns
-from assay.store.queries import Filters
+from assay.store.listing import Filters
 
 DEFAULT_LEASE_SECONDS = 15 * 60
 MAX_REVIEWS_PER_ITEM = 20
@@ -282,7 +283,7 @@ def add_by_filter(
         matched: list[str] = []
         cursor: str | None = None
         while True:
-            page = queries.list_traces(
+            page = trace_store.list_traces(
                 conn, int(queue["project_id"]), filters, limit=1000, cursor=cursor
             )
             matched += [str(row["trace_id"]) for row in page.items]

@@ -21,7 +21,7 @@ from assay.services.runtime import Runtime
 from assay.store import online as online_store
 from assay.store.database import Connection, Database
 from assay.store.engine import now_ns
-from assay.store.queries import Filters
+from assay.store.listing import Filters
 
 TARGETS = ("trace", "span")
 #: Filter fields a rule may not use: a relative window and text search mean nothing online.

@@ -10,10 +10,12 @@ from assay.errors import Ambiguous, NotFound
 from assay.services.principal import Principal
 from assay.services.projects import project_id
 from assay.store import logs as log_store
-from assay.store import queries, ui_queries
+from assay.store import sessions as session_store
+from assay.store import spans as span_store
+from assay.store import traces as trace_store
 from assay.store.database import Connection, Database
-from assay.store.queries import SORTS, Filters, InvalidQuery, Page
-from assay.store.ui_queries import SESSION_TURNS, TURN_CHARS
+from assay.store.listing import SORTS, Filters, InvalidQuery, Page
+from assay.store.sessions import SESSION_TURNS, TURN_CHARS
 
 __all__ = [
     "SESSION_TURNS",
@@ -48,7 +50,7 @@ def list_traces(
     """A page of traces; with ``max_bytes`` it ends early rather than grow past about that."""
     with db.read() as conn:
         found = project_id(conn, who, project)
-        page = queries.list_traces(
+        page = trace_store.list_traces(
             conn,
             found,
             filters,
@@ -78,7 +80,7 @@ def list_spans(
     :func:`get_trace` has the whole values); ``max_bytes`` as for :func:`list_traces`."""
     with db.read() as conn:
         found = project_id(conn, who, project)
-        page = queries.list_spans(
+        page = span_store.list_spans(
             conn,
             found,
             filters,
@@ -114,7 +116,7 @@ def _linked_projects(conn: Connection, who: Principal, found: int, trace_id: str
     report to different projects), named only to those who may read them."""
     return [
         name
-        for other_id, name in queries.projects_holding_trace(conn, trace_id)
+        for other_id, name in trace_store.projects_holding_trace(conn, trace_id)
         if other_id != found and who.may_see(name)
     ]
 
@@ -125,7 +127,7 @@ def get_trace(
     """A whole trace as a tree. A trace id names one trace per project: without ``project``,
     the one trace of that id among the projects ``who`` may see (:class:`Ambiguous` if several
     hold it). ``full``: attributes stored once in the input/output column are repeated
-    (`queries.span_dict`)."""
+    (`assay.store.spans.span_dict`)."""
     trace_id = trace_id.lower()
     with db.read() as conn:
         if project is not None:
@@ -133,7 +135,7 @@ def get_trace(
         else:
             holders = [
                 (holder, name)
-                for holder, name in queries.projects_holding_trace(conn, trace_id)
+                for holder, name in trace_store.projects_holding_trace(conn, trace_id)
                 if who.may_see(name)
             ]
             if not holders:
@@ -147,7 +149,7 @@ def get_trace(
                     code="ambiguous_trace",
                 )
             found, found_name = holders[0]
-        trace = queries.get_trace(conn, found, trace_id, full)
+        trace = trace_store.get_trace(conn, found, trace_id, full)
         if trace is None:
             raise NotFound(f"trace {trace_id!r} does not exist")
         log_store.attach_to_trace(conn, found, trace_id, trace["spans"])
@@ -161,7 +163,7 @@ class TraceView:
     """What the trace page draws: the summary, the outline, and the span that is open."""
 
     trace: dict[str, Any]
-    outline: ui_queries.Outline
+    outline: trace_store.Outline
     selected: dict[str, Any] | None
 
 
@@ -172,17 +174,17 @@ def trace_view(
     trace_id = trace_id.lower()
     with db.read() as conn:
         found = project_id(conn, who, project)
-        trace = ui_queries.trace_summary(conn, found, trace_id)
+        trace = trace_store.trace_summary(conn, found, trace_id)
         if trace is None:
             raise NotFound(f"trace {trace_id} is not in project {project!r}")
         trace["linked_projects"] = _linked_projects(conn, who, found, trace_id)
-        outline = ui_queries.trace_outline(conn, found, trace_id)
+        outline = trace_store.trace_outline(conn, found, trace_id)
         wanted = (
             span_id
             or trace["root_span_id"]
             or (outline.rows[0]["span_id"] if outline.rows else None)
         )
-        selected = ui_queries.get_span(conn, found, trace_id, wanted) if wanted else None
+        selected = span_store.get_span(conn, found, trace_id, wanted) if wanted else None
     _blind(who, project, [trace, *outline.rows, *([selected] if selected else [])])
     return TraceView(trace, outline, selected)
 
@@ -194,7 +196,7 @@ def get_span(
     trace_id, span_id = trace_id.lower(), span_id.lower()
     with db.read() as conn:
         found = project_id(conn, who, project)
-        span = ui_queries.get_span(conn, found, trace_id, span_id)
+        span = span_store.get_span(conn, found, trace_id, span_id)
     if span is None:
         raise NotFound(f"span {span_id} is not in trace {trace_id}")
     _blind(who, project, [span])
@@ -206,7 +208,7 @@ def list_sessions(
 ) -> Page:
     with db.read() as conn:
         found = project_id(conn, who, project)
-        return ui_queries.list_sessions(conn, found, user_id=user_id, cursor=cursor)
+        return session_store.list_sessions(conn, found, user_id=user_id, cursor=cursor)
 
 
 def session_traces(
@@ -215,7 +217,7 @@ def session_traces(
     """A session's traces in order (one more than the page shows, to say there are more)."""
     with db.read() as conn:
         found = project_id(conn, who, project)
-        turns = ui_queries.session_traces(conn, found, session_id)
+        turns = session_store.session_traces(conn, found, session_id)
     if not turns:
         raise NotFound(f"session {session_id!r} has no traces here")
     _blind(who, project, turns)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, String, Text, select
 
-from assay.store.queries import Page, _encode_cursor, _paginate
+from assay.store.listing import Page, encode_cursor, paginate
 from assay.store.tables import logs
 
 #: Most log records shown among one span's events.
@@ -65,12 +65,12 @@ def list_logs(
         query = query.where(logs.c.time_ns < until)
     if q:
         query = query.where(logs.c.body.icontains(q, autoescape=True))
-    query = _paginate(query, logs.c.time_ns, logs.c.id, order="desc", limit=limit, cursor=cursor)
+    query = paginate(query, logs.c.time_ns, logs.c.id, order="desc", limit=limit, cursor=cursor)
     rows = [dict(row._mapping) for row in conn.execute(query)]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more and rows else None
-    return Page(rows, _encode_cursor(last["time_ns"], last["id"]) if last else None)
+    return Page(rows, encode_cursor(last["time_ns"], last["id"]) if last else None)
 
 
 def as_event(record: dict[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from assay.store import queries
 from assay.store import scores as score_store
-from assay.store.queries import Filters
+from assay.store.listing import Filters
+from assay.store.spans import span_conditions
 from assay.store.tables import (
     connections,
     eval_jobs,
@@ -34,6 +34,7 @@ from assay.store.tables import (
     spans,
     traces,
 )
+from assay.store.traces import trace_conditions
 
 CHUNK = 500
 #: Most spans one scheduler pass reads for one rule.
@@ -490,10 +491,10 @@ def _target_conditions(
     conn: Connection, rule: dict[str, Any], filters: Filters, project_id: int
 ) -> tuple[Any, list[Any]]:
     if rule["target"] == "trace":
-        conditions = queries._trace_conditions(conn, filters, project_id, "start")
+        conditions = trace_conditions(conn, filters, project_id, "start")
         conditions.append(traces.c.root_span_id.is_not(None))
         return traces, conditions
-    conditions = queries._span_conditions(conn, filters, project_id, "start")
+    conditions = span_conditions(conn, filters, project_id, "start")
     if rule.get("span_type"):
         conditions.append(spans.c.type == rule["span_type"])
     if rule.get("span_name"):

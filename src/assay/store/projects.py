@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from assay.errors import UserError
@@ -124,3 +124,35 @@ def settings_of(conn: Connection, name: str) -> dict[str, Any] | None:
 def name_of(conn: Connection, project_id: int) -> str | None:
     value = conn.execute(select(projects.c.name).where(projects.c.id == project_id)).scalar()
     return None if value is None else str(value)
+
+
+def project_names(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
+    """Projects by name (id, name, created), without counting anything."""
+    query = select(projects.c.id, projects.c.name, projects.c.created_ns).order_by(projects.c.name)
+    return [dict(row._mapping) for row in conn.execute(query.limit(limit))]
+
+
+def project_activity(conn: Connection, project_ids: list[int], since_ns: int) -> dict[int, Any]:
+    """Per project: total traces, traces and failed traces since ``since_ns``, last trace time.
+
+    Counts read the (project, start) index only; the error count reads the recent rows alone.
+    """
+    out: dict[int, dict[str, Any]] = {}
+    for project_id in project_ids:
+        total, last = conn.execute(
+            select(func.count(), func.max(traces.c.start_ns)).where(
+                traces.c.project_id == project_id
+            )
+        ).one()
+        recent, failed = conn.execute(
+            select(func.count(), func.sum(case((traces.c.error_count > 0, 1), else_=0))).where(
+                traces.c.project_id == project_id, traces.c.start_ns >= since_ns
+            )
+        ).one()
+        out[project_id] = {
+            "trace_count": int(total or 0),
+            "last_trace_ns": last,
+            "recent_traces": int(recent or 0),
+            "recent_errors": int(failed or 0),
+        }
+    return out

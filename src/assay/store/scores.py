@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -9,6 +10,23 @@ from sqlalchemy import Connection, select
 from assay.errors import NotFound
 from assay.store.engine import now_ns
 from assay.store.tables import scores, spans, traces
+
+SCORE_COLUMNS = [
+    scores.c.id,
+    scores.c.trace_id,
+    scores.c.span_id,
+    scores.c.name,
+    scores.c.value,
+    scores.c.label,
+    scores.c.rationale,
+    scores.c.source,
+    scores.c.author,
+    scores.c.metadata,
+    scores.c.created_ns,
+    scores.c.rubric_id,
+    scores.c.rubric_version,
+    scores.c.review_id,
+]
 
 
 class TargetMissing(NotFound):
@@ -67,3 +85,29 @@ def insert(conn: Connection, project_id: int, items: list[dict[str, Any]]) -> li
             int(conn.execute(scores.insert().values(**values).returning(scores.c.id)).scalar_one())
         )
     return ids
+
+
+def attach_scores(
+    conn: Connection, project_id: int, rows: Sequence[dict[str, Any]], *, by: str
+) -> None:
+    """Give each trace row (of the project) its trace's scores, or each span row its own."""
+    for row in rows:
+        row["scores"] = []
+    if not rows:
+        return
+    trace_ids = sorted({row["trace_id"] for row in rows})
+    found = conn.execute(
+        select(*SCORE_COLUMNS).where(
+            scores.c.project_id == project_id, scores.c.trace_id.in_(trace_ids)
+        )
+    ).all()
+    if by == "trace":
+        index = {row["trace_id"]: row for row in rows}
+        for score in found:
+            index[score.trace_id]["scores"].append(dict(score._mapping))
+    else:
+        index = {(row["trace_id"], row["span_id"]): row for row in rows}
+        for score in found:
+            target = index.get((score.trace_id, score.span_id))
+            if target is not None:
+                target["scores"].append(dict(score._mapping))

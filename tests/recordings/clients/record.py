@@ -36,9 +36,13 @@ import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.fake_llm import Answer, FakeLLM
+
+if TYPE_CHECKING:
+    from anthropic.types import MessageParam, ToolParam
+    from openai.types.chat import ChatCompletionMessageParam
 
 HERE = Path(__file__).parent
 QUESTION = "What is the capital of France?"
@@ -119,11 +123,11 @@ def scenario_openinference_anthropic() -> None:
     provider = _otel_provider("claude-app")
     AnthropicInstrumentor().instrument(tracer_provider=provider)
     client = anthropic.Anthropic(base_url=_env("FAKE_ANTHROPIC"), api_key="test", max_retries=0)
-    ask = [{"role": "user", "content": QUESTION}]
+    ask: list[MessageParam] = [{"role": "user", "content": QUESTION}]
     client.messages.create(model="claude-sonnet-4-5", max_tokens=100, messages=ask)
     with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=ask) as s:
         s.get_final_message()
-    tools = [
+    tools: list[ToolParam] = [
         {
             "name": "get_weather",
             "description": "Weather in a city",
@@ -133,7 +137,7 @@ def scenario_openinference_anthropic() -> None:
     client.messages.create(
         model="claude-sonnet-4-5",
         max_tokens=100,
-        tools=tools,  # type: ignore[arg-type]
+        tools=tools,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
     )
     with contextlib.suppress(anthropic.APIError):
@@ -183,11 +187,13 @@ def scenario_traceloop() -> None:
             model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
         )
         weather = get_weather("Paris")
-        return summarise(f"{answer.choices[0].message.content} {weather['sky']}")
+        summary: str = summarise(f"{answer.choices[0].message.content} {weather['sky']}")
+        return summary
 
     @workflow(name="weather_workflow")
     def run(question: str) -> str:
-        return weather_agent(question)
+        answer: str = weather_agent(question)
+        return answer
 
     run(QUESTION)
     with contextlib.suppress(openai.APIError):
@@ -209,7 +215,7 @@ def scenario_traceloop_anthropic() -> None:
         telemetry_enabled=False,
     )
     client = anthropic.Anthropic(base_url=_env("FAKE_ANTHROPIC"), api_key="test", max_retries=0)
-    ask = [{"role": "user", "content": QUESTION}]
+    ask: list[MessageParam] = [{"role": "user", "content": QUESTION}]
     client.messages.create(model="claude-sonnet-4-5", max_tokens=100, messages=ask)
     with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=ask) as s:
         s.get_final_message()
@@ -239,11 +245,11 @@ def scenario_langfuse() -> None:
         with propagate_attributes(
             session_id=SESSION, user_id=USER, tags=["recorded"], metadata={"team": "search"}
         ):
-            messages = [{"role": "user", "content": question}]
+            messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": question}]
             with langfuse.start_as_current_observation(
                 name="chat gpt-4o-mini", as_type="generation", model="gpt-4o-mini", input=messages
             ) as generation:
-                answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+                answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
                 text = answer.choices[0].message.content or ""
                 usage = answer.usage
                 assert usage is not None
@@ -257,7 +263,7 @@ def scenario_langfuse() -> None:
                 name="chat fail", as_type="generation", model="fail", input=messages
             ) as failed:
                 try:
-                    client.chat.completions.create(model="fail", messages=messages)  # type: ignore[arg-type]
+                    client.chat.completions.create(model="fail", messages=messages)
                 except openai.APIError as error:
                     failed.update(level="ERROR", status_message=str(error))
         return text
@@ -318,7 +324,7 @@ def scenario_langgraph() -> None:
 
     model = ChatOpenAI(
         model="gpt-4o-mini", base_url=_env("FAKE_OPENAI"), api_key="test", max_retries=0
-    )  # type: ignore[call-arg]
+    )
     graph = create_react_agent(model, [get_weather])
     graph.invoke({"messages": [{"role": "user", "content": "Weather in Paris?"}]})
     provider.shutdown()
@@ -389,7 +395,7 @@ def record(name: str, fake: FakeLLM, capture: Capture) -> Path:
         "FAKE_ANTHROPIC": fake.anthropic_url,
         "OTEL_SERVICE_NAME": f"{name}-app",
     }
-    subprocess.run([sys.executable, "-m", __spec__.name, "run", name], env=env, check=True)  # type: ignore[name-defined]
+    subprocess.run([sys.executable, "-m", __spec__.name, "run", name], env=env, check=True)
     time.sleep(0.5)
     bodies = capture.take()
     assert bodies, f"{name}: the client exported no trace"

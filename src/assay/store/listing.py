@@ -1,10 +1,10 @@
-"""Reading traces, spans and scores back: filters, keyset pagination, trace trees."""
+"""What the trace and span lists share: filters, cursors, keyset pagination, search pages."""
 
 from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,6 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
-    case,
     exists,
     func,
     literal,
@@ -27,7 +26,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from assay.errors import UserError
 from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.store import search
-from assay.store.tables import projects, scores, spans, traces
+from assay.store.scores import attach_scores
+from assay.store.tables import scores, spans
 
 SORTS = ("start", "duration", "cost")
 
@@ -70,7 +70,7 @@ class Page:
     next_cursor: str | None
 
 
-def _encode_cursor(value: Any, key: Any) -> str:
+def encode_cursor(value: Any, key: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([value, key])).decode().rstrip("=")
 
 
@@ -98,7 +98,7 @@ def _column_kind(column: Any) -> type | None:
     return kind if isinstance(kind, type) else None
 
 
-def _decode_cursor(cursor: str, *columns: Any) -> tuple[Any, Any]:
+def decode_cursor(cursor: str, *columns: Any) -> tuple[Any, Any]:
     """The (sort value, key) a cursor holds, checked against the columns it is compared with
     when they are given."""
     invalid = InvalidQuery(
@@ -117,6 +117,10 @@ def _decode_cursor(cursor: str, *columns: Any) -> tuple[Any, Any]:
     return decoded[0], decoded[1]
 
 
+def status_name(code: int) -> str:
+    return {0: "unset", 1: "ok", 2: "error"}.get(code, "unset")
+
+
 def _tag_condition(conn: Connection, column: Any, tag: str) -> ColumnElement[bool]:
     if conn.dialect.name == "postgresql":
         return type_coerce(column, JSONB).contains([tag])
@@ -129,7 +133,7 @@ def _metadata_condition(column: Any, key: str, value: str) -> ColumnElement[bool
     return condition
 
 
-def _status_condition(table_errors: Any, status_code: Any, status: str) -> ColumnElement[bool]:
+def status_condition(table_errors: Any, status_code: Any, status: str) -> ColumnElement[bool]:
     lowered = status.lower()
     condition: ColumnElement[bool]
     if lowered == "error":
@@ -143,7 +147,11 @@ def _status_condition(table_errors: Any, status_code: Any, status: str) -> Colum
     return condition
 
 
-def _score_condition(f: Filters, table: Any, span_col: Any | None) -> ColumnElement[bool]:
+def has_score_filter(f: Filters) -> bool:
+    return bool(f.score) or f.min_score is not None or f.max_score is not None
+
+
+def score_condition(f: Filters, table: Any, span_col: Any | None) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = [
         scores.c.project_id == table.c.project_id,
         scores.c.trace_id == table.c.trace_id,
@@ -159,7 +167,7 @@ def _score_condition(f: Filters, table: Any, span_col: Any | None) -> ColumnElem
     return exists(select(literal(1)).where(*conditions))
 
 
-def _shared_conditions(
+def shared_conditions(
     conn: Connection, f: Filters, table: Any, project_id: int, sort: str
 ) -> list[ColumnElement[bool]]:
     """Filters on columns that spans and traces both have, under the same names."""
@@ -199,63 +207,13 @@ def _shared_conditions(
     return out
 
 
-def _has_score_filter(f: Filters) -> bool:
-    return bool(f.score) or f.min_score is not None or f.max_score is not None
-
-
-def _prompt_condition(f: Filters) -> ColumnElement[bool]:
+def prompt_condition(f: Filters) -> ColumnElement[bool]:
     """A span made with registry prompt ``f.prompt`` (at ``f.prompt_version``, if given)."""
     attributes = spans.c.attributes
     condition: ColumnElement[bool] = attributes[PROMPT_NAME].as_string() == f.prompt
     if f.prompt_version is not None:
         condition = and_(condition, attributes[PROMPT_VERSION].as_integer() == f.prompt_version)
     return condition
-
-
-def _span_conditions(
-    conn: Connection, f: Filters, project_id: int, sort: str
-) -> list[ColumnElement[bool]]:
-    s = spans.c
-    out = _shared_conditions(conn, f, spans, project_id, sort)
-    if f.type:
-        out.append(s.type == f.type)
-    if f.model:
-        out.append(s.model == f.model)
-    if f.status:
-        out.append(_status_condition(s.is_error, s.status_code, f.status))
-    if _has_score_filter(f):
-        out.append(_score_condition(f, spans, s.span_id))
-    if f.prompt:
-        out.append(_prompt_condition(f))
-    return out
-
-
-def _trace_conditions(
-    conn: Connection, f: Filters, project_id: int, sort: str
-) -> list[ColumnElement[bool]]:
-    t = traces.c
-    out = _shared_conditions(conn, f, traces, project_id, sort)
-    if f.status:
-        out.append(_status_condition(t.error_count > 0, t.status_code, f.status))
-    if _has_score_filter(f):
-        out.append(_score_condition(f, traces, None))
-    # The trace matches if any of its spans has the type / model.
-    if f.type:
-        out.append(t.span_types.contains(f",{f.type},", autoescape=True))
-    if f.model:
-        out.append(t.models.contains(f",{f.model},", autoescape=True))
-    if f.prompt:
-        # Any span of the trace made with the prompt.
-        out.append(
-            exists(
-                select(literal(1)).where(
-                    spans.c.project_id == t.project_id,
-                    spans.c.trace_id == t.trace_id,
-                    _prompt_condition(f),
-                )
-            )
-        )
-    return out
 
 
 def _sort_column(table: Any, sort: str) -> Any:
@@ -268,7 +226,7 @@ def _sort_column(table: Any, sort: str) -> Any:
     raise InvalidQuery(f"sort must be one of {', '.join(SORTS)} (got {sort!r})")
 
 
-def _paginate(
+def paginate(
     query: Select[Any],
     sort_col: Any,
     key_col: Any,
@@ -280,7 +238,7 @@ def _paginate(
     if order not in ("asc", "desc"):
         raise InvalidQuery(f"order must be asc or desc (got {order!r})")
     if cursor:
-        value, key = _decode_cursor(cursor, sort_col, key_col)
+        value, key = decode_cursor(cursor, sort_col, key_col)
         if order == "desc":
             query = query.where(tuple_(sort_col, key_col) < tuple_(literal(value), literal(key)))
         else:
@@ -300,31 +258,8 @@ def _sort_value(row: dict[str, Any], sort: str) -> Any:
     return row["cost"] or 0.0
 
 
-TRACE_LIST_COLUMNS = [
-    traces.c.trace_id,
-    traces.c.root_span_id,
-    traces.c.name,
-    traces.c.start_ns,
-    traces.c.end_ns,
-    traces.c.duration_ns,
-    traces.c.status_code,
-    traces.c.span_count,
-    traces.c.error_count,
-    traces.c.input_tokens,
-    traces.c.output_tokens,
-    traces.c.total_tokens,
-    traces.c.cost,
-    traces.c.input_preview,
-    traces.c.output_preview,
-    traces.c.session_id,
-    traces.c.user_id,
-    traces.c.tags,
-    traces.c.metadata,
-]
-
-
 @dataclass(frozen=True)
-class _Listing:
+class Listing:
     """What differs between the trace list and the span list."""
 
     table: Any
@@ -337,8 +272,8 @@ class _Listing:
     scores_by: str
 
 
-def _list(
-    listing: _Listing,
+def list_rows(
+    listing: Listing,
     conn: Connection,
     project_id: int,
     f: Filters,
@@ -348,13 +283,14 @@ def _list(
     order: str,
     max_bytes: int | None = None,
 ) -> Page:
+    """One page of ``listing``'s rows, each with its scores; ``max_bytes`` ends it early."""
     sort_col = _sort_column(listing.table, sort)
     key_col = listing.table.c[listing.key]
     base = select(*listing.columns).where(*listing.conditions(conn, f, project_id, sort))
 
     def page(condition: Any = None) -> list[dict[str, Any]]:
         query = base if condition is None else base.where(condition)
-        query = _paginate(query, sort_col, key_col, order=order, limit=limit, cursor=cursor)
+        query = paginate(query, sort_col, key_col, order=order, limit=limit, cursor=cursor)
         return [listing.to_row(row._mapping) for row in conn.execute(query)]
 
     if f.q and search.words(f.q):
@@ -377,29 +313,9 @@ def _list(
         rows, more = rows[:fitting], True
     last = rows[-1] if rows else None
     next_cursor = (
-        _encode_cursor(_sort_value(last, sort), last[listing.key]) if more and last else None
+        encode_cursor(_sort_value(last, sort), last[listing.key]) if more and last else None
     )
     return Page(rows, next_cursor)
-
-
-def _trace_row(mapping: Any) -> dict[str, Any]:
-    row = dict(mapping)
-    row["status"] = "error" if row["error_count"] else _status_name(row["status_code"])
-    return row
-
-
-def list_traces(
-    conn: Connection,
-    project_id: int,
-    f: Filters,
-    *,
-    limit: int = 50,
-    cursor: str | None = None,
-    sort: str = "start",
-    order: str = "desc",
-    max_bytes: int | None = None,
-) -> Page:
-    return _list(_TRACES, conn, project_id, f, limit, cursor, sort, order, max_bytes)
 
 
 SEARCH_CHUNK_SPANS = 2_000
@@ -440,70 +356,9 @@ def _search_page(
     return page(search.matching_span_ids(conn, q, project_id))
 
 
-def _trace_ids_of(conn: Connection, span_ids: Any, project_id: int) -> list[str]:
-    return sorted(
-        set(
-            conn.execute(
-                select(spans.c.trace_id).where(
-                    spans.c.id.in_(span_ids), spans.c.project_id + 0 == project_id
-                )
-            ).scalars()
-        )
-    )
-
-
 def _newest_first(rows: Any, key: str, limit: int) -> list[dict[str, Any]]:
     ordered = sorted(rows, key=lambda r: (r["start_ns"], r[key]), reverse=True)
     return ordered[: limit + 1]
-
-
-SPAN_LIST_COLUMNS = [c for c in spans.c if c.name not in ("project_id",)]
-#: A span list shows this much of a span's input and output, and of each attribute's text;
-#: the trace and span routes give the whole values.
-PREVIEW_CHARS = 2_000
-ATTRIBUTE_PREVIEW_CHARS = 500
-#: The list reads only the previews from the database: a page of 1 MB spans stays small.
-#: (SQLite's text functions stop at a NUL, so a short-looking value is read whole and cut here.)
-SPAN_PREVIEW_COLUMNS = [
-    case((func.length(c) > PREVIEW_CHARS, func.substr(c, 1, PREVIEW_CHARS)), else_=c).label(c.name)
-    if c.name in ("input", "output")
-    else c
-    for c in SPAN_LIST_COLUMNS
-] + [
-    func.length(spans.c.input).label("input_chars"),
-    func.length(spans.c.output).label("output_chars"),
-]
-
-
-def _cut(value: Any, limit: int) -> tuple[Any, bool]:
-    if isinstance(value, str) and len(value) > limit:
-        return value[:limit], True
-    return value, False
-
-
-def span_preview(mapping: Any) -> dict[str, Any]:
-    """A span as a list shows it: input, output and attribute texts cut to previews, with
-    ``truncated`` naming what was cut (read the trace for the whole values)."""
-    row = span_dict(mapping)
-    truncated = []
-    for name in ("input", "output"):
-        row[name], cut = _cut(row[name], PREVIEW_CHARS)
-        if cut or (row.pop(f"{name}_chars", None) or 0) > PREVIEW_CHARS:
-            truncated.append(name)
-        row.pop(f"{name}_chars", None)
-    attributes = row.get("attributes")
-    if isinstance(attributes, dict):
-        for key, value in attributes.items():
-            attributes[key], cut = _cut(value, ATTRIBUTE_PREVIEW_CHARS)
-            if cut and "attributes" not in truncated:
-                truncated.append("attributes")
-    for name in ("events", "links", "resource"):
-        size = len(orjson.dumps(row.get(name), default=str))
-        if size > 8 * ATTRIBUTE_PREVIEW_CHARS:
-            row[name] = None
-            truncated.append(name)
-    row["truncated"] = truncated
-    return row
 
 
 def _within_bytes(rows: list[dict[str, Any]], max_bytes: int | None) -> int:
@@ -516,167 +371,3 @@ def _within_bytes(rows: list[dict[str, Any]], max_bytes: int | None) -> int:
         if total > max_bytes and count > 0:
             return count
     return len(rows)
-
-
-def list_spans(
-    conn: Connection,
-    project_id: int,
-    f: Filters,
-    *,
-    limit: int = 50,
-    cursor: str | None = None,
-    sort: str = "start",
-    order: str = "desc",
-    max_bytes: int | None = None,
-) -> Page:
-    return _list(_SPANS, conn, project_id, f, limit, cursor, sort, order, max_bytes)
-
-
-def _status_name(code: int) -> str:
-    return {0: "unset", 1: "ok", 2: "error"}.get(code, "unset")
-
-
-STORED_AS = "$assay.stored_as"  # see ingest/normalize.py
-
-
-def span_dict(mapping: Any, full: bool = False) -> dict[str, Any]:
-    """A span row for the API. An attribute whose text ingest stored once, in the input or
-    output column, is answered as its marker (``{"$assay.stored_as": "input"}``), so a large
-    value is sent once; ``full`` puts the text back in the attribute too (the raw form)."""
-    row = dict(mapping)
-    attributes = row.get("attributes")
-    if attributes and full:
-        for key, value in attributes.items():
-            if isinstance(value, dict) and len(value) == 1 and STORED_AS in value:
-                attributes[key] = row.get(value[STORED_AS])
-    row["status"] = "error" if row.get("is_error") else _status_name(row["status_code"])
-    return row
-
-
-SCORE_COLUMNS = [
-    scores.c.id,
-    scores.c.trace_id,
-    scores.c.span_id,
-    scores.c.name,
-    scores.c.value,
-    scores.c.label,
-    scores.c.rationale,
-    scores.c.source,
-    scores.c.author,
-    scores.c.metadata,
-    scores.c.created_ns,
-    scores.c.rubric_id,
-    scores.c.rubric_version,
-    scores.c.review_id,
-]
-
-
-def attach_scores(
-    conn: Connection, project_id: int, rows: Sequence[dict[str, Any]], *, by: str
-) -> None:
-    """Give each trace row (of the project) its trace's scores, or each span row its own."""
-    for row in rows:
-        row["scores"] = []
-    if not rows:
-        return
-    trace_ids = sorted({row["trace_id"] for row in rows})
-    found = conn.execute(
-        select(*SCORE_COLUMNS).where(
-            scores.c.project_id == project_id, scores.c.trace_id.in_(trace_ids)
-        )
-    ).all()
-    if by == "trace":
-        index = {row["trace_id"]: row for row in rows}
-        for score in found:
-            index[score.trace_id]["scores"].append(dict(score._mapping))
-    else:
-        index = {(row["trace_id"], row["span_id"]): row for row in rows}
-        for score in found:
-            target = index.get((score.trace_id, score.span_id))
-            if target is not None:
-                target["scores"].append(dict(score._mapping))
-
-
-def projects_holding_trace(conn: Connection, trace_id: str) -> list[tuple[int, str]]:
-    """(id, name) of every project that has a trace with this id, by name.
-
-    Usually one; two or more when a trace crossed services that report to different projects
-    (a supervisor in one calling a sub-agent in another, with the W3C traceparent).
-    """
-    rows = conn.execute(
-        select(projects.c.id, projects.c.name)
-        .join(traces, traces.c.project_id == projects.c.id)
-        .where(traces.c.trace_id == trace_id)
-        .order_by(projects.c.name)
-    ).all()
-    return [(int(row.id), str(row.name)) for row in rows]
-
-
-def get_trace(
-    conn: Connection, project_id: int, trace_id: str, full: bool = False
-) -> dict[str, Any] | None:
-    """A project's trace: summary, every span as a tree (children by start time), all scores."""
-    summary = conn.execute(
-        select(traces.c.project_id, *TRACE_LIST_COLUMNS).where(
-            traces.c.project_id == project_id, traces.c.trace_id == trace_id
-        )
-    ).first()
-    if summary is None:
-        return None
-    trace = dict(summary._mapping)
-    trace["status"] = "error" if trace["error_count"] else _status_name(trace["status_code"])
-    rows = [
-        span_dict(row._mapping, full)
-        for row in conn.execute(
-            select(*SPAN_LIST_COLUMNS)
-            .where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
-            .order_by(spans.c.start_ns, spans.c.id)
-        )
-    ]
-    attach_scores(conn, project_id, rows, by="span")
-    trace["scores"] = [
-        dict(score._mapping)
-        for score in conn.execute(
-            select(*SCORE_COLUMNS).where(
-                scores.c.project_id == project_id,
-                scores.c.trace_id == trace_id,
-                scores.c.span_id.is_(None),
-            )
-        )
-    ]
-    by_id = {row["span_id"]: row for row in rows}
-    roots: list[dict[str, Any]] = []
-    for row in rows:
-        row["children"] = []
-    for row in rows:
-        parent = by_id.get(row["parent_span_id"] or "")
-        if parent is not None and parent is not row:
-            parent["children"].append(row)
-        else:
-            # A root, or an orphan whose parent has not arrived (yet): shown at the top.
-            roots.append(row)
-    trace["spans"] = roots
-    trace["span_count"] = len(rows)
-    return trace
-
-
-_TRACES = _Listing(
-    table=traces,
-    columns=TRACE_LIST_COLUMNS,
-    key="trace_id",
-    conditions=_trace_conditions,
-    to_row=_trace_row,
-    among_spans=lambda conn, ids, project_id: traces.c.trace_id.in_(
-        _trace_ids_of(conn, ids, project_id)
-    ),
-    scores_by="trace",
-)
-_SPANS = _Listing(
-    table=spans,
-    columns=SPAN_PREVIEW_COLUMNS,
-    key="id",
-    conditions=_span_conditions,
-    to_row=span_preview,
-    among_spans=lambda conn, ids, project_id: spans.c.id.in_(ids),
-    scores_by="span",
-)
