@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from assay._version import __version__
-from assay.cli import datasets, evaluators
+from assay.cli import datasets, evaluators, judges
 from assay.cli.eval import eval_command
 from assay.errors import UserError
 
@@ -50,6 +50,7 @@ app = typer.Typer(
 app.command("eval")(eval_command)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(evaluators.app, name="evaluators")
+app.add_typer(judges.app, name="judges")
 
 
 def _needs_server_extra(name: str, missing: str) -> Callable[..., None]:

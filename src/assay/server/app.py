@@ -11,7 +11,16 @@ from starlette.responses import Response
 
 from assay._version import __version__
 from assay.errors import AccessError
-from assay.server import api, datasets_api, experiments_api, online_api, otlp, review_api, ui
+from assay.server import (
+    api,
+    calibration_api,
+    datasets_api,
+    experiments_api,
+    online_api,
+    otlp,
+    review_api,
+    ui,
+)
 from assay.server.guards import (
     BodyDeadline,
     ErrorGuard,
@@ -116,6 +125,7 @@ def create_app(
         experiments_api.router,
         review_api.router,
         online_api.router,
+        calibration_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)
