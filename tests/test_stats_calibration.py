@@ -16,6 +16,7 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
     recall_score,
 )
 
+from assay.evals.comparison import compare
 from assay.statistics import calibration_figures, newcombe_paired_difference
 
 
@@ -147,3 +148,27 @@ def test_newcombe_covers_the_true_difference_near_the_nominal_rate() -> None:
         assert found.low is not None and found.high is not None
         covered += found.low <= 0.03 <= found.high
     assert 0.92 <= covered / runs <= 0.99
+
+
+def _rows(values: list[float]) -> list[dict[str, object]]:
+    return [
+        {"case_key": f"case-{i}", "scores": [{"name": "exact", "value": v}]}
+        for i, v in enumerate(values)
+    ]
+
+
+def test_a_comparison_of_pass_fail_scores_where_every_case_regressed() -> None:
+    found = compare(_rows([1.0] * 8), _rows([0.0] * 8))["scores"]["exact"]
+    assert found["delta"] == -1.0 and found["regressed"] == 8
+    # Not the point [-1, -1] of a t interval over equal differences.
+    assert found["low"] == -1.0 and -1.0 < found["high"] < 0.0
+    assert found["interval"].startswith("Newcombe")
+    assert found["test"] == "mcnemar"
+    assert found["test_method"] == "McNemar exact binomial, 8 discordant pairs"
+    assert found["p_value"] == pytest.approx(2 * 0.5**8)
+
+
+def test_a_comparison_of_graded_scores_names_the_paired_t_test() -> None:
+    found = compare(_rows([0.5, 0.7, 0.2]), _rows([0.6, 0.9, 0.3]))["scores"]["exact"]
+    assert found["test"] == "paired t" and found["interval"] == "paired t"
+    assert found["test_method"] == "paired t test, 2 degrees of freedom"

@@ -244,7 +244,7 @@ def _comparison_table(comparison: dict[str, Any]) -> Table:
             f"{item['delta']:+.3f}{mark}",
             interval,
             "-" if p_value is None else f"{p_value:.3g}",
-            item.get("test", ""),
+            item.get("test_method") or item.get("test", ""),
             f"{item['improved']}/{item['regressed']}/{item['unchanged']}",
         )
     return table
