@@ -259,7 +259,7 @@ def expected_pairs(found: list[Case], version: str) -> tuple[list[str], list[str
 
 
 def test_calibration_disagreements_gate_and_cli(
-    online: LiveServer, people: People, judge_server: ReadingJudge
+    online: LiveServer, people: People, judge_server: ReadingJudge, tmp_path: Path
 ) -> None:
     admin = people.admin
     found = cases(60)
@@ -399,6 +399,36 @@ def test_calibration_disagreements_gate_and_cli(
     assert run.returncode == 0, run.stderr
     assert "ceiling (people)" in run.stdout and "kappa" in run.stdout
     assert f"{first['kappa']['value']:.3f}" in run.stdout
+
+    # `assay eval --require-calibrated` refuses to let the edited judge gate a run, with the
+    # figures, before any case runs; the first version's hash passes the same gate.
+    stored = admin.get(f"/api/v1/evaluators/{evaluator['id']}").json()["versions"]
+    definition = next(v["definition"] for v in stored if v["version"] == 2)
+    eval_file = tmp_path / "eval_judged.py"
+    eval_file.write_text(
+        "import assay\n"
+        "from assay.services.evaluators import make_judge\n"
+        f"quality = make_judge('quality', {definition!r})\n"
+        "assay.Eval('judged', data=[{'input': 'x', 'expected': 'x'}],\n"
+        "    task=lambda case: (_ for _ in ()).throw(SystemExit('the task ran')),\n"
+        "    scores=[quality], thresholds={'quality': 0.5}, project='cal')\n"
+    )
+    gated = subprocess.run(
+        [sys.executable, "-m", "assay.cli", "eval", str(eval_file), "--require-calibrated"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert gated.returncode == 1, gated.stdout + gated.stderr
+    assert "not calibrated" in gated.stdout and "kappa" in gated.stdout
+    assert f"{second['kappa']['value']:.2f}" in gated.stdout
+    assert "the task ran" not in gated.stdout + gated.stderr
+    v1_hash = next(v["version_hash"] for v in stored if v["version"] == 1)
+    passes = admin.get(
+        "/api/v1/projects/cal/judges/quality/gate", params={"version_hash": v1_hash}
+    ).json()
+    assert passes["ok"] is True and passes["calibration"]["version"] == 1
 
 
 # --- agreement over time ----------------------------------------------------------------------
