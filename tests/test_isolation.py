@@ -52,6 +52,7 @@ from assay.server.app import create_app
 from assay.settings import Settings
 from assay.store import users as user_store
 from tests.conftest import PG_ADMIN_DSN, LiveServer, _pg_url, start_server
+from tests.fake_llm import Answer, FakeLLM
 from tests.isolation_world import PASSWORD, ROLES, SESSION_COOKIE, World, seed
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
@@ -445,6 +446,53 @@ ROUTES: dict[str, Row] = {
             },
         ),
     ),
+    # Judge calibration: A's evaluator with B's calibration, rubric or name is "not found".
+    "POST /api/v1/evaluators/{evaluator_id}/calibrations": Row(
+        "editor",
+        call(json={"rubric_id": "{rubric_id}"}),
+        foreign=(
+            ALL_B,
+            {"json": {"rubric_id": "{B[rubric_id]}"}, "status": S({404})},
+        ),
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations": Row("viewer"),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}": Row(
+        "viewer",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations/compare": Row(
+        "viewer",
+        call(query={"baseline": "{calibration_id}", "candidate": "{calibration_id}"}),
+        foreign=(
+            ALL_B,
+            {
+                "query": {"baseline": "{A[calibration_id]}", "candidate": "{B[calibration_id]}"},
+                "status": S({404}),
+            },
+        ),
+    ),
+    "PUT /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}/mapping": Row(
+        "editor",
+        call(json={"mapping": {"good": "pass", "bad": "fail"}}),
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements": Row(
+        "viewer",
+        shows="project",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "POST /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements/dataset": (
+        Row(
+            "editor",
+            lambda w, _s: Call(json={"dataset": w.fresh("judge-fails")}),
+            shows=None,
+            foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+        )
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/agreement": Row("viewer"),
+    "GET /api/v1/projects/{project}/judges/{name}/gate": Row(
+        "viewer", call(params={"name": "{evaluator_name}"})
+    ),
 }
 
 # --- the app's routes -------------------------------------------------------------------------
@@ -538,19 +586,24 @@ def world(
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
         url = _pg_url(database)
-    live: LiveServer = start_server(Settings(database_url=url, home=home))  # type: ignore[arg-type]
+    judge = FakeLLM().start()
+    judge.always(Answer(arguments={"reasoning": "looks good", "choice": "good"}))
+    live: LiveServer = start_server(
+        Settings(database_url=url, home=home, egress_allow="127.0.0.1")  # type: ignore[arg-type]
+    )
     # Dozens of users are made and sign in here: argon2 at its cheapest settings keeps that
     # from dominating the run (hashes made at any settings verify alike).
     cheap = pytest.MonkeyPatch()
     cheap.setattr(user_store, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     try:
-        seeded = seed(live)
+        seeded = seed(live, judge_url=judge.openai_url)
         seeded.routes = route_table(live.server.config.app)
         yield seeded
         seeded.api_client.close()
     finally:
         cheap.undo()
         live.stop()
+        judge.stop()
         if database is not None:
             with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -209,7 +209,7 @@ def uncalibrated_judges(evals: list[Any]) -> list[str]:
     for its version (stored under its name in the Eval's project)."""
     from urllib.parse import quote
 
-    from assay.client import Client
+    from assay.client import ApiError, Client
     from assay.scorers.judges import Judge
     from assay.settings import setting
 
@@ -224,11 +224,17 @@ def uncalibrated_judges(evals: list[Any]) -> list[str]:
                 if not project:
                     refused.append(f"{evaluation.name}: name a project to check {scorer.name!r}")
                     continue
-                found = client.get(
-                    f"/api/v1/projects/{quote(project, safe='')}/judges/"
-                    f"{quote(scorer.name, safe='')}/gate",
-                    params={"version_hash": scorer.version},
-                )
+                try:
+                    found = client.get(
+                        f"/api/v1/projects/{quote(project, safe='')}/judges/"
+                        f"{quote(scorer.name, safe='')}/gate",
+                        params={"version_hash": scorer.version},
+                    )
+                except ApiError as error:
+                    if error.status != 404:
+                        raise
+                    refused.append(f"{evaluation.name}: {error}")
+                    continue
                 if not found["ok"]:
                     refused.append(f"{evaluation.name}: {found['message']}")
     finally:

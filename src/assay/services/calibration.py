@@ -34,6 +34,7 @@ from assay.services.connections import model_access
 from assay.services.egress import guarded_client
 from assay.services.evaluators import Outcome, run_judge, runnable_judge
 from assay.services.principal import Principal
+from assay.services.projects import project_id
 from assay.services.runtime import Runtime
 from assay.statistics import (
     CalibrationFigures,
@@ -560,6 +561,7 @@ def compare(
     test = mcnemar(pairs)
     method = "exact binomial" if test.method == "exact" else "chi-square, continuity-corrected"
     return {
+        "evaluator": evaluator["name"],
         "n": len(pairs),
         "baseline": {"id": baseline_id, "version": base["version"]},
         "candidate": {"id": candidate_id, "version": cand["version"]},
@@ -712,16 +714,13 @@ def gate(
     """Whether the named evaluator (at the version with this hash, else its current one) may
     gate: ``{"ok", "message", "calibration"}`` (for `assay eval --require-calibrated`)."""
     with rt.read() as conn:
-        from assay.services.projects import project_id
-
         found_project = project_id(conn, who, project)
         evaluator = online_store.evaluator_by_name(conn, found_project, name)
         if evaluator is None:
-            return {
-                "ok": False,
-                "message": f"judge {name!r} is not stored in {project!r}: push it and calibrate it",
-                "calibration": None,
-            }
+            raise NotFound(
+                f"judge {name!r} is not stored in {project!r}: push it (`assay evaluators push`) "
+                "and calibrate it"
+            )
         versions = online_store.evaluator_versions_of(conn, int(evaluator["id"]))
         chosen = next(
             (v for v in versions if version_hash and v["version_hash"] == version_hash),
