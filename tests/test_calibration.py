@@ -22,6 +22,7 @@ import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score  # type: ignore[import-untyped]
 from sqlalchemy import update
 
+from assay.services import calibration
 from assay.settings import Settings
 from assay.store import keys as key_store
 from assay.store.tables import scores
@@ -355,6 +356,19 @@ def test_calibration_disagreements_gate_and_cli(
     message = refused.json()["error"]["message"]
     assert f"kappa {second['kappa']['value']:.2f}" in message and "on 59 items" in message
     assert "kappa >= 0.6 on at least 30" in message
+
+    # The rule attached while v1 was current now runs v2: the worker's watch pauses it.
+    rule_id = allowed.json()["id"]
+    assert admin.get(f"/api/v1/rules/{rule_id}").json()["status"]["paused"] is False
+    assert calibration.watch(online.runtime) == [rule_id]
+    status = admin.get(f"/api/v1/rules/{rule_id}").json()["status"]
+    assert (
+        status["paused"] is True and "v2 is not calibrated well enough" in status["paused_reason"]
+    )
+    assert f"kappa {second['kappa']['value']:.2f}" in status["paused_reason"]
+    # Turned back on by a person: the gate is asked again, and refuses.
+    again = admin.patch(f"/api/v1/rules/{rule_id}", json={"enabled": True})
+    assert again.status_code == 400 and "not calibrated well enough" in again.text
 
     # McNemar between the two versions on the same items.
     compared = admin.get(

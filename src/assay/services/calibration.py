@@ -954,3 +954,44 @@ def _send(rt: Runtime, url: str, body: Mapping[str, Any]) -> str:
         return f"{sent.status_code}"
     except Exception as error:  # an alert must never fail the request that noticed the drift
         return f"not sent: {error}"
+
+
+# --- the worker's watch ---------------------------------------------------------------------------
+
+
+def watch(rt: Runtime) -> list[int]:
+    """What the online worker checks now and then, for each judge an enabled rule uses: its
+    current version meets the project's gate (an edited prompt is a new version that must be
+    calibrated again), and its latest window of agreement with people has not drifted. Rules
+    using a judge that fails either are paused, saying why; their ids."""
+    who = Principal.operator()
+    with rt.read() as conn:
+        enabled = [rule for rule in online_store.list_rules(conn) if rule["enabled"]]
+        used = sorted({int(e) for rule in enabled for e in rule["evaluators"]})
+        versions = online_store.current_versions(conn, used)
+        problems = {
+            int(version["id"]): problem
+            for version in versions
+            if version["kind"] == "judge"
+            and (
+                problem := gate_problem(
+                    conn, version, int(version["version_id"]), int(version["version"])
+                )
+            )
+        }
+        calibrated = [
+            version
+            for version in versions
+            if int(version["id"]) not in problems
+            and calibration_store.latest_for_version(conn, int(version["version_id"])) is not None
+        ]
+    paused: list[int] = []
+    for evaluator_id, problem in problems.items():
+        with rt.write() as conn:
+            paused += calibration_store.pause_rules_of(
+                conn, evaluator_id, f"paused: {problem}", now_ns()
+            )
+    for version in calibrated:
+        found = agreement(rt, who, int(version["id"]))
+        paused += found["paused_rules"]
+    return paused
