@@ -333,6 +333,13 @@ def test_calibration_disagreements_gate_and_cli(
     )
     assert restored.json()["kappa"]["value"] == pytest.approx(first["kappa"]["value"])
 
+    for wrong in (
+        {"calibration_min_kappa": "high"},
+        {"calibration_min_items": 0},
+        {"judge_alert_webhook": "file:///etc/passwd"},
+    ):
+        refused_setting = admin.patch("/api/v1/projects/cal", json={"settings": wrong})
+        assert refused_setting.status_code == 400, refused_setting.text
     # The gate: on, v1 (kappa ~0.8 on 59 items) may score online.
     settings = admin.patch(
         "/api/v1/projects/cal", json={"settings": {"judges_must_be_calibrated": True}}

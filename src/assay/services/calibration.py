@@ -654,6 +654,30 @@ def disagreements_to_dataset(
 # --- the gate -------------------------------------------------------------------------------------
 
 
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """UserError naming a calibration setting that cannot be used (before it is saved)."""
+    required = settings.get("judges_must_be_calibrated")
+    if required is not None and not isinstance(required, bool):
+        raise UserError("judges_must_be_calibrated is true or false")
+    kappa = settings.get("calibration_min_kappa")
+    if kappa is not None and (
+        isinstance(kappa, bool) or not isinstance(kappa, int | float) or not -1 <= kappa <= 1
+    ):
+        raise UserError("calibration_min_kappa is a number from -1 to 1 (default 0.6)")
+    items = settings.get("calibration_min_items")
+    if items is not None and (
+        isinstance(items, bool) or not isinstance(items, int) or not 1 <= items <= 1_000_000
+    ):
+        raise UserError("calibration_min_items is a whole number of at least 1 (default 30)")
+    hook = settings.get("judge_alert_webhook")
+    if hook is not None and (
+        not isinstance(hook, str)
+        or not hook.startswith(("http://", "https://"))
+        or len(hook) > 2000
+    ):
+        raise UserError("judge_alert_webhook is an http(s) URL")
+
+
 def gate_settings(settings: Mapping[str, Any] | None) -> tuple[bool, float, int]:
     found = settings or {}
     return (
