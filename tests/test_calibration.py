@@ -333,12 +333,12 @@ def test_calibration_disagreements_gate_and_cli(
     )
     assert restored.json()["kappa"]["value"] == pytest.approx(first["kappa"]["value"])
 
-    for wrong in (
+    for unusable in (
         {"calibration_min_kappa": "high"},
         {"calibration_min_items": 0},
         {"judge_alert_webhook": "file:///etc/passwd"},
     ):
-        refused_setting = admin.patch("/api/v1/projects/cal", json={"settings": wrong})
+        refused_setting = admin.patch("/api/v1/projects/cal", json={"settings": unusable})
         assert refused_setting.status_code == 400, refused_setting.text
     # The gate: on, v1 (kappa ~0.8 on 59 items) may score online.
     settings = admin.patch(
@@ -580,3 +580,57 @@ def test_agreement_over_time_flags_the_degraded_week_alerts_once_and_pauses_the_
         assert alert["link"] == f"/p/cal/evaluators/{evaluator['id']}"
     finally:
         receiver.close()
+
+
+def test_a_numeric_rubric_gets_mae_spearman_and_quadratic_kappa(
+    online: LiveServer, people: People, judge_server: ReadingJudge
+) -> None:
+    from scipy.stats import spearmanr  # type: ignore[import-untyped]
+    from sklearn.metrics import mean_absolute_error
+
+    admin = people.admin
+    words = ["one", "two", "three", "four", "five"]
+    truth = [1 + i % 5 for i in range(25)]
+    said = [min(5, t + (1 if i % 3 == 0 else 0)) for i, t in enumerate(truth)]
+    found = [Case("", words[s - 1], words[s - 1]) for s in said]
+    trace_ids = send_cases(admin, "cal", found, "num")
+    judged = make_judge(admin, judge_server, "cal")
+    changed = admin.patch(
+        f"/api/v1/evaluators/{judged['id']}",
+        json={"choices": {w: i / 4 for i, w in enumerate(words)}},
+    )
+    assert changed.status_code == 200, changed.text
+    rubric = admin.post(
+        "/api/v1/projects/cal/rubrics",
+        json={"name": "quality score", "kind": "numeric", "min": 1, "max": 5, "step": 1},
+    ).json()
+    queue_id = make_queue(admin, "cal", rubric["id"], 1, "numeric")
+    admin.post(f"/api/v1/queues/{queue_id}/items", json={"trace_ids": trace_ids})
+    value = dict(zip(trace_ids, truth, strict=True))
+    item = people.ann.get(f"/api/v1/queues/{queue_id}/next").json()
+    while item:
+        done = people.ann.post(
+            f"/api/v1/queues/{queue_id}/items/{item['item_id']}/labels",
+            json={"labels": [{"rubric_id": rubric["id"], "value": value[item["trace_id"]]}]},
+        )
+        assert done.status_code == 201, done.text
+        item = done.json()["next"]
+
+    # The judge's scores (0 to 1) are not the rubric's scale: the mapping must say.
+    unmapped = admin.post(
+        f"/api/v1/evaluators/{judged['id']}/calibrations", json={"rubric_id": rubric["id"]}
+    )
+    assert unmapped.status_code == 400 and "outside [1, 5]" in unmapped.text
+    scale = {w: i + 1 for i, w in enumerate(words)}
+    result = calibrate(admin, judged["id"], rubric["id"], mapping=scale)
+    assert result["n"] == 25 and result["mapping"]["three"] == 3.0
+    assert result["kappa_weights"] == "quadratic"
+    assert result["kappa"]["value"] == pytest.approx(
+        cohen_kappa_score(truth, said, weights="quadratic")
+    )
+    assert result["mae"]["value"] == pytest.approx(mean_absolute_error(truth, said))
+    assert result["spearman"]["value"] == pytest.approx(spearmanr(truth, said).statistic)
+    assert result["mae"]["low"] <= result["mae"]["value"] <= result["mae"]["high"]
+    # The mapping given is kept for the next calibration against the rubric.
+    again = calibrate(admin, judged["id"], rubric["id"])
+    assert again["mapping"] == result["mapping"] and again["mae"] == result["mae"]
