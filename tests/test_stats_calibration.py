@@ -120,6 +120,21 @@ def test_accuracy_intervals_cover_the_true_value_near_the_nominal_rate() -> None
     assert 0.89 <= covered / runs <= 0.99
 
 
+def test_kappa_intervals_cover_the_true_kappa_near_the_nominal_rate() -> None:
+    # Truth yes/no at 1/2, the judge right 85% of the time either way: its answers are yes
+    # at 1/2 too, so p_o = 0.85, p_e = 0.5 and the population's kappa is 0.7.
+    rng = random.Random(11)
+    covered = 0
+    runs = 200
+    for run in range(runs):
+        truth = [rng.choice(["y", "n"]) for _ in range(80)]
+        pred = [t if rng.random() < 0.85 else ("n" if t == "y" else "y") for t in truth]
+        found = calibration_figures(pred, truth, resamples=300, seed=run)
+        assert found.kappa.low is not None and found.kappa.high is not None
+        covered += found.kappa.low <= 0.7 <= found.kappa.high
+    assert 0.88 <= covered / runs <= 0.99
+
+
 def test_newcombe_is_never_a_point_when_every_case_moved_one_way() -> None:
     every_one_improved = [(False, True)] * 10
     found = newcombe_paired_difference(every_one_improved)
