@@ -324,8 +324,73 @@ def _nowhere(value: str, tag: str) -> str:
     return value.replace(tag, f"z{tag[1:]}").replace("b-", "z-").replace("iso-b", "iso-z")
 
 
-def seed(live: LiveServer) -> World:
-    """Both tenants, their callers, traces, scores, datasets and experiments (via the API)."""
+def seed_calibrations(world: World, judge_url: str) -> None:
+    """Per side: a judge (answering "good" from the fake model at ``judge_url``), a pass/fail
+    rubric whose labels on the side's two traces disagree with the judge once, and one
+    calibration of the judge against it."""
+    for side in ("a", "b"):
+        ids = world.sides[side]
+        project, marker = ids["project"], ids["marker"]
+        world.root(
+            "POST",
+            f"/api/v1/projects/{project}/connections",
+            json={
+                "name": "iso-fake",
+                "provider": "openai-compatible",
+                "base_url": judge_url,
+                "api_key": "sk-iso-0000",
+                "default_model": "gpt-4o-mini",
+            },
+        )
+        name = f"judge-{marker}"
+        evaluator = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/evaluators",
+            json={
+                "name": name,
+                "kind": "judge",
+                "prompt": "Is {{output}} good?",
+                "choices": {"good": 1.0, "bad": 0.0},
+                "connection": "iso-fake",
+            },
+        ).json()
+        rubric = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/rubrics",
+            json={"name": f"correct-{marker}", "kind": "pass_fail", "rationale": "optional"},
+        ).json()
+        queue = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/queues",
+            json={"name": f"iso-cal-{marker}", "rubrics": [rubric["id"]], "reviews_per_item": 1},
+        ).json()
+        traces = [ids["trace_id"], ids["other_trace_id"]]
+        world.root("POST", f"/api/v1/queues/{queue['id']}/items", json={"trace_ids": traces})
+        item = world.root("GET", f"/api/v1/queues/{queue['id']}/next").json()
+        for choice in ("pass", "fail"):
+            done = world.root(
+                "POST",
+                f"/api/v1/queues/{queue['id']}/items/{item['item_id']}/labels",
+                json={"labels": [{"rubric_id": rubric["id"], "choice": choice}]},
+            ).json()
+            item = done["next"]
+        calibration = world.root(
+            "POST",
+            f"/api/v1/evaluators/{evaluator['id']}/calibrations",
+            json={"rubric_id": rubric["id"]},
+        ).json()
+        ids.update(
+            evaluator_id=str(evaluator["id"]),
+            evaluator_name=name,
+            cal_rubric_id=str(rubric["id"]),
+            calibration_id=str(calibration["id"]),
+        )
+        del ids["other_trace_id"]
+
+
+def seed(live: LiveServer, judge_url: str | None = None) -> World:
+    """Both tenants, their callers, traces, scores, datasets and experiments (via the API);
+    with ``judge_url`` (a fake model server), judges and their calibrations too."""
     tag = secrets.token_hex(4)
     marker_a, marker_b = f"amark{tag}", f"bsecret{tag}"
     project_a, project_b = "iso-a", f"iso-b-{tag}"
@@ -590,6 +655,10 @@ def seed(live: LiveServer) -> World:
     world.b.update(_review_and_online(world, "b", marker_b, b_only.hex(), (keys["b"], b_reviewer)))
     world.sides["a"]["label"] = world.b["label"] = "production"
     _seed_review_ui(world)
+    if judge_url is not None:  # last: the calibrated evaluator is the one the rows name
+        world.a["other_trace_id"] = a_only.hex()
+        world.b["other_trace_id"] = shared.hex()
+        seed_calibrations(world, judge_url)
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [

@@ -52,6 +52,7 @@ from assay.server.app import create_app
 from assay.settings import Settings
 from assay.store import users as user_store
 from tests.conftest import PG_ADMIN_DSN, LiveServer, _pg_url, start_server
+from tests.fake_llm import Answer, FakeLLM
 from tests.isolation_world import (
     CONNECTION,
     PASSWORD,
@@ -870,6 +871,53 @@ ROUTES: dict[str, Row] = {
     ),
     # --- web UI: the review room (ids of its own: ui_queue_id, ui_item_id, ui_rubric_id) ---
     **REVIEW_UI_ROUTES,
+    # Judge calibration: A's evaluator with B's calibration, rubric or name is "not found".
+    "POST /api/v1/evaluators/{evaluator_id}/calibrations": Row(
+        "editor",
+        call(json={"rubric_id": "{cal_rubric_id}"}),
+        foreign=(
+            ALL_B,
+            {"json": {"rubric_id": "{B[cal_rubric_id]}"}, "status": S({404})},
+        ),
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations": Row("viewer"),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}": Row(
+        "viewer",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations/compare": Row(
+        "viewer",
+        call(query={"baseline": "{calibration_id}", "candidate": "{calibration_id}"}),
+        foreign=(
+            ALL_B,
+            {
+                "query": {"baseline": "{A[calibration_id]}", "candidate": "{B[calibration_id]}"},
+                "status": S({404}),
+            },
+        ),
+    ),
+    "PUT /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}/mapping": Row(
+        "editor",
+        call(json={"mapping": {"good": "pass", "bad": "fail"}}),
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements": Row(
+        "viewer",
+        shows="project",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "POST /api/v1/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements/dataset": (
+        Row(
+            "editor",
+            lambda w, _s: Call(json={"dataset": w.fresh("judge-fails")}),
+            shows=None,
+            foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+        )
+    ),
+    "GET /api/v1/evaluators/{evaluator_id}/agreement": Row("viewer"),
+    "GET /api/v1/projects/{project}/judges/{name}/gate": Row(
+        "viewer", call(params={"name": "{evaluator_name}"})
+    ),
 }
 
 # --- the app's routes -------------------------------------------------------------------------
@@ -963,13 +1011,15 @@ def world(
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
         url = _pg_url(database)
-    live: LiveServer = start_server(Settings(database_url=url, home=home))
+    judge = FakeLLM().start()
+    judge.always(Answer(arguments={"reasoning": "looks good", "choice": "good"}))
+    live: LiveServer = start_server(Settings(database_url=url, home=home, egress_allow="127.0.0.1"))
     # Dozens of users are made and sign in here: argon2 at its cheapest settings keeps that
     # from dominating the run (hashes made at any settings verify alike).
     cheap = pytest.MonkeyPatch()
     cheap.setattr(user_store, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     try:
-        seeded = seed(live)
+        seeded = seed(live, judge_url=judge.openai_url)
         app = live.server.config.app
         assert isinstance(app, FastAPI)
         seeded.routes = route_table(app)
@@ -978,6 +1028,7 @@ def world(
     finally:
         cheap.undo()
         live.stop()
+        judge.stop()
         if database is not None:
             with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -154,6 +154,12 @@ def eval_command(
         "--fail-on-regression",
         help="Exit 1 when a score regresses significantly against the baseline.",
     ),
+    require_calibrated: bool = typer.Option(
+        False,
+        "--require-calibrated",
+        help="Refuse to run when a judge with a threshold is not calibrated against people "
+        "on the server (its version's latest calibration below the project's kappa).",
+    ),
 ) -> None:
     """Run Evals and summarise each score (mean, 95% interval); exit 1 if a threshold fails."""
     evals = discover(paths)
@@ -165,6 +171,8 @@ def eval_command(
         return
     if not evals:
         raise UserError("no Evals found; define assay.Eval(...) at the top level of the files")
+    if require_calibrated:
+        _refuse_uncalibrated(evals)
     results = [_run_with_progress(e, send=send, resume=resume, quiet=as_json) for e in evals]
     if as_json:
         print(json.dumps([_as_json(r) for r in results], indent=2))
@@ -186,6 +194,52 @@ def eval_command(
         console.print("[bold red]significant regression against the baseline[/]")
     if any(not r.passed for r in results) or regressed:
         raise typer.Exit(1)
+
+
+def _refuse_uncalibrated(evals: list[Any]) -> None:
+    refused = uncalibrated_judges(evals)
+    for message in refused:
+        console.print(f"[bold red]not calibrated[/] {message}")
+    if refused:
+        raise typer.Exit(1)
+
+
+def uncalibrated_judges(evals: list[Any]) -> list[str]:
+    """Why each judge that gates an Eval (it has a threshold) may not: the server's answer
+    for its version (stored under its name in the Eval's project)."""
+    from urllib.parse import quote
+
+    from assay.client import ApiError, Client
+    from assay.scorers.judges import Judge
+    from assay.settings import setting
+
+    refused: list[str] = []
+    client = Client()
+    try:
+        for evaluation in evals:
+            project = str(setting("project", evaluation.project) or "")
+            for scorer in evaluation.scorers:
+                if not isinstance(scorer, Judge) or scorer.name not in evaluation.thresholds:
+                    continue
+                if not project:
+                    refused.append(f"{evaluation.name}: name a project to check {scorer.name!r}")
+                    continue
+                try:
+                    found = client.get(
+                        f"/api/v1/projects/{quote(project, safe='')}/judges/"
+                        f"{quote(scorer.name, safe='')}/gate",
+                        params={"version_hash": scorer.version},
+                    )
+                except ApiError as error:
+                    if error.status != 404:
+                        raise
+                    refused.append(f"{evaluation.name}: {error}")
+                    continue
+                if not found["ok"]:
+                    refused.append(f"{evaluation.name}: {found['message']}")
+    finally:
+        client.close()
+    return refused
 
 
 def _run_with_progress(evaluation: Any, *, send: bool, resume: bool, quiet: bool) -> Any:
@@ -244,7 +298,7 @@ def _comparison_table(comparison: dict[str, Any]) -> Table:
             f"{item['delta']:+.3f}{mark}",
             interval,
             "-" if p_value is None else f"{p_value:.3g}",
-            item.get("test", ""),
+            item.get("test_method") or item.get("test", ""),
             f"{item['improved']}/{item['regressed']}/{item['unchanged']}",
         )
     return table

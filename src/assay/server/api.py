@@ -13,7 +13,7 @@ from assay.server.bounds import ApiModel
 from assay.server.responses import JSON, ApiError
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
-from assay.services import logs, projects, scores, traces
+from assay.services import calibration, logs, projects, scores, traces
 from assay.services.filters import RANGES, parse_filters
 from assay.services.principal import Principal
 from assay.services.traces import Filters
@@ -113,6 +113,7 @@ class ProjectUpdate(ApiModel):
 def update_project(
     request: Request, project: str, body: ProjectUpdate, who: Principal = Depends(api_principal)
 ) -> JSON:
+    calibration.check_settings(body.settings)
     settings = projects.update_settings(runtime_of(request), who, project, body.settings)
     return JSON({"name": project, "settings": settings})
 

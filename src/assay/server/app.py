@@ -13,6 +13,7 @@ from assay._version import __version__
 from assay.errors import AccessError
 from assay.server import (
     api,
+    calibration_api,
     datasets_api,
     experiments_api,
     online_api,
@@ -127,6 +128,7 @@ def create_app(
         review_api.router,
         online_api.router,
         prompts_api.router,
+        calibration_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)

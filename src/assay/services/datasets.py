@@ -20,6 +20,7 @@ from assay.store.datasets import Changes
 __all__ = [
     "Changes",
     "add_span",
+    "add_spans",
     "change_records",
     "create_dataset",
     "dataset_view",
@@ -193,3 +194,39 @@ def add_span(
         }
         changes = Changes(insert=[record], message=f"from trace {trace_id}", author=who.author)
         return int(dataset_store.apply(conn, dataset, changes)["version"])
+
+
+def add_spans(
+    db: Database,
+    who: Principal,
+    project: str,
+    dataset_name: str,
+    picked: list[dict[str, Any]],
+    *,
+    message: str,
+) -> dict[str, Any]:
+    """Copy several spans into a dataset as one new version (editors; the dataset is made when
+    missing). Each of ``picked``: ``trace_id``, ``span_id`` (None: the root), ``expected`` and
+    ``metadata``. The version entry; UserError naming a trace that is not in the project."""
+    who.require(project, "editor")
+    with db.write() as conn:
+        found = ensure_project(conn, who, project, "editor")
+        records = []
+        for item in picked:
+            source = dataset_store.span_source(conn, found, item["trace_id"], item.get("span_id"))
+            if source is None:
+                raise UserError(f"trace {item['trace_id']} is no longer in {project!r}")
+            records.append(
+                {
+                    "input": source["input"],
+                    "expected": item.get("expected"),
+                    "metadata": {"source_span_name": source["name"], **item.get("metadata", {})},
+                    "source_trace_id": source["trace_id"],
+                    "source_span_id": source["span_id"],
+                }
+            )
+        dataset = dataset_store.get(conn, found, dataset_name)
+        if dataset is None:
+            dataset = dataset_store.create(conn, found, dataset_name)
+        changes = Changes(insert=records, message=message, author=who.author)
+        return dataset_store.apply(conn, dataset, changes)

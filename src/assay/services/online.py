@@ -31,6 +31,7 @@ from assay.errors import AssayError
 from assay.ingest.normalize import normalize
 from assay.ingest.otlp import RawSpan
 from assay.scorers.judges import Judge
+from assay.services import calibration
 from assay.services.connections import ModelAccess, model_access
 from assay.services.evaluators import (
     Outcome,
@@ -51,6 +52,8 @@ MAX_BACKOFF_S = 300.0
 CLAIM_CANDIDATES = 16
 JUDGES_SUFFIX = ".judges"
 SCORE_SOURCES = {"judge": "llm", "builtin": "code"}
+#: How often the scheduler checks the judges' calibration and drift (see calibration.watch).
+WATCH_SECONDS = 300.0
 
 Clock = Callable[[], int]
 
@@ -121,11 +124,19 @@ class OnlineWorker:
         self._threads = []
 
     def _schedule_loop(self) -> None:
+        watched = 0.0
         while not self._stop.is_set():
             try:
                 self.schedule_once()
             except Exception:
                 log.exception("scheduling online scoring failed; will try again")
+            if time.monotonic() - watched >= WATCH_SECONDS:
+                watched = time.monotonic()
+                try:
+                    # Judges that lost their calibration (a new version) or drifted: pause.
+                    calibration.watch(self.rt)
+                except Exception:
+                    log.exception("checking the judges' calibration failed; will try again")
             self._stop.wait(self.poll_seconds)
 
     def _work_loop(self) -> None:

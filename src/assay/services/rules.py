@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assay.errors import NotFound, UserError
+from assay.services.calibration import check_gate
 from assay.services.filters import InvalidFilters, parse_filters
 from assay.services.principal import Principal
 from assay.services.projects import project_id
@@ -146,6 +147,8 @@ def create_rule(
     with rt.write() as conn:
         found = project_id(conn, who, project, "editor")
         evaluator_ids = _evaluator_ids(conn, found, list(fields.get("evaluators") or []))
+        if values["enabled"]:
+            check_gate(conn, evaluator_ids)
         if any(rule["name"] == values["name"] for rule in online_store.list_rules(conn, found)):
             raise UserError(f"project {project!r} already has a rule named {values['name']!r}")
         values.update(
@@ -171,17 +174,24 @@ def update_rule(
     stamp = now_ns()
     with rt.write() as conn:
         rule = _rule_of(conn, who, rule_id, "editor")
+        chosen = list(rule["evaluators"])
         if fields.get("evaluators"):
-            online_store.set_rule_evaluators(
-                conn, rule_id, _evaluator_ids(conn, rule["project_id"], list(fields["evaluators"]))
-            )
+            chosen = _evaluator_ids(conn, rule["project_id"], list(fields["evaluators"]))
+            online_store.set_rule_evaluators(conn, rule_id, chosen)
+        if values.get("enabled", rule["enabled"]) and (
+            fields.get("evaluators") or values.get("enabled")
+        ):
+            # Attaching a judge, or turning the rule back on: it must meet the gate now.
+            check_gate(conn, chosen)
+        if values.get("enabled"):
+            values["paused_reason"] = None  # turned back on by a person
         online_store.update_rule(conn, rule_id, {**values, "updated_ns": stamp})
         return _with_status(conn, _rule_of(conn, who, rule_id, "editor"), stamp)
 
 
 def pause_reason(conn: Connection, rule: Mapping[str, Any], at_ns: int) -> str | None:
     if not rule["enabled"]:
-        return TURNED_OFF
+        return str(rule.get("paused_reason") or TURNED_OFF)
     budget = rule["daily_budget_usd"]
     if budget is not None:
         today, _calls, _month = online_store.spend(conn, rule["id"], utc_day(at_ns))
@@ -195,6 +205,7 @@ def _with_status(conn: Connection, rule: dict[str, Any], at_ns: int) -> dict[str
     rule.pop("project_id", None)
     today, calls, month = online_store.spend(conn, rule["id"], utc_day(at_ns))
     reason = pause_reason(conn, rule, at_ns)
+    rule.pop("paused_reason", None)
     rule["status"] = {
         **online_store.job_counts(conn, rule["id"]),
         "matched": rule.pop("matched"),

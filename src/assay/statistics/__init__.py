@@ -10,6 +10,9 @@ correction). Repeated trials: ``pass_at_k``, ``pass_hat_k`` and their means over
 Agreement: ``confusion``, ``precision_recall_f1``, ``cohens_kappa``, ``krippendorff_alpha``,
 ``percent_agreement``; between several people, each figure with a bootstrap interval and per pair
 of raters: ``rater_agreement`` (and ``bootstrap_interval`` for a figure of one's own).
+Calibration of a judge against people: ``calibration_figures`` (confusion, accuracy, per-class
+precision / recall / F1, macro-F1, kappa, MAE and Spearman, each with a bootstrap interval).
+Paired pass/fail differences: ``newcombe_paired_difference`` (Newcombe's hybrid score interval).
 Distributions: ``t_quantile``, ``t_cdf``, ``normal_quantile``, ``normal_cdf``.
 
 Conventions: NaN or infinite input raises ValueError; a statistic that the data cannot support
@@ -23,6 +26,12 @@ from assay.statistics._agreement import (
     confusion,
     krippendorff_alpha,
     precision_recall_f1,
+)
+from assay.statistics._calibration import (
+    CalibrationFigures,
+    PairedProportionDifference,
+    calibration_figures,
+    newcombe_paired_difference,
 )
 from assay.statistics._dist import normal_cdf, normal_quantile, t_cdf, t_quantile, t_two_sided_p
 from assay.statistics._means import (
@@ -46,6 +55,10 @@ from assay.statistics._reliability import (
 )
 
 __all__ = [
+    "CalibrationFigures",
+    "PairedProportionDifference",
+    "calibration_figures",
+    "newcombe_paired_difference",
     "CaseSpread",
     "Comparison",
     "Confusion",

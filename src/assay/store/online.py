@@ -298,6 +298,7 @@ RULE_COLUMNS = [
     rules.c.daily_budget_usd,
     rules.c.calls_per_minute,
     rules.c.enabled,
+    rules.c.paused_reason,
     rules.c.cursor_span_id,
     rules.c.matched,
     rules.c.sampled,

@@ -540,6 +540,8 @@ rules = Table(
     Column("daily_budget_usd", Float),
     Column("calls_per_minute", Integer),
     Column("enabled", Boolean, nullable=False),
+    # Why the server turned the rule off by itself (a judge that drifted), shown as its status.
+    Column("paused_reason", Text),
     Column("cursor_span_id", BigInteger, nullable=False),
     Column("matched", BigInteger, nullable=False),
     Column("sampled", BigInteger, nullable=False),
@@ -651,4 +653,91 @@ prompt_label_moves = Table(
     Column("created_ns", BigInteger, nullable=False),
     Column("undo_of", Integer),
     Index("ix_prompt_label_moves_prompt_label", "prompt_id", "label", "id"),
+)
+
+# --- judge calibration: a judge version run over people's labels of a rubric ----------------------
+
+# One calibration run: which evaluator version, against which rubric (and version), with which
+# mapping of the judge's choices onto the rubric's, and the figures it gave (``summary``).
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "evaluator_id", Integer, ForeignKey("evaluators.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column(
+        "evaluator_version_id",
+        Integer,
+        ForeignKey("evaluator_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("version", Integer, nullable=False),
+    Column("rubric_id", Integer, ForeignKey("rubrics.id", ondelete="CASCADE"), nullable=False),
+    Column("rubric_version", Integer, nullable=False),
+    Column("mapping", Json, nullable=False),
+    Column("status", String(16), nullable=False),  # done | failed
+    Column("summary", Json, nullable=False),
+    Column("author", String(200)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("finished_ns", BigInteger),
+    Index("ix_calibrations_evaluator", "evaluator_id", "id"),
+    Index("ix_calibrations_version", "evaluator_version_id", "id"),
+)
+
+# One labelled item of a calibration: the people's label (gold when adjudicated) and the judge's
+# verdict on the same trace or span, each with its rationale.
+calibration_items = Table(
+    "calibration_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "calibration_id",
+        Integer,
+        ForeignKey("calibrations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("item_id", BigInteger, nullable=False),
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("human_label", String(200)),
+    Column("human_value", Float),
+    Column("human_source", String(8), nullable=False),  # gold | labels
+    Column("human_rationale", Text),
+    Column("judge_label", String(200)),
+    Column("judge_value", Float),
+    Column("judge_rationale", Text),
+    Column("error", Text),
+    UniqueConstraint("calibration_id", "item_id", name="uq_calibration_items_item"),
+)
+
+# How a judge's choices read as a rubric's values ({"A": "correct"}), per evaluator and rubric.
+judge_mappings = Table(
+    "judge_mappings",
+    metadata,
+    Column(
+        "evaluator_id", Integer, ForeignKey("evaluators.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("rubric_id", Integer, ForeignKey("rubrics.id", ondelete="CASCADE"), primary_key=True),
+    Column("mapping", Json, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+)
+
+# A drift alert sent (or tried): one per evaluator version and window, so a drift alerts once.
+judge_drift_alerts = Table(
+    "judge_drift_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "evaluator_version_id",
+        Integer,
+        ForeignKey("evaluator_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("window_start_ns", BigInteger, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("figures", Json, nullable=False),
+    Column("delivery", Text),
+    UniqueConstraint("evaluator_version_id", "window_start_ns", name="uq_judge_drift_alerts"),
 )
