@@ -392,6 +392,38 @@ def seed(live: LiveServer) -> World:
     world.b["key_id"] = str(spare["id"])
     world.b["root_key_id"] = str(root_key["id"])
     world.b["spare_record_id"] = f"{b_record}-spare"
+    # Online scoring: a connection (to a provider host that is not called), a judge and a
+    # rule on each side, named with the side's marker.
+    for side, project, marker in (("a", project_a, marker_a), ("b", project_b, marker_b)):
+        connection = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/connections",
+            json={
+                "name": f"conn-{marker}",
+                "provider": "openai",
+                "api_key": f"sk-iso-{side}-key-0000",
+                "default_model": "gpt-4o-mini",
+            },
+        ).json()
+        evaluator = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/evaluators",
+            json={
+                "name": f"judge-{marker}",
+                "kind": "judge",
+                "prompt": f"{{{{input}}}} {marker}",
+                "choices": {"good": 1.0, "bad": 0.0},
+                "connection": connection["id"],
+            },
+        ).json()
+        rule = world.root(
+            "POST",
+            f"/api/v1/projects/{project}/rules",
+            json={"name": f"rule-{marker}", "evaluators": [evaluator["id"]], "sample_rate": 0.5},
+        ).json()
+        world.sides[side]["connection_id"] = str(connection["id"])
+        world.sides[side]["evaluator_id"] = str(evaluator["id"])
+        world.sides[side]["rule_id"] = str(rule["id"])
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [

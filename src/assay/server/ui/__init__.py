@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from assay.errors import AccessError, NotFound, ProjectNotFound
 from assay.server.security.web import CSRF_COOKIE, LoginRequired, cookies_secure
-from assay.server.ui import account, datasets, experiments, home, sessions, traces
+from assay.server.ui import account, datasets, experiments, home, online, sessions, traces
 from assay.server.ui._render import render, render_plain
 from assay.ui import STATIC_DIR
 
@@ -27,6 +27,7 @@ ROUTERS = [
     datasets.router,
     traces.router,
     sessions.router,
+    online.router,
     account.router,
 ]
 
