@@ -275,6 +275,9 @@ def quiet(settings: Settings) -> Iterator[LiveServer]:
 
 
 def drain(worker: OnlineWorker) -> int:
+    if isinstance(worker.clock, Clock):
+        # Past the traces just sent, however slowly a loaded machine stored them.
+        worker.clock.now = max(worker.clock.now, time.time_ns() + 10**9)
     worker.schedule_once()
     count = 0
     while worker.work_once():
@@ -409,7 +412,6 @@ def test_the_key_never_leaves_and_moving_the_url_needs_it(
     with quiet.client(event_hooks={"response": [lambda r: seen.append(r.read().decode())]}) as c:
         rule_id = make_judge_rule(c, fake, "shop")
         send_trace(c, "shop")
-        clock.now = time.time_ns() + 10**9  # past the trace however slowly it was stored
         drain(worker)
         [listed] = c.get("/api/v1/projects/shop/connections").json()["items"]
         assert listed["key_last4"] == "WXYZ" and listed["has_key"] is True
