@@ -149,6 +149,13 @@ def test_a_judge_is_written_tried_saved_and_edited_into_version_two(
     page.click("text=Save connection")
     expect(page.locator("[data-connection=fake] [data-last4]")).to_have_text("…WXYZ")
     assert SECRET not in page.content()
+    # Another URL without the key again is refused: a stored key goes only where it was saved.
+    row = page.locator("[data-connection=fake]")
+    row.locator("summary").click()
+    row.locator("input[name=base_url]").fill(fake.url + "/elsewhere")
+    row.locator("button[type=submit]").click()
+    expect(page.locator("[data-error]")).to_contain_text("API key again")
+    expect(page.locator("[data-connection=fake] code").first).to_have_text(fake.openai_url)
 
     # The nav leads to the judges; a new judge is tried before it is saved.
     page.click("nav.rooms >> text=Judges")
