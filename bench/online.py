@@ -5,7 +5,10 @@
 
 1. Ingest throughput, same run: the server takes N traces (5 spans each) with no rule, and
    again with a rule that samples 10% of traces into an LLM judge on a mock model (the local
-   OpenAI-compatible test server); rounds alternate so both see the same machine.
+   OpenAI-compatible test server, in a process of its own as a provider would be); rounds
+   alternate so both see the same machine. Each
+   server first takes (and the rule scores) a warm-up batch, so one-time costs (importing
+   the model client on the first judge call) are not counted as throughput.
 2. Backfill: a store of B traces, a rule at sample rate 1.0, ``POST /rules/{id}/backfill``;
    timed from the request to the last score, with the server's own worker.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +41,7 @@ from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span  #
 VERDICT = Answer(arguments={"reasoning": "fine", "choice": "good"})
 SPANS_PER_TRACE = 5
 TRACES_PER_REQUEST = 100
+WARM_UP_TRACES = 300
 
 
 def _database(engine: str, workdir: Path) -> str:
@@ -82,7 +87,36 @@ def _server(engine: str, workdir: Path) -> LiveServer:
     return start_server(settings)
 
 
-def _rule(client: httpx.Client, fake: FakeLLM, project: str, rate: float) -> int:
+class MockModel:
+    """The mock model in a process of its own, as a provider is: its CPU is not the server's."""
+
+    def __enter__(self) -> MockModel:
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-mock"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        assert self._process.stdout is not None
+        self.openai_url = self._process.stdout.readline().decode().strip()
+        if not self.openai_url:
+            raise RuntimeError("the mock model process did not start")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()  # the process ends when its stdin does
+        self._process.wait(20)
+
+
+def _serve_mock() -> None:
+    with FakeLLM() as fake:
+        fake.always(VERDICT)
+        print(fake.openai_url, flush=True)
+        sys.stdin.read()
+
+
+def _rule(client: httpx.Client, fake: MockModel, project: str, rate: float) -> int:
     client.post(
         f"/api/v1/projects/{project}/connections",
         json={
@@ -134,11 +168,25 @@ def _wait_done(client: httpx.Client, rule_id: int, wanted: int, timeout: float) 
         time.sleep(0.2)
 
 
+def _warm_up(client: httpx.Client, rule_id: int | None) -> None:
+    """Steady state, not start-up: both servers first take a few hundred traces, and the one
+    with a rule scores them (its first judge call imports the model client) before timing."""
+    _ingest(client, "bench", _requests(WARM_UP_TRACES))
+    if rule_id is None:
+        time.sleep(1.0)
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/v1/rules/{rule_id}").json()["status"]
+        if status["done"] and not status["pending"] and not status["running"]:
+            return
+        time.sleep(0.1)
+
+
 def ingest_with_and_without_a_rule(engine: str, traces: int, rounds: int) -> None:
     spans = traces * SPANS_PER_TRACE
     results: dict[str, list[float]] = {"no rule": [], "rule at 10%": []}
-    with FakeLLM() as fake, tempfile.TemporaryDirectory() as tmp:
-        fake.always(VERDICT)
+    with MockModel() as fake, tempfile.TemporaryDirectory() as tmp:
         for round_ in range(rounds):
             for label in (
                 ("no rule", "rule at 10%") if round_ % 2 == 0 else ("rule at 10%", "no rule")
@@ -149,8 +197,10 @@ def ingest_with_and_without_a_rule(engine: str, traces: int, rounds: int) -> Non
                 server = _server(engine, workdir)
                 try:
                     with server.client() as client:
+                        rule_id = None
                         if label != "no rule":
-                            _rule(client, fake, "bench", 0.1)
+                            rule_id = _rule(client, fake, "bench", 0.1)
+                        _warm_up(client, rule_id)
                         seconds = _ingest(client, "bench", bodies)
                 finally:
                     server.stop()
@@ -166,8 +216,7 @@ def ingest_with_and_without_a_rule(engine: str, traces: int, rounds: int) -> Non
 
 
 def backfill(engine: str, traces: int) -> None:
-    with FakeLLM() as fake, tempfile.TemporaryDirectory() as tmp:
-        fake.always(VERDICT)
+    with MockModel() as fake, tempfile.TemporaryDirectory() as tmp:
         server = _server(engine, Path(tmp))
         try:
             with httpx.Client(base_url=server.url, timeout=600) as client:
@@ -198,7 +247,11 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=4_000)
     parser.add_argument("--backfill", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serve-mock", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_mock:
+        _serve_mock()
+        return
     os.environ.setdefault("ASSAY_MODEL_CACHE", "off")
     if args.rounds:
         ingest_with_and_without_a_rule(args.engine, args.traces, args.rounds)

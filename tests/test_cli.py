@@ -71,14 +71,22 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     engine.dispose()
     # The SDK part of the demo left end-user feedback, and the printed search finds something.
     labels = [s for s in feedback if s["review_id"] is not None]
-    feedback = [s for s in feedback if s["review_id"] is None]
-    assert feedback and {s["name"] for s in feedback} == {"thumbs_up"}
-    assert all(s["source"] == "human" for s in feedback)
+    human = [s for s in feedback if s["source"] == "human" and s["review_id"] is None]
+    assert human and {s["name"] for s in human} == {"thumbs_up"}
     # Two reviewers labelled the demo's review queue, and the review room is among the links.
     assert {s["author"] for s in labels} == {"maria", "tom"}
     assert {s["name"] for s in labels} == {"answer quality"}
     assert all(s["source"] == "human" and s["rationale"] for s in labels)
     assert "/p/demo/review/1/adjudicate" in result.stdout
+    # The online rule judged a sample of the support agent's runs on the server, through the
+    # offline stand-in model, with nothing failed; the page is printed.
+    online = re.search(r"rule helpfulness-sample .*: (\d+) scored, 0 failed", result.stdout)
+    assert online and int(online.group(1)) > 0, result.stdout
+    judged = [s for s in feedback if s["source"] == "llm"]
+    assert len(judged) == int(online.group(1))
+    assert {s["name"] for s in judged} == {"helpful"}
+    assert all(s["metadata"]["evaluator_version"] == 1 and s["rationale"] for s in judged)
+    assert re.search(r"online rule +http://127\.0\.0\.1:\d+/p/demo/rules/1", result.stdout)
     assert found
     # Both eval runs stored their cases' traces beside the experiments (8 cases x 2 runs).
     assert sum(1 for row in rows if row["name"] == "eval support-answers") == 16

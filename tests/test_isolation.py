@@ -918,6 +918,58 @@ ROUTES: dict[str, Row] = {
     "GET /api/v1/projects/{project}/judges/{name}/gate": Row(
         "viewer", call(params={"name": "{evaluator_name}"})
     ),
+    # --- web UI: online scoring (judges, rules, connections) --------------------------------
+    "GET /p/{project}/evaluators": Row("viewer"),
+    "GET /p/{project}/evaluators/{evaluator_id}": Row("viewer"),
+    "POST /p/{project}/evaluators": Row(
+        "editor",
+        lambda w, _s: Call(
+            form={
+                "name": w.fresh("judge"),
+                "prompt": "{{{{input}}}}",
+                "model": "gpt-4o-mini",
+                "choices": "good = 1\nbad = 0",
+                "action": "save",
+            }
+        ),
+    ),
+    "POST /p/{project}/evaluators/{evaluator_id}": Row(
+        "editor",
+        call(
+            form={
+                "prompt": "{{{{input}}}} edited {marker}",
+                "choices": "good = 1\nbad = 0",
+                "action": "save",
+            }
+        ),
+    ),
+    "GET /p/{project}/rules": Row("viewer"),
+    "GET /p/{project}/rules/{rule_id}": Row("viewer"),
+    "POST /p/{project}/rules": Row(
+        "editor",
+        lambda w, _s: Call(
+            form={"name": w.fresh("rule"), "evaluators": "{evaluator_id}", "sample_percent": "5"}
+        ),
+        foreign=(ALL_B, {**B_IDS, "status": S({400})}),
+    ),
+    "POST /p/{project}/rules/{rule_id}/pause": Row("editor"),
+    "POST /p/{project}/rules/{rule_id}/resume": Row("editor"),
+    "POST /p/{project}/rules/{rule_id}/backfill": Row(
+        # The preview: a count and a cost, on the rule's page.
+        "editor",
+        call(form={"action": "preview"}),
+        ok=S({200}),
+    ),
+    "GET /p/{project}/connections": Row("viewer"),
+    "POST /p/{project}/connections": Row(
+        "editor",
+        lambda w, _s: Call(
+            form={"name": w.fresh("conn"), "provider": "openai", "api_key": "sk-iso-new-0000"}
+        ),
+    ),
+    "POST /p/{project}/connections/{connection_id}": Row(
+        "editor", call(form={"default_model": "model-{marker}"})
+    ),
 }
 
 # --- the app's routes -------------------------------------------------------------------------

@@ -275,6 +275,9 @@ def quiet(settings: Settings) -> Iterator[LiveServer]:
 
 
 def drain(worker: OnlineWorker) -> int:
+    if isinstance(worker.clock, Clock):
+        # Past the traces just sent, however slowly a loaded machine stored them.
+        worker.clock.now = max(worker.clock.now, time.time_ns() + 10**9)
     worker.schedule_once()
     count = 0
     while worker.work_once():

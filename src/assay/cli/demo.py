@@ -30,6 +30,7 @@ def demo(
 
     from assay.cli.server import open_runtime
     from assay.demo.evals import run_demo_evals
+    from assay.demo.online import StandInModel, set_up_online_scoring, wait_for_scores
     from assay.demo.prompts import NAME as PROMPT_NAME
     from assay.demo.prompts import create_demo_prompt
     from assay.demo.sdk_agent import send_sdk_runs
@@ -37,6 +38,11 @@ def demo(
     from assay.server.app import create_app
 
     settings = Settings.from_env(database_url=db, host="127.0.0.1", port=port)
+    # The online judge calls a stand-in model on loopback: the egress policy allows that one
+    # address (and keeps refusing the rest of loopback and the private ranges).
+    stand_in = StandInModel().start()
+    allowed = ",".join(x for x in (settings.egress_allow, "127.0.0.1/32") if x)
+    settings = replace(settings, egress_allow=allowed, worker_poll_ms=500)
     runtime = open_runtime(settings)
     base = f"http://127.0.0.1:{port}"
     config = uvicorn.Config(
@@ -54,6 +60,7 @@ def demo(
         f"Assay is running at [bold]{base}[/] (database: "
         f"{runtime.engine.url.render_as_string(hide_password=True)})"
     )
+    rule_id = set_up_online_scoring(base, PROJECT, stand_in)
     with console.status(f"sending {runs} agent runs through OpenTelemetry..."):
         sent = send_demo_traces(base, runs=runs)
         sent += send_sdk_runs(base, runs=max(1, runs // 5))
@@ -79,6 +86,13 @@ def demo(
             f"  {name:<18} {change['baseline_mean']:.2f} -> {change['candidate_mean']:.2f}  "
             f"({change['improved']} improved, {change['regressed']} regressed)"
         )
+    with console.status("waiting for the online judge's first scores..."):
+        online = wait_for_scores(base, rule_id)
+    console.print(
+        f"\nonline scoring: rule [bold]helpfulness-sample[/] judges half of the new traces "
+        f"3 s after their last span (offline stand-in model): {online['done']} scored, "
+        f"{online['failed']} failed, {online['pending'] + online['running']} waiting."
+    )
     p = f"{base}/p/{PROJECT}"
     console.print("\nOpen in a browser (no sign-in on this local demo):")
     console.print(f"  projects      {base}/")
@@ -95,6 +109,8 @@ def demo(
         console.print(f"  review room   {p}/review   ({reviewed.labels} labels from two reviewers)")
         console.print(f"  review items  {p}/review/{reviewed.queue_id}   (keyboard: press ?)")
         console.print(f"  agreement     {p}/review/{reviewed.queue_id}/adjudicate")
+    console.print(f"  online rule   {p}/rules/{rule_id}")
+    console.print(f"  judges        {p}/evaluators")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
         f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"
@@ -112,3 +128,4 @@ def demo(
             pass
     server.should_exit = True
     thread.join(15)
+    stand_in.stop()

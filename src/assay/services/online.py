@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import secrets as random_ids
 import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,7 @@ from assay.services.evaluators import (
 from assay.services.rules import new_job, rule_filters, sampled, utc_day
 from assay.services.runtime import Runtime
 from assay.store import online as online_store
+from assay.store.locks import WriteLock
 
 log = logging.getLogger("assay.online")
 
@@ -50,6 +53,12 @@ MAX_ATTEMPTS = 5
 FIRST_BACKOFF_S = 2.0
 MAX_BACKOFF_S = 300.0
 CLAIM_CANDIDATES = 16
+#: How long a write of the worker's waits for ingest's queue to empty before going anyway.
+WRITER_BUSY_WAIT_S = 0.5
+#: A pause in ingest this long lets the worker schedule and claim at once ...
+INGEST_PAUSE_S = 0.05
+#: ... and without one it still takes a turn this often.
+MAX_DEFER_S = 0.5
 JUDGES_SUFFIX = ".judges"
 SCORE_SOURCES = {"judge": "llm", "builtin": "code"}
 #: How often the scheduler checks the judges' calibration and drift (see calibration.watch).
@@ -65,6 +74,30 @@ def judges_project(project: str) -> str:
 
 def backoff_ns(attempts: int) -> int:
     return int(min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** max(attempts - 1, 0)) * 1e9)
+
+
+@dataclass
+class _Result:
+    """A job's evaluation, waiting to be stored."""
+
+    job: dict[str, Any]
+    version: dict[str, Any] | None
+    project: str
+    outcome: Outcome
+    started: int
+    ended: int
+
+    @property
+    def retries(self) -> bool:
+        return self.outcome.retryable and self.job["attempts"] < MAX_ATTEMPTS
+
+
+@dataclass
+class _Plan:
+    """A rule's scheduling step: (rule id, old cursor, new cursor, matched, sampled, now)."""
+
+    cursor_move: tuple[int, int, int, int, int, int]
+    jobs: list[dict[str, Any]]
 
 
 @dataclass
@@ -102,15 +135,23 @@ class OnlineWorker:
         self._judges: OrderedDict[tuple[int, int, int], Judge] = OrderedDict()
         self._judges_lock = threading.Lock()
         self.scored = 0
+        self._todo: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._done: queue.Queue[_Result] = queue.Queue()
+        # SQLite: queue for the span writer's lock rather than sleep in the busy handler.
+        self._lock = WriteLock(rt.updates)
+        self._last_turn = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> OnlineWorker:
+        """One coordinator thread takes every write turn (schedule, claim a batch, settle a
+        batch of results); the judge threads only call models. The store sees a few short
+        write transactions per tick rather than two per job."""
         self._stop.clear()
         self._threads = [
-            threading.Thread(target=self._schedule_loop, name="assay-scheduler", daemon=True)
+            threading.Thread(target=self._coordinate, name="assay-online", daemon=True)
         ] + [
-            threading.Thread(target=self._work_loop, name=f"assay-judge-{i}", daemon=True)
+            threading.Thread(target=self._judge_loop, name=f"assay-judge-{i}", daemon=True)
             for i in range(self.threads)
         ]
         for thread in self._threads:
@@ -119,17 +160,47 @@ class OnlineWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        for _ in range(self.threads):
+            self._todo.put(None)
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        self._lock.close()
 
-    def _schedule_loop(self) -> None:
+    def _coordinate(self) -> None:
+        in_flight = 0
+        next_schedule = 0.0
+        idle = False
         watched = 0.0
         while not self._stop.is_set():
+            finished: list[_Result] = []
             try:
-                self.schedule_once()
+                # Sleep only when there is nothing to claim (or no thread free): a result
+                # coming back wakes the loop at once.
+                wait = self.poll_seconds if idle or in_flight >= self.threads else 0.0
+                finished.append(self._done.get(timeout=wait) if wait else self._done.get_nowait())
+                while True:
+                    finished.append(self._done.get_nowait())
+            except queue.Empty:
+                pass
+            try:
+                if finished:
+                    in_flight -= len(finished)
+                    self._settle(finished)
+                if time.monotonic() >= next_schedule and self._ingest_allows():
+                    next_schedule = time.monotonic() + self.poll_seconds
+                    self.schedule_once()
+                idle = True
+                free = self.threads - in_flight
+                if free > 0 and self._ingest_allows():
+                    jobs = self.claim_batch(free)
+                    in_flight += len(jobs)
+                    idle = not jobs
+                    for job in jobs:
+                        self._todo.put(job)
             except Exception:
-                log.exception("scheduling online scoring failed; will try again")
+                log.exception("online scoring failed in the worker; will try again")
+                idle = True
             if time.monotonic() - watched >= WATCH_SECONDS:
                 watched = time.monotonic()
                 try:
@@ -137,27 +208,76 @@ class OnlineWorker:
                     calibration.watch(self.rt)
                 except Exception:
                     log.exception("checking the judges' calibration failed; will try again")
-            self._stop.wait(self.poll_seconds)
 
-    def _work_loop(self) -> None:
-        while not self._stop.is_set():
+    def _judge_loop(self) -> None:
+        while True:
+            job = self._todo.get()
+            if job is None:
+                return
             try:
-                worked = self.work_once()
-            except Exception:
-                log.exception("an online-scoring job failed in the worker; will try again")
-                worked = False
-            if not worked:
-                self._stop.wait(self.poll_seconds)
+                result = self.evaluate(job)
+            except Exception as failed:  # never lose a claimed job's slot
+                log.exception("an online-scoring job failed in the worker")
+                now = self.clock()
+                result = _Result(job, None, "", Outcome(error=str(failed)), now, now)
+            self._done.put(result)
+
+    # --- taking turns with the span writer ----------------------------------------------
+
+    def _ingest_allows(self) -> bool:
+        """Ingest goes first: new work starts in a pause of ingest, or after waiting at most
+        MAX_DEFER_S (so a server that never pauses still scores, a batch at a time)."""
+        now = time.monotonic()
+        if (
+            self.rt.writer.ingest_quiet_for() >= INGEST_PAUSE_S
+            or now - self._last_turn >= MAX_DEFER_S
+        ):
+            self._last_turn = now
+            return True
+        return False
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """A write transaction that waits (a little) for ingest to be idle, then queues for
+        the span writer's own lock, so neither sleeps in SQLite's busy handler."""
+        deadline = time.monotonic() + WRITER_BUSY_WAIT_S
+        while self.rt.writer.pending and time.monotonic() < deadline:
+            time.sleep(0.002)
+        with self._lock.held(), self.rt.write() as conn:
+            yield conn
 
     # --- scheduling ---------------------------------------------------------------------
 
     def schedule_once(self) -> int:
-        """Queue jobs for every enabled rule's quiet new traces; the number of jobs offered."""
+        """Queue jobs for every enabled rule's quiet new traces; the number of jobs offered.
+        Nothing new stored since the rules last looked costs one indexed read."""
         with self.rt.read() as conn:
+            if not online_store.scheduling_due(conn):
+                return 0
             found = [rule for rule in online_store.list_rules(conn) if rule["enabled"]]
-        return sum(self.schedule_rule(rule) for rule in found)
+        plans = [plan for plan in (self._plan(rule) for rule in found) if plan is not None]
+        if not plans:
+            return 0
+        offered = 0
+        with self._write() as conn:
+            for plan in plans:
+                if online_store.advance_cursor(conn, *plan.cursor_move):
+                    online_store.enqueue(conn, plan.jobs)
+                    offered += len(plan.jobs)
+        return offered
 
     def schedule_rule(self, rule: dict[str, Any]) -> int:
+        plan = self._plan(rule)
+        if plan is None:
+            return 0
+        with self._write() as conn:
+            if not online_store.advance_cursor(conn, *plan.cursor_move):
+                return 0
+            online_store.enqueue(conn, plan.jobs)
+        return len(plan.jobs)
+
+    def _plan(self, rule: dict[str, Any]) -> _Plan | None:
+        """What scheduling a rule would write: the cursor's move, its counts, and the jobs."""
         now = self.clock()
         horizon = now - int(rule["delay_seconds"]) * 1_000_000_000
         cursor = int(rule["cursor_span_id"])
@@ -165,9 +285,8 @@ class OnlineWorker:
         with self.rt.read() as conn:
             upper = online_store.ready_window(conn, cursor, horizon)
             if upper <= cursor:
-                return 0
-            quiet = online_store.quiet_traces(conn, rule["project_id"], cursor, upper, horizon)
-            items = online_store.matching_items(conn, rule, filters, quiet) if quiet else []
+                return None
+            items = online_store.quiet_items(conn, rule, filters, cursor, upper, horizon)
             versions = online_store.current_versions(conn, rule["evaluators"])
         chosen = [(t, s) for t, s in items if sampled(t, rule["sample_rate"])]
         jobs = [
@@ -175,13 +294,7 @@ class OnlineWorker:
             for t, s in chosen
             for version in versions
         ]
-        with self.rt.write() as conn:
-            moved = online_store.advance_cursor(
-                conn, rule["id"], cursor, upper, len(items), len(chosen), now
-            )
-            if moved:
-                online_store.enqueue(conn, jobs)
-        return len(jobs) if moved else 0
+        return _Plan((rule["id"], cursor, upper, len(items), len(chosen), now), jobs)
 
     # --- claiming -----------------------------------------------------------------------
 
@@ -213,7 +326,8 @@ class OnlineWorker:
 
     def _may_start(self, conn: Any, budget: _Budget, now: int) -> bool:
         """Under the rule's lock: would one more call stay within the caps, counting the
-        calls in flight at the rule's cost per call so far (one at a time before the first)?"""
+        calls in flight at the rule's cost per call so far (one at a time before the first)?
+        Jobs taken earlier in the same claim count as in flight."""
         online_store.lock_rule(conn, budget.rule_id)
         running = online_store.running_count(conn, budget.rule_id, now)
         if budget.calls_per_minute is not None:
@@ -227,18 +341,32 @@ class OnlineWorker:
             return spent + running * (spent / calls) < budget.daily_budget_usd
         return True
 
-    def claim(self) -> dict[str, Any] | None:
+    def claim_batch(self, limit: int) -> list[dict[str, Any]]:
+        """Take up to ``limit`` jobs in one write transaction (none taken, none written)."""
         now = self.clock()
-        with self.rt.write() as conn:
+        with self.rt.read() as conn:
+            if not online_store.claimable(conn, now):
+                return []
+        taken: list[dict[str, Any]] = []
+        with self._write() as conn:
             blocked, capped = self._blocked(conn, now)
-            for job in online_store.claim_candidates(conn, now, blocked, CLAIM_CANDIDATES):
+            candidates = online_store.claim_candidates(
+                conn, now, blocked, max(limit, CLAIM_CANDIDATES)
+            )
+            for job in candidates:
                 budget = capped.get(job["rule_id"])
                 if budget is not None and not self._may_start(conn, budget, now):
                     continue
                 online_store.take(conn, job["id"], self.name, now, self.lease_ns)
                 job["attempts"] += 1
-                return job
-        return None
+                taken.append(job)
+                if len(taken) >= limit:
+                    break
+        return taken
+
+    def claim(self) -> dict[str, Any] | None:
+        taken = self.claim_batch(1)
+        return taken[0] if taken else None
 
     # --- running ------------------------------------------------------------------------
 
@@ -289,6 +417,11 @@ class OnlineWorker:
         return run_judge(made, item, access.api_key, self.rt.prices_for(project))
 
     def run(self, job: dict[str, Any]) -> None:
+        """Run one claimed job and store its result at once (tests and `work_once`)."""
+        self._settle([self.evaluate(job)])
+
+    def evaluate(self, job: dict[str, Any]) -> _Result:
+        """Call the job's evaluator; nothing is written yet."""
         with self.rt.read() as conn:
             version = online_store.version_row(conn, job["evaluator_version_id"])
             project = online_store.project_name(conn, job["project_id"])
@@ -297,17 +430,43 @@ class OnlineWorker:
             outcome = self._outcome(job, version)
         except AssayError as refused:  # a connection that cannot be used, a refused address
             outcome = Outcome(error=str(refused))
-        now = self.clock()
-        if outcome.retryable and job["attempts"] < MAX_ATTEMPTS:
-            message = f"attempt {job['attempts']} of {MAX_ATTEMPTS}: {outcome.error}"
-            with self.rt.write() as conn:
-                online_store.retry_later(
-                    conn, job, self.name, error=message, at_ns=now + backoff_ns(job["attempts"])
+        return _Result(job, version, project, outcome, started, self.clock())
+
+    def _settle(self, results: list[_Result]) -> None:
+        """Store a batch of results: the judge calls' spans in one write to the span writer,
+        then every job closed (scored, failed or put back for a retry) in one transaction."""
+        traced = self._trace_calls(results)
+        closed: list[tuple[_Result, bool]] = []
+        try:
+            with self._write() as conn:
+                for result in results:
+                    closed.append((result, self._close(conn, result, traced.get(id(result)))))
+        except Exception:
+            if len(results) == 1:
+                raise
+            # One result the store refuses must not lose the others: close each on its own
+            # (one that still fails returns to the queue when its lease runs out).
+            log.exception("storing %d online-scoring results failed; one by one", len(results))
+            closed = []
+            for result in results:
+                try:
+                    with self._write() as conn:
+                        closed.append((result, self._close(conn, result, traced.get(id(result)))))
+                except Exception:
+                    log.exception("storing the result of job %s failed", result.job["id"])
+        for result, done in closed:
+            if not done:
+                log.warning(
+                    "job %s was taken over by another worker; its result is dropped",
+                    result.job["id"],
                 )
-            return
-        judge_trace = None
-        if outcome.responses and version is not None:
-            judge_trace = self._trace_call(project, job, version, outcome, started, now)
+
+    def _close(self, conn: Any, result: _Result, judge_trace: str | None) -> bool:
+        job, version, outcome, now = result.job, result.version, result.outcome, result.ended
+        if result.retries:
+            message = f"attempt {job['attempts']} of {MAX_ATTEMPTS}: {outcome.error}"
+            at_ns = now + backoff_ns(job["attempts"])
+            return online_store.retry_later(conn, job, self.name, error=message, at_ns=at_ns)
         score = None
         if outcome.score is not None and version is not None:
             score = {
@@ -327,7 +486,7 @@ class OnlineWorker:
                     "rule_id": job["rule_id"],
                     "model": outcome.responses[0].model if outcome.responses else None,
                     "cost": outcome.cost,
-                    "judge_project": judges_project(project) if judge_trace else None,
+                    "judge_project": judges_project(result.project) if judge_trace else None,
                     "judge_trace_id": judge_trace,
                 },
             }
@@ -336,35 +495,48 @@ class OnlineWorker:
             problem = outcome.error or "no score"
             if outcome.retryable:
                 problem = f"gave up after {job['attempts']} attempts: {problem}"
-        with self.rt.write() as conn:
-            done = online_store.finish(
-                conn,
-                job,
-                self.name,
-                score=score,
-                cost=outcome.cost,
-                error=problem,
-                day=utc_day(now),
-                now_ns=now,
-            )
+        done = online_store.finish(
+            conn,
+            job,
+            self.name,
+            score=score,
+            cost=outcome.cost,
+            error=problem,
+            day=utc_day(now),
+            now_ns=now,
+        )
         if done and score is not None:
             self.scored += 1
-        if not done:
-            log.warning("job %s was taken over by another worker; its result is dropped", job["id"])
+        return done
 
     # --- tracing the judge's call -------------------------------------------------------
 
-    def _trace_call(
-        self,
-        project: str,
-        job: dict[str, Any],
-        version: dict[str, Any],
-        outcome: Outcome,
-        started: int,
-        ended: int,
-    ) -> str | None:
+    def _trace_calls(self, results: list[_Result]) -> dict[int, str]:
+        """The judge calls of a batch, in one write; by result, the trace id each got. Tracing
+        must not fail the jobs."""
+        rows: dict[int, tuple[str, dict[str, Any]]] = {}
+        for result in results:
+            if result.retries or not result.outcome.responses or result.version is None:
+                continue
+            made = self._call_span(result)
+            if made is not None:
+                rows[id(result)] = made
+        if not rows:
+            return {}
+        try:
+            targets = [judges_project(r.project) for r in results if id(r) in rows]
+            self.rt.writer.write_sync([row for _trace, row in rows.values()], targets)
+        except Exception:
+            log.exception("could not trace %d judge calls", len(rows))
+            return {}
+        return {key: trace_id for key, (trace_id, _row) in rows.items()}
+
+    def _call_span(self, result: _Result) -> tuple[str, dict[str, Any]] | None:
         """The judge's call as an ``llm`` span in the project's judges project: tokens, cost,
-        prompt and answer (never the key). Tracing must not fail the job."""
+        prompt and answer (never the key)."""
+        project, job, outcome = result.project, result.job, result.outcome
+        version, started, ended = result.version, result.started, result.ended
+        assert version is not None
         try:
             response = outcome.responses[0]
             usage = response.usage
@@ -412,8 +584,7 @@ class OnlineWorker:
                 scope={"name": "assay.online"},
             )
             row = normalize(raw, self.rt.prices_for(target).cost, time.time_ns())
-            self.rt.writer.write_sync([row], [target])
-            return trace_id
+            return trace_id, row
         except Exception:
             log.exception("could not trace a judge call into %s", judges_project(project))
             return None

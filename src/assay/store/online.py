@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from assay.store import scores as score_store
@@ -448,6 +448,20 @@ def calls_since(conn: Connection, rule_id: int, since_ns: int) -> int:
 # --- the scheduler ----------------------------------------------------------------------------
 
 
+def scheduling_due(conn: Connection) -> bool:
+    """Whether any enabled rule's cursor is behind the newest span: the scheduler's one
+    query per tick while nothing new has been stored."""
+    behind = conn.execute(
+        select(
+            select(func.max(spans.c.id)).scalar_subquery()
+            > select(func.min(rules.c.cursor_span_id))
+            .where(rules.c.enabled.is_(True))
+            .scalar_subquery()
+        )
+    ).scalar()
+    return bool(behind)
+
+
 def ready_window(conn: Connection, cursor: int, horizon_ns: int) -> int:
     """The highest span id such that every span after ``cursor`` up to it was stored before
     ``horizon_ns`` (span ids are assigned in commit order), at most a window ahead."""
@@ -458,34 +472,25 @@ def ready_window(conn: Connection, cursor: int, horizon_ns: int) -> int:
     return min(upper, cursor + SCAN_WINDOW_SPANS)
 
 
-def quiet_traces(
-    conn: Connection, project_id: int, cursor: int, upper: int, horizon_ns: int
-) -> list[str]:
-    """Traces of the project with a span in (cursor, upper] and none stored after the horizon:
-    their last span is older than the rule's delay."""
-    touched = [
-        str(row[0])
-        for row in conn.execute(
-            select(spans.c.trace_id)
-            .where(spans.c.id > cursor, spans.c.id <= upper, spans.c.project_id == project_id)
-            .distinct()
+def _quiet_traces(project_id: int, cursor: int, upper: int, horizon_ns: int) -> Any:
+    """Traces of the project with a span in (cursor, upper] and none stored after the horizon
+    (their last span is older than the rule's delay), as a subquery: one statement, however
+    many traces the window holds."""
+    later = spans.alias("later")
+    return (
+        select(spans.c.trace_id)
+        .where(
+            spans.c.id > cursor,
+            spans.c.id <= upper,
+            spans.c.project_id == project_id,
+            ~exists().where(
+                later.c.project_id == project_id,
+                later.c.trace_id == spans.c.trace_id,
+                later.c.ingested_ns > horizon_ns,
+            ),
         )
-    ]
-    busy: set[str] = set()
-    for chunk in _chunks(touched):
-        busy.update(
-            str(row[0])
-            for row in conn.execute(
-                select(spans.c.trace_id)
-                .where(
-                    spans.c.project_id == project_id,
-                    spans.c.trace_id.in_(chunk),
-                    spans.c.ingested_ns > horizon_ns,
-                )
-                .distinct()
-            )
-        )
-    return [trace_id for trace_id in touched if trace_id not in busy]
+        .distinct()
+    )
 
 
 def _target_conditions(
@@ -503,22 +508,25 @@ def _target_conditions(
     return spans, conditions
 
 
-def matching_items(
-    conn: Connection, rule: dict[str, Any], filters: Filters, trace_ids: Sequence[str]
+def quiet_items(
+    conn: Connection,
+    rule: dict[str, Any],
+    filters: Filters,
+    cursor: int,
+    upper: int,
+    horizon_ns: int,
 ) -> list[tuple[str, str]]:
-    """(trace id, span id or '') of what the rule scores among these traces."""
+    """(trace id, span id or '') of what the rule scores among the traces that went quiet in
+    the window (cursor, upper]."""
     table, conditions = _target_conditions(conn, rule, filters, rule["project_id"])
-    found: list[tuple[str, str]] = []
-    for chunk in _chunks(trace_ids):
-        if table is traces:
-            query = select(traces.c.trace_id).where(*conditions, traces.c.trace_id.in_(chunk))
-            found.extend((str(row[0]), "") for row in conn.execute(query))
-        else:
-            query = select(spans.c.trace_id, spans.c.span_id).where(
-                *conditions, spans.c.trace_id.in_(chunk)
-            )
-            found.extend((str(row[0]), str(row[1])) for row in conn.execute(query))
-    return found
+    quiet = _quiet_traces(rule["project_id"], cursor, upper, horizon_ns)
+    if table is traces:
+        query = select(traces.c.trace_id).where(*conditions, traces.c.trace_id.in_(quiet))
+        return [(str(row[0]), "") for row in conn.execute(query)]
+    query = select(spans.c.trace_id, spans.c.span_id).where(
+        *conditions, spans.c.trace_id.in_(quiet)
+    )
+    return [(str(row[0]), str(row[1])) for row in conn.execute(query)]
 
 
 def items_in_range(
@@ -655,6 +663,22 @@ def claim_candidates(
         if len(found) >= limit:
             break
     return found[:limit]
+
+
+def claimable(conn: Connection, now_ns: int) -> bool:
+    """Whether some job is due or has an expired lease: a read, so that idle workers never
+    take the write lock just to find nothing."""
+    found = conn.execute(
+        select(eval_jobs.c.id)
+        .where(
+            or_(
+                and_(eval_jobs.c.status == "pending", eval_jobs.c.next_attempt_ns <= now_ns),
+                and_(eval_jobs.c.status == "running", eval_jobs.c.lease_expires_ns < now_ns),
+            )
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def take(conn: Connection, job_id: int, owner: str, now_ns: int, lease_ns: int) -> None:

@@ -14,6 +14,7 @@ import logging
 import operator
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,7 @@ class SpanWriter:
         self.max_new_projects_per_request = max_new_projects_per_request
         self.spans_written = 0
         self.commits = 0
+        self._last_ingest = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -111,6 +113,13 @@ class SpanWriter:
     @property
     def pending(self) -> int:
         return self._pending
+
+    def ingest_quiet_for(self) -> float:
+        """Seconds since a request's spans last arrived or were stored (0 while one is
+        queued): background work (online scoring) waits for a pause in ingest."""
+        if self._pending:
+            return 0.0
+        return time.monotonic() - self._last_ingest
 
     # --- submitting ---------------------------------------------------------------------
 
@@ -136,10 +145,14 @@ class SpanWriter:
         if not rows:
             return
         self._reserve(len(rows))
+        self._last_ingest = time.monotonic()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.put(_Job(rows, projects, future, loop, kind=kind))
-        await future
+        try:
+            await future
+        finally:
+            self._last_ingest = time.monotonic()
 
     def write_sync(self, rows: list[dict[str, Any]], projects: list[str]) -> None:
         """Blocking variant for callers outside an event loop (CLI, tests)."""

@@ -15,7 +15,16 @@ from starlette.staticfiles import StaticFiles
 
 from assay.errors import AccessError, NotFound, ProjectNotFound
 from assay.server.security.web import CSRF_COOKIE, LoginRequired, cookies_secure
-from assay.server.ui import account, datasets, experiments, home, review, sessions, traces
+from assay.server.ui import (
+    account,
+    datasets,
+    experiments,
+    home,
+    online,
+    review,
+    sessions,
+    traces,
+)
 from assay.server.ui._render import render, render_plain
 from assay.ui import STATIC_DIR
 
@@ -28,6 +37,7 @@ ROUTERS = [
     traces.router,
     sessions.router,
     review.router,
+    online.router,
     account.router,
 ]
 

@@ -1,0 +1,192 @@
+"""The demo's online scoring: a judge on the server scoring a sample of new traces as they
+arrive, through a connection to an offline stand-in model.
+
+The stand-in is a small OpenAI-compatible server on loopback in the demo's process (the only
+address the demo's egress policy allows besides the known providers): it answers the judge's
+``give_verdict`` tool call by reading the rendered prompt, like the demo's offline eval judge.
+A real connection (OpenAI, Anthropic, ...) is made the same way on the connections page.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+JUDGE_NAME = "helpful"
+RULE_NAME = "helpfulness-sample"
+JUDGE_PROMPT = """You grade a customer-support agent's reply.
+Customer: {{input}}
+Reply: {{output}}
+Does the reply help the customer?"""
+JUDGE_CHOICES = {"helps": 1.0, "partly": 0.5, "does not help": 0.0}
+UNHELPFUL = ("sorry", "cannot", "can't", "let me check")
+
+
+def _verdict(prompt: str) -> dict[str, str]:
+    """Stands in for a model: a reply that apologises or defers does not help; a short one
+    partly helps; the rest helps. A real model reasons about meaning instead."""
+    reply = prompt.partition("Reply:")[2].partition("Does the reply")[0].strip().lower()
+    if not reply or any(word in reply for word in UNHELPFUL):
+        return {
+            "reasoning": "(offline demo judge) The reply defers or apologises without helping.",
+            "choice": "does not help",
+        }
+    if len(reply) < 40:
+        return {
+            "reasoning": "(offline demo judge) Short; it may not be enough.",
+            "choice": "partly",
+        }
+    return {
+        "reasoning": "(offline demo judge) The reply answers with the policy.",
+        "choice": "helps",
+    }
+
+
+async def _chat(request: Request) -> JSONResponse:
+    body: dict[str, Any] = await request.json()
+    prompt = "\n".join(str(m.get("content") or "") for m in body.get("messages") or [])
+    tools = body.get("tools") or [{}]
+    tool = str((tools[0].get("function") or {}).get("name") or "give_verdict")
+    arguments = json.dumps(_verdict(prompt))
+    words = max(1, len(prompt) // 4)
+    return JSONResponse(
+        {
+            "id": "chatcmpl-demo",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model") or "demo-judge"),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_demo",
+                                "type": "function",
+                                "function": {"name": tool, "arguments": arguments},
+                            }
+                        ],
+                    },
+                }
+            ],
+            "usage": {"prompt_tokens": words, "completion_tokens": 30, "total_tokens": words + 30},
+        }
+    )
+
+
+class StandInModel:
+    """The stand-in model server, on a free loopback port, in a thread."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        app = Starlette(routes=[Route("/v1/chat/completions", _chat, methods=["POST"])])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> StandInModel:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the demo's stand-in judge model did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+def set_up_online_scoring(base_url: str, project: str, model: StandInModel) -> int:
+    """A connection to the stand-in, a judge and a rule scoring half the new traces, a few
+    seconds after their last span; returns the rule's id. Run before the traces are sent."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        connections = client.get(f"/api/v1/projects/{project}/connections")
+        existing = {c["name"]: c for c in connections.json().get("items", [])}
+        if "demo-judge" in existing:
+            client.patch(
+                f"/api/v1/connections/{existing['demo-judge']['id']}",
+                json={"base_url": model.base_url, "api_key": "offline-demo"},
+            ).raise_for_status()
+        else:
+            client.post(
+                f"/api/v1/projects/{project}/connections",
+                json={
+                    "name": "demo-judge",
+                    "provider": "openai-compatible",
+                    "base_url": model.base_url,
+                    "api_key": "offline-demo",
+                    "default_model": "gpt-4o-mini",
+                },
+            ).raise_for_status()
+        pushed = client.post(
+            f"/api/v1/projects/{project}/evaluators/push",
+            json={
+                "name": JUDGE_NAME,
+                "kind": "judge",
+                "definition": {
+                    "prompt": JUDGE_PROMPT,
+                    "choices": JUDGE_CHOICES,
+                    "model": "openai-compatible/gpt-4o-mini",
+                },
+                "connection": "demo-judge",
+            },
+        )
+        pushed.raise_for_status()
+        rules = client.get(f"/api/v1/projects/{project}/rules").json().get("items", [])
+        for rule in rules:
+            if rule["name"] == RULE_NAME:
+                return int(rule["id"])
+        made = client.post(
+            f"/api/v1/projects/{project}/rules",
+            json={
+                "name": RULE_NAME,
+                "evaluators": [pushed.json()["id"]],
+                "sample_rate": 0.5,
+                "delay_seconds": 3,
+                "daily_budget_usd": 1.0,
+                "filter": {"tags": ["support"]},  # the support agent's runs, not the evals'
+            },
+        )
+        made.raise_for_status()
+        return int(made.json()["id"])
+
+
+def rule_status(base_url: str, rule_id: int) -> dict[str, Any]:
+    status: dict[str, Any] = httpx.get(f"{base_url}/api/v1/rules/{rule_id}", timeout=30).json()[
+        "status"
+    ]
+    return status
+
+
+def wait_for_scores(base_url: str, rule_id: int, timeout: float = 30.0) -> dict[str, Any]:
+    """The rule's status once what it sampled so far is scored (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = rule_status(base_url, rule_id)
+        settled = status["done"] + status["failed"]
+        if (settled and not status["pending"] and not status["running"]) or (
+            time.monotonic() > deadline
+        ):
+            return status
+        time.sleep(0.25)
