@@ -19,6 +19,7 @@ messages. Its trace stays, as a trace of one call that costs nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,11 +83,56 @@ _CANDIDATE_COLUMNS = (
 )
 
 
-def link_same_calls(conn: Connection, rows: Iterable[dict[str, Any]]) -> set[tuple[int, str]]:
+class SdkRootProjects:
+    """Which projects have ever stored a provider SDK's root span, remembered by the writer.
+
+    Most projects never do, and for them an instrumentor's LLM span needs no search at all:
+    without this, every Anthropic span searched a quarter of an hour of the project's LLM spans
+    (ingest ran at half its speed). A "no" is asked of the store again after ``RECHECK_S``, in
+    case another server process stored one meanwhile; a "yes" is kept."""
+
+    RECHECK_S = 60.0
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self._none_until: dict[int, float] = {}
+
+    def saw(self, project_id: int) -> None:
+        self._seen.add(project_id)
+
+    def has(self, conn: Connection, project_id: int) -> bool:
+        if project_id in self._seen:
+            return True
+        if self._none_until.get(project_id, 0.0) > time.monotonic():
+            return False
+        found = conn.execute(
+            select(spans.c.id)
+            .where(
+                spans.c.project_id == project_id,
+                spans.c.type == "llm",
+                spans.c.parent_span_id.is_(None),
+                spans.c.scope["name"].as_string().in_(sorted(PROVIDER_SDK_SCOPES)),
+            )
+            .limit(1)
+        ).first()
+        if found is not None:
+            self._seen.add(project_id)
+            return True
+        self._none_until[project_id] = time.monotonic() + self.RECHECK_S
+        return False
+
+
+def link_same_calls(
+    conn: Connection, rows: Iterable[dict[str, Any]], sdk_roots: SdkRootProjects | None = None
+) -> set[tuple[int, str]]:
     """Find the SDK spans that repeat a call among ``rows`` (just inserted, with their
     ``project_id``) and stored spans; mark each (stored row and, when in ``rows``, the row
     itself). The (project id, trace id) of every trace whose sums changed."""
+    sdk_roots = sdk_roots or SdkRootProjects()
     in_batch = {(row["project_id"], row["trace_id"], row["span_id"]): row for row in rows}
+    for row in in_batch.values():
+        if _is_sdk_root(row):
+            sdk_roots.saw(row["project_id"])
     changed: set[tuple[int, str]] = set()
     for row in list(in_batch.values()):
         if not _may_match(row):
@@ -94,18 +140,21 @@ def link_same_calls(conn: Connection, rows: Iterable[dict[str, Any]]) -> set[tup
         row_is_sdk = _is_sdk_root(row)
         if row_is_sdk and SAME_CALL_AS in row["attributes"]:
             continue
-        candidates = conn.execute(
-            select(*_CANDIDATE_COLUMNS).where(
-                spans.c.project_id == row["project_id"],
-                spans.c.type == "llm",
-                spans.c.start_ns >= row["start_ns"] - WINDOW_NS,
-                spans.c.start_ns <= row["end_ns"],
-                spans.c.end_ns >= row["start_ns"],
-                spans.c.model == row["model"],
-                spans.c.input_tokens == row["input_tokens"],
-                spans.c.trace_id != row["trace_id"],
-            )
-        ).all()
+        if not row_is_sdk and not sdk_roots.has(conn, row["project_id"]):
+            continue  # no SDK span in this project to repeat the call
+        conditions = [
+            spans.c.project_id == row["project_id"],
+            spans.c.type == "llm",
+            spans.c.start_ns >= row["start_ns"] - WINDOW_NS,
+            spans.c.start_ns <= row["end_ns"],
+            spans.c.end_ns >= row["start_ns"],
+            spans.c.model == row["model"],
+            spans.c.input_tokens == row["input_tokens"],
+            spans.c.trace_id != row["trace_id"],
+        ]
+        if not row_is_sdk:
+            conditions.append(spans.c.parent_span_id.is_(None))  # only an SDK root can repeat it
+        candidates = conn.execute(select(*_CANDIDATE_COLUMNS).where(*conditions)).all()
         for other in candidates:
             other_map = other._mapping
             other_is_sdk = _is_sdk_root(other_map)

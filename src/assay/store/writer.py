@@ -39,7 +39,7 @@ from assay.store import projects as project_store
 from assay.store.engine import json_text, json_text_any
 from assay.store.locks import WriteLock
 from assay.store.logs import insert_logs
-from assay.store.same_call import link_same_calls
+from assay.store.same_call import SdkRootProjects, link_same_calls
 from assay.store.tables import spans, traces
 
 log = logging.getLogger("assay.writer")
@@ -75,6 +75,7 @@ class SpanWriter:
         catch_up: Callable[[Connection], int] | None = None,
     ) -> None:
         self.engine = engine
+        self._sdk_roots = SdkRootProjects()
         self._write_lock = WriteLock(engine)
         self.indexer = indexer
         #: Run after each group commit: indexes when the search index is too far behind.
@@ -326,7 +327,7 @@ class SpanWriter:
                 if not self._is_sqlite:
                     strip_nul(rows)
                 insert_spans(conn, rows)
-                relinked = link_same_calls(conn, rows)
+                relinked = link_same_calls(conn, rows, self._sdk_roots)
                 refresh_traces(conn, rows)
                 batch = {(row["project_id"], row["trace_id"]) for row in rows}
                 if relinked - batch:  # an SDK span stored earlier now counts nothing: re-sum
