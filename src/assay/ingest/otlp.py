@@ -150,7 +150,7 @@ def decode(
     default_project: str,
     limits: Limits,
 ) -> DecodedRequest:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     if header_project is not None:
         problem = _project_problem(header_project)
         if problem is not None:
@@ -166,20 +166,36 @@ def decode(
     )
 
 
-def encode_response(content_type: str, rejected: int, errors: list[str]) -> bytes:
-    media = content_type.split(";", 1)[0].strip().lower()
+def media_type(content_type: str) -> str:
+    """``application/json; charset=utf-8`` -> ``application/json``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def encode_partial_success(
+    content_type: str, rejected: int, errors: list[str], response: Any, rejected_field: str
+) -> bytes:
+    """An OTLP export answer in the request's encoding: ``response`` is the service's empty
+    Export*ServiceResponse, ``rejected_field`` its count (``rejected_spans``, ...)."""
     message = "; ".join(errors)
-    if media == JSON:
+    if media_type(content_type) == JSON:
         if not rejected:
             return b"{}"
+        # OTLP/JSON names fields in lowerCamelCase and writes 64-bit counts as strings.
+        head, *rest = rejected_field.split("_")
+        json_field = head + "".join(part.title() for part in rest)
         return orjson.dumps(
-            {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}}
+            {"partialSuccess": {json_field: str(rejected), "errorMessage": message}}
         )
-    response = ExportTraceServiceResponse()
     if rejected:
-        response.partial_success.rejected_spans = rejected
+        setattr(response.partial_success, rejected_field, rejected)
         response.partial_success.error_message = message
     return bytes(response.SerializeToString())
+
+
+def encode_response(content_type: str, rejected: int, errors: list[str]) -> bytes:
+    return encode_partial_success(
+        content_type, rejected, errors, ExportTraceServiceResponse(), "rejected_spans"
+    )
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -700,6 +716,8 @@ __all__ = [
     "Malformed",
     "RawSpan",
     "decode",
+    "encode_partial_success",
     "encode_response",
+    "media_type",
     "read_body",
 ]

@@ -47,6 +47,8 @@ from assay.ingest.otlp import (
     _shown,
     _string,
     _time,
+    encode_partial_success,
+    media_type,
 )
 
 #: OpenTelemetry severity numbers run from 1 (TRACE) to 24 (FATAL4); 0 is unspecified.
@@ -77,10 +79,6 @@ class DecodedLogs:
                 code="invalid_logs",
             )
         return self
-
-
-def _media(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
 
 
 def _body_text(value: Any) -> str | None:
@@ -136,7 +134,7 @@ def decode_logs(
     data: bytes, content_type: str, header_project: str | None, default_project: str, limit: int
 ) -> DecodedLogs:
     """Log rows from an ExportLogsServiceRequest; ``limit`` is the longest string value kept."""
-    media = _media(content_type)
+    media = media_type(content_type)
     if media == PROTOBUF:
         return _decode_protobuf(data, header_project, default_project, limit).require_some()
     if media == JSON:
@@ -283,24 +281,15 @@ def _json_record(
 
 
 def encode_logs_response(content_type: str, rejected: int, errors: list[str]) -> bytes:
-    message = "; ".join(errors)
-    if _media(content_type) == JSON:
-        if not rejected:
-            return b"{}"
-        return orjson.dumps(
-            {"partialSuccess": {"rejectedLogRecords": str(rejected), "errorMessage": message}}
-        )
-    response = ExportLogsServiceResponse()
-    if rejected:
-        response.partial_success.rejected_log_records = rejected
-        response.partial_success.error_message = message
-    return bytes(response.SerializeToString())
+    return encode_partial_success(
+        content_type, rejected, errors, ExportLogsServiceResponse(), "rejected_log_records"
+    )
 
 
 def check_metrics(data: bytes, content_type: str) -> int:
     """The number of metrics in a well-formed ExportMetricsServiceRequest; IngestError when it
     is not one. Nothing is kept."""
-    media = _media(content_type)
+    media = media_type(content_type)
     if media == PROTOBUF:
         try:
             request = ExportMetricsServiceRequest.FromString(data)
@@ -329,7 +318,7 @@ def check_metrics(data: bytes, content_type: str) -> int:
 
 
 def encode_metrics_response(content_type: str) -> bytes:
-    if _media(content_type) == JSON:
+    if media_type(content_type) == JSON:
         return b"{}"
     return bytes(ExportMetricsServiceResponse().SerializeToString())
 
