@@ -569,6 +569,9 @@ def test_agreement_over_time_flags_the_degraded_week_alerts_once_and_pauses_the_
         # Asked again: still flagged, no second alert.
         again = admin.get(f"/api/v1/evaluators/{evaluator['id']}/agreement").json()
         assert again["series"][-1]["drift"] is True and again["alerted"] is False
+        # The alert sent, and how its delivery went, stay visible on the window.
+        assert again["series"][-1]["alert"]["delivery"] == "204"
+        assert all(entry["alert"] is None for entry in again["series"][:-1])
         deadline = time.monotonic() + 5
         while not receiver.received and time.monotonic() < deadline:
             time.sleep(0.05)

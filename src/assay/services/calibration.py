@@ -871,6 +871,14 @@ def agreement(
         _required, min_kappa, _min_items = gate_settings(
             project_store.settings_of(conn, str(evaluator["project"]))
         )
+        # Alerts already sent, and how their delivery went (a webhook that failed says so here).
+        sent = {
+            int(alert["window_start_ns"]): {
+                "created_ns": alert["created_ns"],
+                "delivery": alert["delivery"],
+            }
+            for alert in calibration_store.alerts(conn, int(found["id"]))
+        }
     verdicts: dict[tuple[str, str], Any] = {}
     for score in scored:
         meta = score["metadata"] or {}
@@ -901,6 +909,7 @@ def agreement(
         }
         flagged, why, p_value = drift_of(entry, baseline, min_kappa)
         entry.update(drift=flagged, drift_reason=why, p_value=p_value)
+        entry["alert"] = sent.get(entry["start_ns"])
         series.append(entry)
     result = {
         "evaluator_id": evaluator_id,
