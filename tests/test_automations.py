@@ -217,7 +217,7 @@ def test_score_conditions_add_only_the_matching_traces_to_a_dataset_with_lineage
 ) -> None:
     ids = send(client, [DAY0 + i * HOUR for i in range(12)], tag="s")
     thumbs_down = {ids[i] for i in (1, 4, 7)}
-    for i, trace_id in enumerate(ids[:9]):
+    for trace_id in ids[:9]:
         _score(client, trace_id, "thumbs_up", value=0.0 if trace_id in thumbs_down else 1.0)
     # A judge's labels; people disagree with it on 2 and 5, agree on 3.
     for i in (2, 3, 5, 8):
@@ -227,6 +227,7 @@ def test_score_conditions_add_only_the_matching_traces_to_a_dataset_with_lineage
     _score(client, ids[2], "correctness", label="correct", value=1.0, source="human")
     _score(client, ids[3], "correctness", label="incorrect", value=0.0, source="human")
     _score(client, ids[5], "correctness", label="correct", value=1.0, source="human")
+
     def run(name: str, filter_: dict[str, Any]) -> set[str]:
         # A dataset each: a trace goes into a dataset once, whichever automation adds it.
         made = client.post(f"/api/v1/projects/{PROJECT}/datasets", json={"name": name})

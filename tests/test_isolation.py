@@ -699,6 +699,48 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/rules/{rule_id}/backfill": Row(
         "editor", call(json={"preview": True}), shows=None
     ),
+    "POST /api/v1/projects/{project}/automations": Row(
+        "editor",
+        lambda w, _s: Call(
+            json={
+                "name": w.fresh("automation"),
+                "schedule": "daily",
+                "target": {"queue": Int("{queue_id}")},
+                "enabled": False,
+            }
+        ),
+        foreign=(
+            ALL_B,
+            {
+                "json": {
+                    "name": "iso-automation",
+                    "schedule": "daily",
+                    "target": {"queue": Int("{B[queue_id]}")},
+                },
+                "status": S({400, 404}),
+            },
+        ),
+    ),
+    "GET /api/v1/projects/{project}/automations": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/automations/{automation_id}": Row("viewer"),
+    "PATCH /api/v1/automations/{automation_id}": Row(
+        "editor",
+        call(json={"max_per_run": 50}),
+        foreign=(
+            ALL_B,
+            {"json": {"target": {"queue": Int("{B[queue_id]}")}}, "status": S({400, 404})},
+        ),
+    ),
+    "DELETE /api/v1/automations/{automation_id}": Row(
+        "editor",
+        lambda w, side: Call(
+            params={"automation_id": str(w.new_automation("a"))}
+            if side == "a"
+            else {"automation_id": "{spare_automation_id}"}
+        ),
+    ),
+    "POST /api/v1/automations/{automation_id}/run": Row("editor", shows=None),
+    "GET /api/v1/automations/{automation_id}/runs": Row("viewer", shows=None),
     "GET /healthz": Row("public", shows=None),
     "GET /openapi.json": Row("public", shows=None),
     "MOUNT /static": Row("public", call(path="/static/assay.css"), shows=None),
@@ -960,6 +1002,18 @@ ROUTES: dict[str, Row] = {
         call(form={"action": "preview"}),
         ok=S({200}),
     ),
+    "GET /p/{project}/automations": Row("viewer"),
+    "GET /p/{project}/automations/{automation_id}": Row("viewer"),
+    "POST /p/{project}/automations": Row(
+        "editor",
+        lambda w, _s: Call(
+            form={"name": w.fresh("automation"), "schedule": "daily", "target": "queue:{queue_id}"}
+        ),
+        foreign=(ALL_B, {**B_IDS, "status": S({400})}),
+    ),
+    "POST /p/{project}/automations/{automation_id}/run": Row("editor"),
+    "POST /p/{project}/automations/{automation_id}/pause": Row("editor"),
+    "POST /p/{project}/automations/{automation_id}/resume": Row("editor"),
     "GET /p/{project}/connections": Row("viewer"),
     "POST /p/{project}/connections": Row(
         "editor",
