@@ -388,6 +388,16 @@ def test_editors_create_and_run_viewers_read_and_bad_input_names_its_field(
     assert viewer.delete(f"/api/v1/automations/{automation_id}").status_code == 403
     ran = editor.post(f"/api/v1/automations/{automation_id}/run")
     assert ran.status_code == 200 and ran.json()["added"] == 1, ran.text
+    # By hand over a chosen window: the trace is in it, and in the queue already.
+    chosen = editor.post(
+        f"/api/v1/automations/{automation_id}/run",
+        json={"since": "2000-01-01T00:00:00Z"},
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["window"]["kind"] == "chosen"
+    assert (chosen.json()["matched"], chosen.json()["skipped"]) == (1, 1)
+    bad_time = editor.post(f"/api/v1/automations/{automation_id}/run", json={"until": "soon"})
+    assert bad_time.status_code == 400 and "until" in bad_time.text
     paused = editor.patch(f"/api/v1/automations/{automation_id}", json={"enabled": False})
     assert paused.json()["enabled"] is False and paused.json()["next_run_at"] is None
     resumed = editor.patch(

@@ -78,6 +78,10 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert {s["name"] for s in labels} == {"answer quality"}
     assert all(s["source"] == "human" and s["rationale"] for s in labels)
     assert "/p/demo/review/1/adjudicate" in result.stdout
+    # The daily sampling automation ran once: 20 of the day's traces (or all, if fewer).
+    sampled = re.search(r"/automations/1 .*first run added (\d+) of (\d+)", result.stdout)
+    assert sampled, result.stdout
+    assert int(sampled.group(1)) == min(20, int(sampled.group(2))) > 0
     # The online rule judged a sample of the support agent's runs on the server, through the
     # offline stand-in model, with nothing failed; the page is printed.
     online = re.search(r"rule helpfulness-sample .*: (\d+) scored, 0 failed", result.stdout)

@@ -73,6 +73,12 @@ def demo(
 
     with console.status("two reviewers label a review queue..."):
         reviewed = seed_review(runtime, PROJECT)
+    from assay.demo.automations import seed_automation
+
+    sampled = None
+    if reviewed is not None:
+        with console.status("a daily automation samples traces into a review queue..."):
+            sampled = seed_automation(runtime, PROJECT, reviewed.queue_id)
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
@@ -110,6 +116,11 @@ def demo(
         console.print(f"  review items  {p}/review/{reviewed.queue_id}   (keyboard: press ?)")
         console.print(f"  agreement     {p}/review/{reviewed.queue_id}/adjudicate")
     console.print(f"  online rule   {p}/rules/{rule_id}")
+    if sampled is not None:
+        console.print(
+            f"  automation    {p}/automations/{sampled.automation_id}   (daily: 20 random "
+            f"traces into a review queue; first run added {sampled.added} of {sampled.matched})"
+        )
     console.print(f"  judges        {p}/evaluators")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "

@@ -8,11 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
+from assay.errors import UserError
 from assay.server.bounds import INT32_MAX, ApiModel, RowId
 from assay.server.responses import JSON
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
 from assay.services import automations
+from assay.services.filters import parse_time
 from assay.services.principal import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["automations"])
@@ -58,6 +60,22 @@ class AutomationChange(ApiModel):
     target: Target | None = None
     max_per_run: int | None = Field(default=None, ge=1, le=automations.MAX_PER_RUN)
     enabled: bool | None = None
+
+
+class RunIn(ApiModel):
+    since: str | None = Field(
+        default=None, max_length=40, description="ISO 8601 or epoch ns: run over a chosen window"
+    )
+    until: str | None = Field(default=None, max_length=40, description="ISO 8601 or epoch ns")
+
+
+def _time(value: str | None, field: str) -> int | None:
+    if value is None:
+        return None
+    found = parse_time(value)
+    if found is None:
+        raise UserError(f"{field}: {value[:40]!r} is not a time; use ISO 8601 or epoch ns")
+    return found
 
 
 def _fields(body: ApiModel) -> dict[str, Any]:
@@ -118,12 +136,24 @@ def delete_automation(
 
 @router.post(
     "/automations/{automation_id}/run",
-    summary="Run an automation now: the last complete period, or what arrived since its last run",
+    summary="Run an automation now: the last complete period (or a chosen window), or what "
+    "arrived since its last run",
 )
 def run_automation(
-    request: Request, automation_id: RowId, who: Principal = Depends(api_principal)
+    request: Request,
+    automation_id: RowId,
+    body: RunIn | None = None,
+    who: Principal = Depends(api_principal),
 ) -> JSON:
-    return JSON(automations.run_now(runtime_of(request), who, automation_id))
+    chosen = body or RunIn()
+    run = automations.run_now(
+        runtime_of(request),
+        who,
+        automation_id,
+        since_ns=_time(chosen.since, "since"),
+        until_ns=_time(chosen.until, "until"),
+    )
+    return JSON(run)
 
 
 @router.get("/automations/{automation_id}/runs", summary="An automation's runs, newest first")

@@ -44,7 +44,6 @@ from assay.services.filters import InvalidFilters
 from assay.services.principal import Principal
 from assay.services.projects import project_id
 from assay.services.rules import rule_filters
-from assay.services.runtime import Runtime
 from assay.store import automations as automation_store
 from assay.store import datasets as dataset_store
 from assay.store import review as review_store
@@ -240,7 +239,7 @@ FIELDS = ("name", "filter", "sample", "schedule", "target", "max_per_run", "enab
 
 
 def create_automation(
-    rt: Runtime,
+    rt: Database,
     who: Principal,
     project: str,
     fields: Mapping[str, Any],
@@ -289,7 +288,7 @@ def create_automation(
 
 
 def update_automation(
-    rt: Runtime,
+    rt: Database,
     who: Principal,
     automation_id: int,
     fields: Mapping[str, Any],
@@ -337,7 +336,7 @@ def update_automation(
         return _view(found, automation_store.last_runs(conn, [automation_id]).get(automation_id))
 
 
-def delete_automation(rt: Runtime, who: Principal, automation_id: int) -> None:
+def delete_automation(rt: Database, who: Principal, automation_id: int) -> None:
     """Delete an automation and its runs (editors); what it added stays, and stays counted as
     added, so a new automation does not add the same traces again."""
     with rt.write() as conn:
@@ -372,13 +371,28 @@ def list_runs(
 
 
 def run_now(
-    rt: Runtime, who: Principal, automation_id: int, *, now_ns: int | None = None
+    rt: Database,
+    who: Principal,
+    automation_id: int,
+    *,
+    now_ns: int | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
 ) -> dict[str, Any]:
-    """Run an automation at once (editors), paused or not: the run, failed or not."""
+    """Run an automation at once (editors), paused or not: the run, failed or not. With
+    ``since``/``until``, over the traces that started in that window (up to now) instead of
+    the last period or the new arrivals; the schedule does not move either way."""
     now = clock_now() if now_ns is None else now_ns
+    window = None
+    if since_ns is not None or until_ns is not None:
+        start = 0 if since_ns is None else since_ns
+        end = now if until_ns is None else min(until_ns, now)
+        if start >= end:
+            raise UserError("since: the window must start before it ends (and before now)")
+        window = (start, end)
     with rt.read() as conn:
         automation = _automation(conn, who, automation_id, "editor")
-    run = execute(rt, automation, "manual", now)
+    run = execute(rt, automation, "manual", now, window=window)
     if run is None:  # an on_arrival run of the server's took the same arrivals
         raise Conflict("the automation is running right now; try again in a moment")
     return run
@@ -405,10 +419,23 @@ class _Plan:
     matched: list[str] = field(default_factory=list)
 
 
-def _plan(conn: Connection, automation: dict[str, Any], trigger: str, now: int) -> _Plan:
+def _plan(
+    conn: Connection,
+    automation: dict[str, Any],
+    trigger: str,
+    now: int,
+    window: tuple[int, int] | None = None,
+) -> _Plan:
     schedule = automation["schedule"]
     filters = rule_filters(automation["filter"])
     project = int(automation["project_id"])
+    if window is not None:  # a run by hand over a chosen window
+        plan = _Plan(automation, trigger, {}, window[0], window[1])
+        plan.window = {"kind": "chosen", "since": iso(window[0]), "until": iso(window[1])}
+        plan.matched = automation_store.matching_traces(
+            conn, project, filters, since_ns=window[0], until_ns=window[1]
+        )
+        return plan
     if schedule in PERIODS:
         size = PERIODS[schedule]
         if trigger == "schedule":
@@ -544,14 +571,19 @@ def _add(conn: Connection, plan: _Plan, now: int) -> dict[str, Any] | None:
 
 
 def execute(
-    rt: Runtime, automation: dict[str, Any], trigger: str, now: int
+    rt: Database,
+    automation: dict[str, Any],
+    trigger: str,
+    now: int,
+    *,
+    window: tuple[int, int] | None = None,
 ) -> dict[str, Any] | None:
     """Run an automation once (``trigger``: schedule or manual); the run as shown, or None when
     another worker claimed it first or an arrival run found nothing new."""
     plan = _Plan(automation, trigger, {})
     try:
         with rt.read() as conn:
-            plan = _plan(conn, automation, trigger, now)
+            plan = _plan(conn, automation, trigger, now, window)
         with rt.write() as conn:
             made = _add(conn, plan, now)
         return _run_view(made)
@@ -563,7 +595,9 @@ def execute(
         return _record_failure(rt, plan, now, failed)
 
 
-def _record_failure(rt: Runtime, plan: _Plan, now: int, failed: Exception) -> dict[str, Any] | None:
+def _record_failure(
+    rt: Database, plan: _Plan, now: int, failed: Exception
+) -> dict[str, Any] | None:
     message = (str(failed) or type(failed).__name__)[:MAX_ERROR_CHARS]
     fallback: dict[str, Any] | None = None
     if plan.trigger != "manual":
@@ -585,7 +619,7 @@ def _record_failure(rt: Runtime, plan: _Plan, now: int, failed: Exception) -> di
     return _run_view({**row, "id": run_id})
 
 
-def run_due(rt: Runtime, *, now_ns: int | None = None) -> list[dict[str, Any]]:
+def run_due(rt: Database, *, now_ns: int | None = None) -> list[dict[str, Any]]:
     """Run every automation whose time has come (each missed period in turn); the runs."""
     now = clock_now() if now_ns is None else now_ns
     done: list[dict[str, Any]] = []
@@ -607,7 +641,9 @@ Clock = Callable[[], int]
 class AutomationWorker:
     """Runs due automations from a thread of the server (and of ``assay worker``)."""
 
-    def __init__(self, rt: Runtime, *, poll_seconds: float = 5.0, clock: Clock = time.time_ns):
+    def __init__(
+        self, rt: Database, *, poll_seconds: float = 5.0, clock: Clock = time.time_ns
+    ) -> None:
         self.rt = rt
         self.poll_seconds = poll_seconds
         self.clock = clock
