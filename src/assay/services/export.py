@@ -570,8 +570,15 @@ def anthropic_line(conversation: Conversation) -> dict[str, Any]:
             blocks.append(
                 {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
             )
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
+        previous = messages[-1] if messages else None
+        # Join a role's consecutive messages, except after tool calls: those must be answered
+        # first (the validator then names the calls left open).
+        if (
+            previous is not None
+            and previous["role"] == role
+            and not any(b["type"] == "tool_use" for b in previous["content"])
+        ):
+            previous["content"].extend(blocks)
         else:
             messages.append({"role": role, "content": blocks})
     for message in messages:  # one text block reads best as a string
@@ -707,6 +714,11 @@ def validate_anthropic(line: Any) -> list[str]:
         if role not in ("user", "assistant"):
             problems.append(f"{where}: role {role!r} is not user or assistant")
             continue
+        if role == "assistant" and open_calls:
+            problems.append(
+                f"{where}: tool_use {', '.join(sorted(open_calls))} of the message before has "
+                "no tool_result before this assistant message"
+            )
         wanted = "user" if i % 2 == 0 else "assistant"
         if role != wanted:
             problems.append(f"{where}: expected a {wanted} message (roles alternate, user first)")
