@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import httpx
 
@@ -51,7 +51,7 @@ class Client:
         return self.request("POST", path, **kwargs)
 
     def download(
-        self, path: str, handle: BinaryIO, *, params: dict[str, Any] | None = None
+        self, path: str, handle: IO[bytes], *, params: dict[str, Any] | None = None
     ) -> httpx.Headers:
         """Stream a GET's body into ``handle`` (a file export); the response's headers."""
         try:

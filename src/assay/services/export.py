@@ -396,8 +396,11 @@ def _openai_tools_problems(tools: Any) -> list[str]:
         return ["tools must be a list"]
     problems = []
     for i, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if tool.get("type") != "function" or not isinstance(function, dict):  # type: ignore[union-attr]
+        if not isinstance(tool, dict):
+            problems.append(f"tools[{i}] is not an object")
+            continue
+        function = tool.get("function")
+        if tool.get("type") != "function" or not isinstance(function, dict):
             problems.append(f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}")
         elif not isinstance(function.get("name"), str) or not function["name"]:
             problems.append(f"tools[{i}] has no name")
