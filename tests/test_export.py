@@ -598,3 +598,27 @@ def test_cli_export_writes_the_file_and_prints_the_report(live: LiveServer, tmp_
         timeout=60,
     )
     assert bad.returncode == 1 and "'yaml'" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_the_dataset_page_offers_an_export_with_its_report(live: LiveServer) -> None:
+    with httpx.Client(base_url=live.url) as client:
+        _seed_dataset(client)
+        page = client.get("/p/exp/datasets/ft")
+        assert page.status_code == 200
+        assert (
+            'action="/p/exp/datasets/ft/export"' in page.text and 'value="anthropic"' in page.text
+        )
+        report = client.get(
+            "/p/exp/datasets/ft/export", params={"format": "openai-chat", "version": 1}
+        )
+        assert report.status_code == 200, report.text
+        usable = sum(1 for _r, why in RECORDS.values() if why is None)
+        assert f"<strong>{usable}</strong> records exported" in report.text
+        assert "no-expected" in report.text and "no expected answer" in report.text
+        link = re.search(r'id="export-download" href="([^"]+)"', report.text)
+        assert link is not None
+        got = client.get(link.group(1).replace("&amp;", "&"))
+        assert got.status_code == 200 and len(got.text.splitlines()) == usable
+        assert "ft-v1.openai.jsonl" in got.headers["content-disposition"]
+        bad = client.get("/p/exp/datasets/ft/export", params={"format": "docx"})
+        assert bad.status_code == 400 and "docx" in bad.text
