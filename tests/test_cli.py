@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assay.services.export import validate_openai_chat
 from assay.store import traces as trace_store
 from assay.store.engine import make_engine
 from assay.store.listing import Filters
@@ -60,6 +62,16 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert re.search(r"resolves +0\.56 -> 0\.88", result.stdout)
     assert "/p/demo/experiments/1/compare/2" in result.stdout
     assert "prompt support-agent: two versions, production moved to v2" in result.stdout
+    # The export part: the dataset as OpenAI chat fine-tuning JSONL in a temp file.
+    exported = re.search(
+        r"fine-tuning export \(OpenAI chat JSONL\): (\d+) examples, "
+        r"(\d+) records skipped.* -> (\S+)",
+        result.stdout,
+    )
+    assert exported, result.stdout
+    lines = Path(exported.group(3)).read_text().splitlines()
+    assert len(lines) == int(exported.group(1)) > 0 and exported.group(2) == "0"
+    assert all(validate_openai_chat(json.loads(line)) == [] for line in lines)
     assert (tmp_path / "assay.db").exists()
     engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
     with engine.connect() as conn:

@@ -421,6 +421,29 @@ ROUTES: dict[str, Row] = {
         ),
     ),
     "GET /api/v1/projects/{project}/datasets/{name}/versions": Row("viewer"),
+    "GET /api/v1/projects/{project}/datasets/{name}/export": Row(
+        "viewer", call(query={"format": "jsonl"})
+    ),
+    "POST /api/v1/projects/{project}/exports": Row(
+        "viewer",
+        call(json={"format": "jsonl", "label": "a-score", "label_value": "good", "span": "root"}),
+        foreign=(
+            ALL_B,
+            # B's label, and B's trace in the filter, named in A's project: nothing of B's.
+            {
+                "json": {"format": "jsonl", "label": "{B[score]}", "span": "root"},
+                "status": S({200}),
+            },
+            {
+                "json": {
+                    "format": "openai-chat",
+                    "label": "a-score",
+                    "filter": {"trace_id": "{B[trace_id]}"},
+                },
+                "status": S({200}),
+            },
+        ),
+    ),
     "POST /api/v1/projects/{project}/experiments": Row(
         "editor",
         lambda w, _s: Call(json={"eval_name": "iso", "name": w.fresh("exp"), "dataset": "{name}"}),
@@ -778,6 +801,12 @@ ROUTES: dict[str, Row] = {
         foreign=(ALL_B, B_IDS, {"query": {"id": "{B[record_id]}"}, "status": S({404})}),
     ),
     "GET /p/{project}/datasets/{name}/new": Row("editor", shows="name"),
+    "GET /p/{project}/datasets/{name}/export": Row(
+        "viewer", call(query={"format": "csv"}), shows="name"
+    ),
+    "GET /p/{project}/datasets/{name}/export/download": Row(
+        "viewer", call(query={"format": "jsonl"})
+    ),
     "GET /p/{project}/experiments": Row("viewer", shows="experiment_name"),
     "GET /p/{project}/experiments/compare": Row(
         # Only a redirect to the comparison page, which checks the caller.

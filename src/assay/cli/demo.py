@@ -30,6 +30,7 @@ def demo(
 
     from assay.cli.server import open_runtime
     from assay.demo.evals import run_demo_evals
+    from assay.demo.export import export_demo_dataset
     from assay.demo.online import StandInModel, set_up_online_scoring, wait_for_scores
     from assay.demo.prompts import NAME as PROMPT_NAME
     from assay.demo.prompts import create_demo_prompt
@@ -111,6 +112,7 @@ def demo(
         f"  comparison    {p}/experiments/{baseline.experiment_id}/compare/{improved.experiment_id}"
     )
     console.print(f"  dataset       {p}/datasets/support-questions")
+    console.print(f"  export        {p}/datasets/support-questions/export?format=openai-chat")
     if reviewed is not None:
         console.print(f"  review room   {p}/review   ({reviewed.labels} labels from two reviewers)")
         console.print(f"  review items  {p}/review/{reviewed.queue_id}   (keyboard: press ?)")
@@ -125,6 +127,12 @@ def demo(
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
         f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"
+    )
+    exported = export_demo_dataset(base, PROJECT, "support-questions")
+    console.print(
+        f"fine-tuning export (OpenAI chat JSONL): {exported.report['exported']} examples, "
+        f"{exported.report['skipped']} records skipped "
+        f"{dict(exported.report['reasons']) or ''} -> {exported.path}"
     )
     console.print("The same data through the API:")
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")
