@@ -112,13 +112,15 @@ def line_chart(
         legend_at_bottom=True,
         legend_at_bottom_columns=4,
         truncate_legend=40,
-        x_label_rotation=20,
+        truncate_label=-1,
+        x_label_rotation=0,
         show_minor_x_labels=False,
-        x_labels_major_count=8,
+        x_labels_major_count=6,
         value_formatter=y_format,
         dots_size=3,
         no_data_text="No data in this range",
         margin=12,
+        margin_bottom=24,
     )
     # pygal names each chart with a random uuid; a chart is a document of its own, so a fixed
     # name keeps equal data giving equal bytes.

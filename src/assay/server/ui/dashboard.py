@@ -45,7 +45,8 @@ def _percent(value: float) -> str:
 
 
 def _whole(value: float) -> str:
-    return f"{value:,.0f}"
+    # Axis ticks between whole numbers (0.5 traces) keep their decimal.
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _usd(value: float) -> str:
@@ -142,7 +143,12 @@ def chart_svg(project: str, result: MetricSeries) -> str:
         lines,
         title=_title(q),
         y_format=FORMATS[q.metric],
-        link_for_point=lambda line, point: _traces_link(project, q, result, line, point),
+        # A point with nothing behind it (a count of 0) links nowhere.
+        link_for_point=lambda line, point: (
+            _traces_link(project, q, result, line, point)
+            if result.series[line].points[point].n
+            else None
+        ),
     )
 
 
