@@ -18,6 +18,7 @@ from assay.server import (
     datasets_api,
     experiments_api,
     export_api,
+    metrics_api,
     online_api,
     otlp,
     prompts_api,
@@ -138,6 +139,7 @@ def create_app(
         prompts_api.router,
         calibration_api.router,
         automations_api.router,
+        metrics_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)
