@@ -12,6 +12,7 @@ from starlette.responses import Response
 from assay._version import __version__
 from assay.errors import AccessError
 from assay.server import (
+    agents_api,
     api,
     calibration_api,
     datasets_api,
@@ -129,6 +130,7 @@ def create_app(
         online_api.router,
         prompts_api.router,
         calibration_api.router,
+        agents_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)
