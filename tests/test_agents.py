@@ -159,7 +159,10 @@ def test_the_served_agent_runs_with_an_edited_prompt_and_a_dataset(
 
         # Concurrent runs with different overrides each see their own version.
         def run(version: int) -> int:
-            body = {"input": f"q{version}", "overrides": {"prompts": {"support-system": {"version": version}}}}
+            body = {
+                "input": f"q{version}",
+                "overrides": {"prompts": {"support-system": {"version": version}}},
+            }
             with live.client() as own:
                 answer = own.post(runs, json=body).json()
             return int(answer["output"]["prompt_version"])
@@ -190,9 +193,9 @@ def test_the_served_agent_runs_with_an_edited_prompt_and_a_dataset(
         assert started.status_code == 202, started.text
         experiment_id = started.json()["experiment_id"]
         deadline = time.monotonic() + 60
-        while (
-            experiment := client.get(f"/api/v1/experiments/{experiment_id}").json()
-        )["status"] == "running":
+        while (experiment := client.get(f"/api/v1/experiments/{experiment_id}").json())[
+            "status"
+        ] == "running":
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert experiment["status"] == "complete"

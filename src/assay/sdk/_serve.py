@@ -243,7 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, {"error": 'send {"input": ..., "overrides": {...}}'})
             return
         self.server.runs += 1
-        result = run_once(self.server.fn, self.server.agent_name, body.get("input"), body.get("overrides"))
+        result = run_once(
+            self.server.fn, self.server.agent_name, body.get("input"), body.get("overrides")
+        )
         self._answer(200, result)
 
     def do_GET(self) -> None:

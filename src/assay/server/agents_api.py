@@ -80,7 +80,9 @@ def register_agent(request: Request, project: str, body: AgentIn, who: Who) -> J
 
 @router.get("/projects/{project}/agents", summary="List agent endpoints with their status")
 def list_agents(request: Request, project: str, who: Who) -> JSON:
-    return JSON({"items": agents.list_agents(runtime_of(request), who, project), "next_cursor": None})
+    return JSON(
+        {"items": agents.list_agents(runtime_of(request), who, project), "next_cursor": None}
+    )
 
 
 @router.delete("/agents/{agent_id}", status_code=204, summary="Forget an agent endpoint")

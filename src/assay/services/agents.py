@@ -28,12 +28,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
 
 from assay.errors import NotFound, UserError
 from assay.evals import summarise
+from assay.evals._scorer import Scorer
 from assay.evals.rows import ExperimentRow, RowScore, jsonable
 from assay.evals.summary import summary_dict
 from assay.scorers.judges import Judge
@@ -251,8 +253,7 @@ def _check_prompt_override(conn: Connection, pid: int, name: str, entry: Any) ->
     version, label = entry.get("version"), entry.get("label")
     if (version is None) == (label is None):
         raise UserError(
-            f"overrides.prompts.{name} names a version or a label (one of them), or holds "
-            "messages"
+            f"overrides.prompts.{name} names a version or a label (one of them), or holds messages"
         )
     found = prompt_store.find(conn, pid, name)
     if found is None:
@@ -366,7 +367,7 @@ def run_agent(
         sealed = agent_store.token_of(conn, pid, agent_id)
     assert sealed is not None
     result = call_agent(rt, found["url"], rt.secrets.open(sealed), inputs, checked)
-    if result["error"] is None or result["trace_id"]:
+    if result["trace_id"]:  # the agent answered: it is up
         _seen(rt, pid, agent_id)
     return {**result, "overrides": checked}
 
@@ -379,6 +380,14 @@ def _seen(rt: Runtime, pid: int, agent_id: int) -> None:
 # --- a dataset run ------------------------------------------------------------------------------
 
 Scoring = Callable[[Mapping[str, Any]], Outcome]
+
+
+def _builtin(scorer: Scorer, item: Mapping[str, Any]) -> Outcome:
+    return run_builtin(scorer, item)
+
+
+def _judging(judge: Judge, secret: str, prices: Any) -> Scoring:
+    return lambda item: run_judge(judge, item, secret, prices)
 
 
 def _scorers(
@@ -399,7 +408,7 @@ def _scorers(
             )
         name = str(entry.get("name") or entry["scorer"])
         scorer = make_builtin(name, entry)
-        made.append((name, lambda item, s=scorer: run_builtin(s, item)))  # type: ignore[misc]
+        made.append((name, partial(_builtin, scorer)))
     for ref in evaluators:
         found = None
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
@@ -417,12 +426,10 @@ def _scorers(
             access = model_access(rt, conn, int(found["connection_id"]))
             judge: Judge = runnable_judge(rt, name, definition, access, timeout=60.0)
             prices = rt.prices_for(str(found["project"]))
-            made.append(
-                (name, lambda item, j=judge, a=access: run_judge(j, item, a.api_key, prices))  # type: ignore[misc]
-            )
+            made.append((name, _judging(judge, access.api_key, prices)))
         else:
             scorer = make_builtin(name, definition)
-            made.append((name, lambda item, s=scorer: run_builtin(s, item)))  # type: ignore[misc]
+            made.append((name, partial(_builtin, scorer)))
     return made
 
 
@@ -548,7 +555,7 @@ def _run_records(
 ) -> None:
     status = "complete"
 
-    def one(record: dict[str, Any]) -> ExperimentRow:
+    def one(record: dict[str, Any]) -> bool:
         result = call_agent(rt, str(agent["url"]), token, record["input"], overrides)
         item = {
             "input": record["input"],
@@ -570,12 +577,12 @@ def _run_records(
         )
         with rt.write() as conn:
             experiment_store.upsert_rows(conn, experiment_id, [row])
-        return row
+        return bool(result["trace_id"])
 
     try:
         with ThreadPoolExecutor(DATASET_CONCURRENCY) as pool:
-            list(pool.map(one, records))
-        if records:
+            answered = list(pool.map(one, records))
+        if any(answered):
             _seen(rt, pid, int(agent["id"]))
     except Exception:
         status = "incomplete"
