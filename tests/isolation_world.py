@@ -671,12 +671,7 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
     )
     world.b.update(_review_and_online(world, "b", marker_b, b_only.hex(), (keys["b"], b_reviewer)))
     world.sides["a"]["label"] = world.b["label"] = "production"
-    # An agent endpoint each (its name holds the side's marker), and a spare one of B's.
-    for side, project, marker in (("a", project_a, marker_a), ("b", project_b, marker_b)):
-        body = {"name": f"{side}-agent-{marker}", "url": AGENT_URL}
-        made = world.root("POST", f"/api/v1/projects/{project}/agents", json=body).json()
-        world.sides[side]["agent_id"] = str(made["id"])
-        world.sides[side]["spare_agent_id"] = str(world.new_agent(side))
+    _seed_agents(world)
     _seed_review_ui(world)
     if judge_url is not None:  # last: the calibrated evaluator is the one the rows name
         world.a["other_trace_id"] = a_only.hex()
@@ -713,6 +708,17 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
         *(key for key in world.never if key.startswith("sk-b-")),
     ]
     return world
+
+
+def _seed_agents(world: World) -> None:
+    """An agent endpoint per side (its name holds the side's marker) at `AGENT_URL`, and a
+    spare one each (for a delete to remove): ``agent_id``, ``spare_agent_id``."""
+    for side in ("a", "b"):
+        ids = world.sides[side]
+        body = {"name": f"{side}-agent-{ids['marker']}", "url": AGENT_URL}
+        made = world.root("POST", f"/api/v1/projects/{ids['project']}/agents", json=body).json()
+        ids["agent_id"] = str(made["id"])
+        ids["spare_agent_id"] = str(world.new_agent(side))
 
 
 def _seed_review_ui(world: World) -> None:
