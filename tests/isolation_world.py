@@ -125,6 +125,12 @@ class World:
         made = self.root("POST", f"/api/v1/projects/{project}/automations", json=body)
         return int(made.json()["id"])
 
+    def new_agent(self, side: str) -> int:
+        """A new agent endpoint of the side's (for a delete to remove)."""
+        project = self.sides[side]["project"]
+        body = {"name": self.fresh(f"{side}-spare-agent"), "url": AGENT_URL}
+        return int(self.root("POST", f"/api/v1/projects/{project}/agents", json=body).json()["id"])
+
     def lease_everyone(self, queue_id: str) -> None:
         """Each API caller of A takes its next item of the queue (to have one to skip)."""
         for who in ("annotator", "editor", "admin", "root"):
@@ -199,12 +205,19 @@ class World:
             name = found["name"]
             state[f"prompt {name}"] = self.root("GET", f"{base}/prompts/{name}/versions").json()
             state[f"labels {name}"] = self.root("GET", f"{base}/prompts/{name}/labels").json()
+        state["agents"] = self.root("GET", f"{base}/agents").json()
+        for agent in state["agents"]["items"]:  # its status moves with the clock
+            agent.pop("status", None)
         own_key = self.api_client.get(
             f"{base}/datasets", headers={"Authorization": f"Bearer {self.keys['b']}"}
         )
         state["b key answers"] = own_key.status_code
         return state
 
+
+#: Where the seeded agents are registered: a loopback port nothing listens on (a run there is an
+#: answer with an error, "cannot reach the agent").
+AGENT_URL = "http://127.0.0.1:9"
 
 #: A provider connection, saved and never called (the rules are off; "try" runs built-ins).
 CONNECTION = {"provider": "openai", "default_model": "iso-model"}
@@ -690,6 +703,7 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
     )
     world.b.update(_review_and_online(world, "b", marker_b, b_only.hex(), (keys["b"], b_reviewer)))
     world.sides["a"]["label"] = world.b["label"] = "production"
+    _seed_agents(world)
     _seed_review_ui(world)
     if judge_url is not None:  # last: the calibrated evaluator is the one the rows name
         world.a["other_trace_id"] = a_only.hex()
@@ -722,10 +736,22 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
         f"rubric instructions {marker_b}",
         f"label rationale {marker_b}",
         f"log body {marker_b}",
+        f"b-agent-{marker_b}",
         f"model-{marker_b}",
         *(key for key in world.never if key.startswith("sk-b-")),
     ]
     return world
+
+
+def _seed_agents(world: World) -> None:
+    """An agent endpoint per side (its name holds the side's marker) at `AGENT_URL`, and a
+    spare one each (for a delete to remove): ``agent_id``, ``spare_agent_id``."""
+    for side in ("a", "b"):
+        ids = world.sides[side]
+        body = {"name": f"{side}-agent-{ids['marker']}", "url": AGENT_URL}
+        made = world.root("POST", f"/api/v1/projects/{ids['project']}/agents", json=body).json()
+        ids["agent_id"] = str(made["id"])
+        ids["spare_agent_id"] = str(world.new_agent(side))
 
 
 def _seed_review_ui(world: World) -> None:

@@ -60,6 +60,9 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert re.search(r"contains_expected +0\.50 -> 0\.88", result.stdout)
     assert re.search(r"one_lookup +0\.00 -> 1\.00", result.stdout)
     assert re.search(r"resolves +0\.56 -> 0\.88", result.stdout)
+    # The real agent, run with the first version while production is on the second.
+    assert "ran with support-agent v1 while production is v2: " in result.stdout
+    assert "(error:" not in result.stdout
     assert "/p/demo/experiments/1/compare/2" in result.stdout
     assert "prompt support-agent: two versions, production moved to v2" in result.stdout
     # The export part: the dataset as OpenAI chat fine-tuning JSONL in a temp file.

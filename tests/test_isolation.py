@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,7 @@ from assay.store import users as user_store
 from tests.conftest import PG_ADMIN_DSN, LiveServer, _pg_url, start_server
 from tests.fake_llm import Answer, FakeLLM
 from tests.isolation_world import (
+    AGENT_URL,
     CONNECTION,
     PASSWORD,
     ROLES,
@@ -298,6 +300,18 @@ def _new_label_move(world: World, side: str) -> Call:
         json={"version": 1},
     )
     return Call(params={"label": label})
+
+
+def _dataset_runs_finish(world: World) -> list[str]:
+    """The control's dataset run on B's agent goes on in the background: it finishes (every
+    record unreachable) before the next row snapshots B."""
+    deadline = time.monotonic() + 30
+    base = f"/api/v1/projects/{world.b['project']}/experiments"
+    while any(e["status"] == "running" for e in world.root("GET", base).json()["items"]):
+        if time.monotonic() > deadline:
+            return ["a dataset run on B's agent did not finish within 30 s"]
+        time.sleep(0.05)
+    return []
 
 
 #: The review room's UI routes: their ids are the ``ui_*`` ones of tests/isolation_world.py.
@@ -955,6 +969,30 @@ ROUTES: dict[str, Row] = {
     ),
     "POST /api/v1/projects/{project}/prompts/{name}/labels/{label}/undo": Row(
         "editor", _new_label_move, shows=None
+    ),
+    # --- agent endpoints (``{agent_id}``: an agent at a loopback port nothing listens on) ------
+    "POST /api/v1/projects/{project}/agents": Row(
+        "editor",
+        lambda w, _s: Call(json={"name": w.fresh("agent"), "url": AGENT_URL}),
+        foreign=(ALL_B,),
+    ),
+    "GET /api/v1/projects/{project}/agents": Row("viewer", foreign=(ALL_B,)),
+    "DELETE /api/v1/agents/{agent_id}": Row(
+        "editor",
+        lambda w, side: Call(
+            params={"agent_id": str(w.new_agent("a"))}
+            if side == "a"
+            else {"agent_id": "{spare_agent_id}"}
+        ),
+    ),
+    "POST /api/v1/agents/{agent_id}/heartbeat": Row("editor", call(json={"online": True})),
+    "POST /api/v1/agents/{agent_id}/runs": Row("annotator", call(json={"input": "iso"})),
+    "POST /api/v1/agents/{agent_id}/dataset-runs": Row(
+        "annotator", call(json={"dataset": "golden"}), extra=_dataset_runs_finish
+    ),
+    "GET /p/{project}/agents": Row("viewer"),
+    "POST /p/{project}/agents/{agent_id}/run": Row(
+        "annotator", call(form={"input": "iso"}), ok=S({200})
     ),
     # --- web UI: the review room (ids of its own: ui_queue_id, ui_item_id, ui_rubric_id) ---
     **REVIEW_UI_ROUTES,

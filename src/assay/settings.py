@@ -114,6 +114,10 @@ class Settings:
     #: known provider hosts, comma-separated (e.g. ``ollama.internal,10.0.0.0/8``); loopback,
     #: private and link-local addresses are refused unless listed here.
     egress_allow: str = ""
+    #: ASSAY_AGENT_LOOPBACK — let the server call registered agent endpoints on loopback
+    #: (`assay agent serve` beside the server, the default); turn it off on a shared server
+    #: whose loopback holds other services. Other addresses follow ASSAY_EGRESS_ALLOW.
+    agent_loopback: bool = True
     #: ASSAY_SERVER_WORKER — run the online-scoring worker inside `assay server` (on by
     #: default); turn off when separate `assay worker` processes do the scoring.
     server_worker: bool = True

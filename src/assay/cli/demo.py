@@ -70,6 +70,10 @@ def demo(
     with console.status("running an eval twice (baseline, then an improved agent)..."):
         baseline, improved, judge_model = run_demo_evals(base, PROJECT)
     production = create_demo_prompt(base, PROJECT)
+    from assay.demo.agent import run_demo_agent
+
+    with console.status("running the real agent with the prompt's first version..."):
+        agent_run = run_demo_agent(base, PROJECT)
     from assay.demo.review import seed_review
 
     with console.status("two reviewers label a review queue..."):
@@ -133,6 +137,13 @@ def demo(
         f"fine-tuning export (OpenAI chat JSONL): {exported.report['exported']} examples, "
         f"{exported.report['skipped']} records skipped "
         f"{dict(exported.report['reasons']) or ''} -> {exported.path}"
+    )
+    output = agent_run.get("output") or {}
+    console.print(
+        f"agent [bold]support-bot[/] (served in-process, as `assay agent serve` does) ran with "
+        f"{PROMPT_NAME} v{output.get('prompt_version')} while production is v{production}: "
+        f"{p}/agents, its trace {p}/traces/{agent_run.get('trace_id')}"
+        + (f" (error: {escape(str(agent_run['error']))})" if agent_run.get("error") else "")
     )
     console.print("The same data through the API:")
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")

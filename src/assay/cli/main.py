@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from assay._version import __version__
-from assay.cli import datasets, evaluators, judges, prompts
+from assay.cli import agent, datasets, evaluators, judges, prompts
 from assay.cli.eval import eval_command
 from assay.errors import UserError
 
@@ -52,6 +52,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(evaluators.app, name="evaluators")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(judges.app, name="judges")
+app.add_typer(agent.app, name="agent")
 
 
 def _needs_server_extra(name: str, missing: str) -> Callable[..., None]:

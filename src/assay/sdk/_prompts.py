@@ -7,6 +7,13 @@ server. Every fetched version is also kept on disk (under ASSAY_CACHE_DIR), so a
 starts while the server is away serves the last version it knew, and says so once in the log.
 A pinned ``version=`` never changes, so it is never fetched again.
 
+During a run of the agent that Assay started (`assay agent serve`), `prompt_overrides` holds the
+versions the run asked for, by prompt name: ``assay.prompt("support-system")`` then returns the
+asked-for version (or label, or an unsaved edit sent inline) instead of ``production``, for that
+run only. The overrides live in a context variable, so concurrent runs (threads, asyncio tasks)
+each see their own; a thread the agent starts by hand does not inherit them (contextvars'
+rule: pass ``contextvars.copy_context().run`` to it, as ``asyncio`` does by itself).
+
 `Prompt.render` fills the variables in the judges' sandboxed template language. The rendered
 messages remember the prompt's name and version, and a wrapped client (`assay.wrap_openai`,
 `assay.wrap_anthropic`) records them on the call's span as ``assay.prompt.name`` and
@@ -22,8 +29,10 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -35,7 +44,16 @@ from assay.sdk._state import STATE
 from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.settings import cache_root, setting
 
-__all__ = ["PROMPT_NAME", "PROMPT_VERSION", "Prompt", "RenderedPrompt", "prompt", "prompt_of"]
+__all__ = [
+    "PROMPT_NAME",
+    "PROMPT_VERSION",
+    "Prompt",
+    "RenderedPrompt",
+    "current_overrides",
+    "prompt",
+    "prompt_of",
+    "prompt_overrides",
+]
 
 if TYPE_CHECKING:
     from assay.scorers._template import PromptTemplate
@@ -443,6 +461,54 @@ def _ttl() -> float:
         return 60.0
 
 
+# --- overrides for one run -------------------------------------------------------------------
+
+#: The overrides of the run in progress in this context: ``{"prompts": {name: {...}}, "params":
+#: {...}}`` as the server sent them (see `prompt_overrides`).
+_OVERRIDES: ContextVar[Mapping[str, Any] | None] = ContextVar("assay_overrides", default=None)
+
+
+@contextmanager
+def prompt_overrides(overrides: Mapping[str, Any] | None) -> Iterator[None]:
+    """Within the block, `prompt` returns the versions ``overrides["prompts"]`` names::
+
+        {"prompts": {"support-system": {"version": 3}},        # a saved version
+                     "triage": {"label": "staging"},             # where a label points
+                     "tone": {"messages": [...], "model": "..."}},  # an unsaved edit
+         "params": {"temperature": 0.2}}                         # for the agent to read
+
+    A prompt's entry may also carry ``"params"``, merged over that version's parameters.
+    `assay agent serve` wraps every run in this; tests and in-process agents may use it too.
+    """
+    token = _OVERRIDES.set(overrides or None)
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def current_overrides() -> Mapping[str, Any]:
+    """The overrides of the run in progress (empty outside one): its ``params`` are for the
+    agent's own use."""
+    return _OVERRIDES.get() or {}
+
+
+def _override_of(name: str) -> Mapping[str, Any] | None:
+    found = _OVERRIDES.get()
+    if not found:
+        return None
+    prompts = found.get("prompts")
+    entry = prompts.get(name) if isinstance(prompts, Mapping) else None
+    return entry if isinstance(entry, Mapping) else None
+
+
+def _with_params(found: Prompt, override: Mapping[str, Any]) -> Prompt:
+    params = override.get("params")
+    if not isinstance(params, Mapping) or not params:
+        return found
+    return replace(found, params={**found.params, **params}, _templates={})
+
+
 def prompt(
     name: str,
     *,
@@ -458,10 +524,32 @@ def prompt(
     ``project``, ``url`` and ``api_key`` default to those `assay.init` was given, else
     ASSAY_PROJECT, ASSAY_URL and ASSAY_API_KEY. Cached in the process and on disk (see the
     module); once a version is known it never raises. With nothing cached and the server
-    unreachable (or refusing), raises `PromptUnavailable` saying why.
+    unreachable (or refusing), raises `PromptUnavailable` saying why. Inside a run with
+    overrides (`prompt_overrides`), an override for ``name`` wins over ``label``/``version``.
     """
     if label is not None and version is not None:
         raise UserError("assay.prompt(): pass label= or version=, not both")
+    override = _override_of(name)
+    if override is not None:
+        if override.get("messages"):
+            document = {**override, "name": name, "version": int(override.get("version") or 0)}
+            return Prompt.from_document(document, source="override")
+        if override.get("version") is not None:
+            label, version = None, int(override["version"])
+        elif override.get("label"):
+            label, version = str(override["label"]), None
+        return _with_params(_prompt(name, label, version, project, url, api_key), override)
+    return _prompt(name, label, version, project, url, api_key)
+
+
+def _prompt(
+    name: str,
+    label: str | None,
+    version: int | None,
+    project: str | None,
+    url: str | None,
+    api_key: str | None,
+) -> Prompt:
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise UserError(f"assay.prompt(): version must be an int (got {version!r})")
     initialised = STATE.tracer is not None

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from assay._version import __version__
 from assay.errors import AccessError
 from assay.server import (
+    agents_api,
     api,
     automations_api,
     calibration_api,
@@ -129,6 +130,7 @@ def create_app(
         app.add_exception_handler(exc_type, handler)
     app.add_exception_handler(AccessError, _access_error)
     for router in (
+        agents_api.router,
         otlp.router,
         api.router,
         datasets_api.router,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,6 +25,11 @@ from assay.errors import UserError
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
+
+LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
 
 #: Hosts of the providers a connection may name without an administrator's say.
 KNOWN_PROVIDER_HOSTS = frozenset(
@@ -67,6 +72,11 @@ class EgressPolicy:
     hosts: frozenset[str] = frozenset()
     networks: tuple[IPNetwork, ...] = ()
     resolve: Resolver = field(default=system_resolver, compare=False)
+    #: Whether a host name need not be a known provider's or listed (agent endpoints): its
+    #: addresses are checked all the same.
+    any_host: bool = False
+    #: What the calls are, for the refusals' messages.
+    what: str = "model calls"
 
     @classmethod
     def from_setting(cls, text: str, resolve: Resolver = system_resolver) -> EgressPolicy:
@@ -81,6 +91,11 @@ class EgressPolicy:
             except ValueError:
                 hosts.add(entry.rstrip("."))
         return cls(frozenset(hosts), tuple(networks), resolve)
+
+    def for_agents(self, *, loopback: bool) -> EgressPolicy:
+        """The policy for calls to registered agent endpoints (see the module)."""
+        networks = self.networks + (LOOPBACK_NETWORKS if loopback else ())
+        return replace(self, networks=networks, any_host=True, what="calls to agents")
 
     # --- the rules ---------------------------------------------------------------------
 
@@ -101,14 +116,16 @@ class EgressPolicy:
         if literal is not None:
             if any(literal in network for network in self.networks):
                 return [str(literal)]
+            if self.any_host and self._address_allowed(literal):
+                return [str(literal)]
             raise EgressRefused(
-                f"model calls to {host} are not allowed: an address must be a known provider's "
+                f"{self.what} to {host} are not allowed: an address must be a known provider's "
                 "host, or be allowed by an administrator in ASSAY_EGRESS_ALLOW"
             )
         listed = self._listed_host(host)
-        if not listed and host not in KNOWN_PROVIDER_HOSTS:
+        if not listed and host not in KNOWN_PROVIDER_HOSTS and not self.any_host:
             raise EgressRefused(
-                f"model calls to {host!r} are not allowed: it is not a known provider host "
+                f"{self.what} to {host!r} are not allowed: it is not a known provider host "
                 f"({', '.join(sorted(KNOWN_PROVIDER_HOSTS)[:3])}, ...); an administrator can "
                 "allow it with ASSAY_EGRESS_ALLOW"
             )
@@ -120,7 +137,7 @@ class EgressPolicy:
             if address is None or not self._address_allowed(address):
                 raise EgressRefused(
                     f"{host!r} resolves to {text}, a loopback, private or link-local address; "
-                    "model calls there are refused unless ASSAY_EGRESS_ALLOW lists it"
+                    f"{self.what} there are refused unless ASSAY_EGRESS_ALLOW lists it"
                 )
         return found
 

@@ -815,3 +815,25 @@ automation_added = Table(
     Column("added_ns", BigInteger, nullable=False),
     PrimaryKeyConstraint("target_kind", "target_id", "trace_id", name="pk_automation_added"),
 )
+
+# --- agent endpoints: the team's real agent, served by `assay agent serve` ------------------------
+
+# One agent endpoint of a project, by name: where the server calls it, the token the server sends
+# on every call (sealed with the server's secret key, like a connection's API key: the server
+# needs it back to send it), who registered it, and when it was last heard from.
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("target", String(500)),
+    Column("token_sealed", Text, nullable=False),
+    Column("registered_by", String(200)),
+    Column("online", Boolean, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("last_seen_ns", BigInteger),
+    UniqueConstraint("project_id", "name", name="uq_agents_project_name"),
+)
