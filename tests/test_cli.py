@@ -196,6 +196,7 @@ def test_server_binds_where_assay_host_and_assay_port_say(tmp_path: Path) -> Non
         "ASSAY_HOST": "127.0.0.2",  # loopback too, but not the --host default
         "ASSAY_PORT": str(env_port),
         "ASSAY_DATABASE_URL": f"sqlite:///{tmp_path}/assay.db",
+        "ASSAY_GRPC_PORT": "0",  # 4317 may be another server's on this machine
     }
     for flags, url in (
         ((), f"http://127.0.0.2:{env_port}"),
