@@ -17,6 +17,7 @@ from assay.errors import AccessError, NotFound, ProjectNotFound
 from assay.server.security.web import CSRF_COOKIE, LoginRequired, cookies_secure
 from assay.server.ui import (
     account,
+    calibration,
     datasets,
     experiments,
     home,
@@ -38,6 +39,7 @@ ROUTERS = [
     sessions.router,
     review.router,
     online.router,
+    calibration.router,
     account.router,
 ]
 
