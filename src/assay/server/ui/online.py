@@ -465,6 +465,9 @@ def _changed_actions(form: FormData, current: list[dict[str, Any]]) -> list[dict
     if when == "sample":
         percent = _number(_text(form, "rate_percent"), "share")
         action["rate"] = 0.1 if percent is None else float(percent) / 100
+    same = {**action, "queue": int(queue) if queue.isdigit() else queue}
+    if same in current:
+        return current  # already there: kept once
     return [*current, action]
 
 
