@@ -742,6 +742,11 @@ ROUTES: dict[str, Row] = {
         foreign=(
             ALL_B,
             {"json": {"evaluators": [Int("{B[evaluator_id]}")]}, "status": S({400, 404})},
+            # Routing A's rule into B's review queue: not a queue of this project.
+            {
+                "json": {"actions": [{"when": "undecided", "queue": Int("{B[queue_id]}")}]},
+                "status": S({400}),
+            },
         ),
     ),
     "POST /api/v1/rules/{rule_id}/backfill": Row(
@@ -1076,6 +1081,56 @@ ROUTES: dict[str, Row] = {
             form={"name": w.fresh("rule"), "evaluators": "{evaluator_id}", "sample_percent": "5"}
         ),
         foreign=(ALL_B, {**B_IDS, "status": S({400})}),
+    ),
+    "POST /p/{project}/rules/{rule_id}/actions": Row(
+        # The same action again is kept once: every role's call adds nothing new after the first.
+        "editor",
+        call(form={"op": "add", "when": "undecided", "queue": "{queue_id}"}),
+        foreign=(
+            ALL_B,
+            B_IDS,
+            {
+                "form": {"op": "add", "when": "undecided", "queue": "{B[queue_id]}"},
+                "status": S({400}),
+            },
+        ),
+    ),
+    # --- web UI: judges checked against people ----------------------------------------------
+    "POST /p/{project}/evaluators/{evaluator_id}/calibrations": Row(
+        "editor",
+        call(form={"rubric_id": "{cal_rubric_id}"}),
+        foreign=(
+            ALL_B,
+            B_IDS,
+            {"form": {"rubric_id": "{B[cal_rubric_id]}"}, "status": S({404})},
+        ),
+    ),
+    "GET /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}": Row(
+        "viewer",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "POST /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}/mapping": Row(
+        "editor",
+        call(form={"map:good": "pass", "map:bad": "fail"}),
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "GET /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements": Row(
+        "viewer",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "POST /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements"
+    "/dataset": (
+        Row(
+            "editor",
+            lambda w, _s: Call(form={"dataset": w.fresh("judge-fails")}),
+            foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+        )
+    ),
+    "POST /p/{project}/judge-settings": Row(
+        # The gate stays off: A's rules are made by other rows with an uncalibrated judge.
+        "admin",
+        call(form={"calibration_min_kappa": "0.6", "calibration_min_items": "30"}),
+        foreign=(ALL_B,),
     ),
     "POST /p/{project}/rules/{rule_id}/pause": Row("editor"),
     "POST /p/{project}/rules/{rule_id}/resume": Row("editor"),

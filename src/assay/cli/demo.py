@@ -104,6 +104,24 @@ def demo(
         f"3 s after their last span (offline stand-in model): {online['done']} scored, "
         f"{online['failed']} failed, {online['pending'] + online['running']} waiting."
     )
+    from assay.demo.calibration import seed_calibration
+
+    with console.status("a judge is checked against people over four weeks..."):
+        judged = seed_calibration(runtime, base, PROJECT)
+    kappa = judged.kappa.get("value")
+    console.print(
+        f"\njudge [bold]reply-helpful[/] calibrated against people: kappa "
+        f"{'none' if kappa is None else f'{kappa:.2f}'} on three weeks of labels, "
+        f"{judged.disagreements} disagreements; by week: "
+        + ", ".join(
+            f"{w['start'][:10]} kappa "
+            f"{'none' if w['kappa']['value'] is None else format(w['kappa']['value'], '.2f')}"
+            f"{' DRIFT' if w['drift'] else ''}"
+            for w in judged.series
+        )
+    )
+    if judged.paused:
+        console.print(f"rule [bold]judge-check[/] {escape(judged.paused)}")
     p = f"{base}/p/{PROJECT}"
     console.print("\nOpen in a browser (no sign-in on this local demo):")
     console.print(f"  projects      {base}/")
@@ -128,6 +146,13 @@ def demo(
             f"traces into a review queue; first run added {sampled.added} of {sampled.matched})"
         )
     console.print(f"  judges        {p}/evaluators")
+    judge_page = f"{p}/evaluators/{judged.evaluator_id}"
+    console.print(f"  calibration   {judge_page}/calibrations/{judged.calibration_id}")
+    console.print(
+        f"  disagreements {judge_page}/calibrations/{judged.calibration_id}/disagreements"
+    )
+    console.print(f"  over time     {judge_page}#agreement   (the last week drifted)")
+    console.print(f"  routing       {p}/rules/{judged.rule_id}#routing")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
         f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"

@@ -542,6 +542,10 @@ rules = Table(
     Column("enabled", Boolean, nullable=False),
     # Why the server turned the rule off by itself (a judge that drifted), shown as its status.
     Column("paused_reason", Text),
+    # What to route to people: [{"when", "queue", "rate"?, ...}] (services/routing.py).
+    Column("actions", Json),
+    # The feedback sweep's place in ``scores`` (an id): what it has compared already.
+    Column("route_cursor", BigInteger),
     Column("cursor_span_id", BigInteger, nullable=False),
     Column("matched", BigInteger, nullable=False),
     Column("sampled", BigInteger, nullable=False),
@@ -591,6 +595,25 @@ eval_jobs = Table(
     ),
     Index("ix_eval_jobs_status_due", "status", "next_attempt_ns"),
     Index("ix_eval_jobs_rule_status", "rule_id", "status"),
+)
+
+# An item a rule's action added to a review queue, once per (rule, trigger, queue, item): the
+# counts on the rule's page, and why it was routed. A trace's row has span_id ''.
+rule_routes = Table(
+    "rule_routes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", Integer, ForeignKey("rules.id", ondelete="CASCADE"), nullable=False),
+    Column("queue_id", Integer, ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("detail", Text),
+    Column("created_ns", BigInteger, nullable=False),
+    UniqueConstraint(
+        "rule_id", "trigger", "queue_id", "trace_id", "span_id", name="uq_rule_routes_item"
+    ),
 )
 
 # What each rule spent, per UTC day: the daily budget reads today's row.

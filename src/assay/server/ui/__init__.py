@@ -19,6 +19,7 @@ from assay.server.ui import (
     account,
     agents,
     automations,
+    calibration,
     dashboard,
     datasets,
     experiments,
@@ -44,6 +45,7 @@ ROUTERS = [
     review.router,
     online.router,
     automations.router,
+    calibration.router,
     account.router,
 ]
 
