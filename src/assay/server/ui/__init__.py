@@ -21,6 +21,7 @@ from assay.server.ui import (
     experiments,
     home,
     online,
+    prompts,
     review,
     sessions,
     traces,
@@ -38,6 +39,7 @@ ROUTERS = [
     sessions.router,
     review.router,
     online.router,
+    prompts.router,
     account.router,
 ]
 
@@ -47,7 +49,7 @@ async def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-ROOMS = ("traces", "sessions", "datasets", "experiments", "review")
+ROOMS = ("traces", "sessions", "datasets", "experiments", "review", "prompts", "playground")
 
 
 async def access_error_page(request: Request, exc: AccessError) -> Response:
