@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from assay.services import playground
+from assay.services.principal import Principal
 from assay.store import keys as key_store
 from assay.store import users as user_store
 from tests.conftest import LiveServer
@@ -392,6 +394,26 @@ def seed_calibrations(world: World, judge_url: str) -> None:
         del ids["other_trace_id"]
 
 
+def seed_playground_runs(world: World) -> None:
+    """Per side: a playground run of the prompt over the dataset named alike (``{name}``),
+    through the connection to the fake model; its experiment id is ``playground_run_id``."""
+    for side in ("a", "b"):
+        ids = world.sides[side]
+        run = playground.start_dataset_run(
+            world.live.runtime,
+            Principal.operator(),
+            ids["project"],
+            playground.RunRequest(
+                draft=None, prompt=ids["name"], version=2, connection="iso-fake", model=None
+            ),
+            dataset=ids["name"],
+            dataset_version=None,
+            scorers=["exact_match"],
+            wait=True,
+        )
+        ids["playground_run_id"] = str(run["experiment_id"])
+
+
 def seed(live: LiveServer, judge_url: str | None = None) -> World:
     """Both tenants, their callers, traces, scores, datasets and experiments (via the API);
     with ``judge_url`` (a fake model server), judges and their calibrations too."""
@@ -663,6 +685,7 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
         world.a["other_trace_id"] = a_only.hex()
         world.b["other_trace_id"] = shared.hex()
         seed_calibrations(world, judge_url)
+        seed_playground_runs(world)
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [

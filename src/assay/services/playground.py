@@ -76,8 +76,10 @@ RUN_ROLE = "annotator"
 MAX_RUN_RECORDS = 1000
 #: Cases of one dataset run in flight at once (and never more than the connection allows).
 MAX_PARALLEL = 4
-#: Dataset runs going at once in this server process; more are refused until one ends.
+#: Dataset runs going at once in this server process; another waits this long for one of
+#: them to end, and is then refused (409).
 MAX_BACKGROUND_RUNS = 2
+RUN_SLOT_WAIT_S = 10.0
 #: Rows are stored in batches of this many, so the page's progress moves as they finish.
 ROW_BATCH = 5
 #: Versions shown side by side on the same inputs.
@@ -682,7 +684,7 @@ def start_dataset_run(
         if not records:
             raise UserError(f"dataset {dataset!r} v{pinned} has no records to run on")
         scoring = _scorings(rt, conn, pid, scorers, evaluator_ids)
-    if not _RUN_SLOTS.acquire(blocking=False):
+    if not _RUN_SLOTS.acquire(timeout=RUN_SLOT_WAIT_S):
         raise Conflict(
             f"{MAX_BACKGROUND_RUNS} playground runs are going on this server already; "
             "start this one when one of them has finished"
