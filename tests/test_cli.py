@@ -60,6 +60,9 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert re.search(r"resolves +0\.56 -> 0\.88", result.stdout)
     assert "/p/demo/experiments/1/compare/2" in result.stdout
     assert "prompt support-agent: two versions, production moved to v2" in result.stdout
+    # The playground comparison: each version over the same dataset, v2 answering more.
+    assert "v1 -> v2 over the dataset support-prompt-cases: contains 0.50 -> 0.88" in result.stdout
+    assert re.search(r"/p/demo/experiments/\d+/compare/\d+ +\(both versions", result.stdout)
     assert (tmp_path / "assay.db").exists()
     engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
     with engine.connect() as conn:
