@@ -267,6 +267,8 @@ class ModelTarget:
         self.model = evaluators.bare_model(model)
         self.project = project
         self.label = f"model: {access.provider}/{self.model}"
+        #: Cases of a dataset run in flight at once: no more than the connection allows.
+        self.max_parallel = access.max_concurrency
         rt.egress.check_url(access.base_url)
 
     # -- the two provider families --
