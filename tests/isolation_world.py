@@ -115,6 +115,18 @@ class World:
         made = self.root("POST", f"/api/v1/projects/{project}/connections", json=body)
         return int(made.json()["id"])
 
+    def new_automation(self, side: str) -> int:
+        """A new automation of the side's (for a delete to remove)."""
+        project = self.sides[side]["project"]
+        body = {
+            "name": self.fresh(f"{side}-spare-automation"),
+            "schedule": "daily",
+            "target": {"queue": int(self.sides[side]["queue_id"])},
+            "enabled": False,
+        }
+        made = self.root("POST", f"/api/v1/projects/{project}/automations", json=body)
+        return int(made.json()["id"])
+
     def lease_everyone(self, queue_id: str) -> None:
         """Each API caller of A takes its next item of the queue (to have one to skip)."""
         for who in ("annotator", "editor", "admin", "root"):
@@ -159,7 +171,15 @@ class World:
         for experiment in state["experiments"]["items"]:
             eid = experiment["id"]
             state[f"rows {eid}"] = self.root("GET", f"/api/v1/experiments/{eid}/rows").json()
-        for kind in ("rubrics", "queues", "connections", "evaluators", "rules", "logs"):
+        for kind in (
+            "rubrics",
+            "queues",
+            "connections",
+            "evaluators",
+            "rules",
+            "logs",
+            "automations",
+        ):
             state[kind] = self.root("GET", f"{base}/{kind}").json()
         # A rule's status counts move with the server's own worker, not with requests.
         for rule in state["rules"]["items"]:
@@ -308,6 +328,18 @@ def _review_and_online(
     # Off: nothing is scored while the matrix runs (no judge is called).
     rule = {"name": f"{side}-rule-{marker}", "evaluators": [evaluator_id], "enabled": False}
     ids["rule_id"] = str(world.root("POST", f"{base}/rules", json=rule).json()["id"])
+    # Paused: the server's worker never runs them while the matrix runs (runs by hand do).
+    for what in ("automation", "spare_automation"):
+        automation = {
+            "name": f"{side}-{what}-{marker}",
+            "filter": {"tag": [f"tag-{marker}"]},
+            "sample": 5,
+            "schedule": "daily",
+            "target": {"queue": int(ids["queue_id"])},
+            "enabled": False,
+        }
+        made = world.root("POST", f"{base}/automations", json=automation).json()
+        ids[f"{what}_id"] = str(made["id"])
     logs = logs_body(project, f"log body {marker}")
     world.root("POST", "/v1/logs", content=logs, headers={"content-type": "application/json"})
     return ids
@@ -709,6 +741,7 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
         # Human review and online scoring: names, instructions, rationales, prompts, logs.
         *(f"b-{what}-{marker_b}" for what in ("rubric", "queue", "skip_queue", "evaluator")),
         *(f"b-{what}-{marker_b}" for what in ("connection", "spare_connection", "rule")),
+        *(f"b-{what}-{marker_b}" for what in ("automation", "spare_automation")),
         f"rubric instructions {marker_b}",
         f"label rationale {marker_b}",
         f"log body {marker_b}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assay.services.export import validate_openai_chat
 from assay.store import traces as trace_store
 from assay.store.engine import make_engine
 from assay.store.listing import Filters
@@ -63,6 +65,16 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     # The playground comparison: each version over the same dataset, v2 answering more.
     assert "v1 -> v2 over the dataset support-prompt-cases: contains 0.50 -> 0.88" in result.stdout
     assert re.search(r"/p/demo/experiments/\d+/compare/\d+ +\(both versions", result.stdout)
+    # The export part: the dataset as OpenAI chat fine-tuning JSONL in a temp file.
+    exported = re.search(
+        r"fine-tuning export \(OpenAI chat JSONL\): (\d+) examples, "
+        r"(\d+) records skipped.* -> (\S+)",
+        result.stdout,
+    )
+    assert exported, result.stdout
+    lines = Path(exported.group(3)).read_text().splitlines()
+    assert len(lines) == int(exported.group(1)) > 0 and exported.group(2) == "0"
+    assert all(validate_openai_chat(json.loads(line)) == [] for line in lines)
     assert (tmp_path / "assay.db").exists()
     engine = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
     with engine.connect() as conn:
@@ -81,6 +93,10 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert {s["name"] for s in labels} == {"answer quality"}
     assert all(s["source"] == "human" and s["rationale"] for s in labels)
     assert "/p/demo/review/1/adjudicate" in result.stdout
+    # The daily sampling automation ran once: 20 of the day's traces (or all, if fewer).
+    sampled = re.search(r"/automations/1 .*first run added (\d+) of (\d+)", result.stdout)
+    assert sampled, result.stdout
+    assert int(sampled.group(1)) == min(20, int(sampled.group(2))) > 0
     # The online rule judged a sample of the support agent's runs on the server, through the
     # offline stand-in model, with nothing failed; the page is printed.
     online = re.search(r"rule helpfulness-sample .*: (\d+) scored, 0 failed", result.stdout)

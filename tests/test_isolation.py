@@ -425,6 +425,29 @@ ROUTES: dict[str, Row] = {
         ),
     ),
     "GET /api/v1/projects/{project}/datasets/{name}/versions": Row("viewer"),
+    "GET /api/v1/projects/{project}/datasets/{name}/export": Row(
+        "viewer", call(query={"format": "jsonl"})
+    ),
+    "POST /api/v1/projects/{project}/exports": Row(
+        "viewer",
+        call(json={"format": "jsonl", "label": "a-score", "label_value": "good", "span": "root"}),
+        foreign=(
+            ALL_B,
+            # B's label, and B's trace in the filter, named in A's project: nothing of B's.
+            {
+                "json": {"format": "jsonl", "label": "{B[score]}", "span": "root"},
+                "status": S({200}),
+            },
+            {
+                "json": {
+                    "format": "openai-chat",
+                    "label": "a-score",
+                    "filter": {"trace_id": "{B[trace_id]}"},
+                },
+                "status": S({200}),
+            },
+        ),
+    ),
     "POST /api/v1/projects/{project}/experiments": Row(
         "editor",
         lambda w, _s: Call(json={"eval_name": "iso", "name": w.fresh("exp"), "dataset": "{name}"}),
@@ -703,6 +726,48 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/rules/{rule_id}/backfill": Row(
         "editor", call(json={"preview": True}), shows=None
     ),
+    "POST /api/v1/projects/{project}/automations": Row(
+        "editor",
+        lambda w, _s: Call(
+            json={
+                "name": w.fresh("automation"),
+                "schedule": "daily",
+                "target": {"queue": Int("{queue_id}")},
+                "enabled": False,
+            }
+        ),
+        foreign=(
+            ALL_B,
+            {
+                "json": {
+                    "name": "iso-automation",
+                    "schedule": "daily",
+                    "target": {"queue": Int("{B[queue_id]}")},
+                },
+                "status": S({400, 404}),
+            },
+        ),
+    ),
+    "GET /api/v1/projects/{project}/automations": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/automations/{automation_id}": Row("viewer"),
+    "PATCH /api/v1/automations/{automation_id}": Row(
+        "editor",
+        call(json={"max_per_run": 50}),
+        foreign=(
+            ALL_B,
+            {"json": {"target": {"queue": Int("{B[queue_id]}")}}, "status": S({400, 404})},
+        ),
+    ),
+    "DELETE /api/v1/automations/{automation_id}": Row(
+        "editor",
+        lambda w, side: Call(
+            params={"automation_id": str(w.new_automation("a"))}
+            if side == "a"
+            else {"automation_id": "{spare_automation_id}"}
+        ),
+    ),
+    "POST /api/v1/automations/{automation_id}/run": Row("editor", shows=None),
+    "GET /api/v1/automations/{automation_id}/runs": Row("viewer", shows=None),
     "GET /healthz": Row("public", shows=None),
     "GET /openapi.json": Row("public", shows=None),
     "MOUNT /static": Row("public", call(path="/static/assay.css"), shows=None),
@@ -740,6 +805,12 @@ ROUTES: dict[str, Row] = {
         foreign=(ALL_B, B_IDS, {"query": {"id": "{B[record_id]}"}, "status": S({404})}),
     ),
     "GET /p/{project}/datasets/{name}/new": Row("editor", shows="name"),
+    "GET /p/{project}/datasets/{name}/export": Row(
+        "viewer", call(query={"format": "csv"}), shows="name"
+    ),
+    "GET /p/{project}/datasets/{name}/export/download": Row(
+        "viewer", call(query={"format": "jsonl"})
+    ),
     "GET /p/{project}/experiments": Row("viewer", shows="experiment_name"),
     "GET /p/{project}/experiments/compare": Row(
         # Only a redirect to the comparison page, which checks the caller.
@@ -964,6 +1035,18 @@ ROUTES: dict[str, Row] = {
         call(form={"action": "preview"}),
         ok=S({200}),
     ),
+    "GET /p/{project}/automations": Row("viewer"),
+    "GET /p/{project}/automations/{automation_id}": Row("viewer"),
+    "POST /p/{project}/automations": Row(
+        "editor",
+        lambda w, _s: Call(
+            form={"name": w.fresh("automation"), "schedule": "daily", "target": "queue:{queue_id}"}
+        ),
+        foreign=(ALL_B, {**B_IDS, "status": S({400})}),
+    ),
+    "POST /p/{project}/automations/{automation_id}/run": Row("editor"),
+    "POST /p/{project}/automations/{automation_id}/pause": Row("editor"),
+    "POST /p/{project}/automations/{automation_id}/resume": Row("editor"),
     "GET /p/{project}/connections": Row("viewer"),
     "POST /p/{project}/connections": Row(
         "editor",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -49,6 +49,28 @@ class Client:
 
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.request("POST", path, **kwargs)
+
+    def download(
+        self, path: str, handle: IO[bytes], *, params: dict[str, Any] | None = None
+    ) -> httpx.Headers:
+        """Stream a GET's body into ``handle`` (a file export); the response's headers."""
+        try:
+            with self._http.stream("GET", path, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    try:
+                        message = response.json()["error"]["message"]
+                    except Exception:
+                        message = response.text[:500]
+                    raise ApiError(response.status_code, f"{message} (HTTP {response.status_code})")
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+                return response.headers
+        except httpx.HTTPError as exc:
+            raise UserError(
+                f"cannot reach the Assay server at {self.url} ({exc}); start it with "
+                "`assay server` or set ASSAY_URL"
+            ) from None
 
     def close(self) -> None:
         self._http.close()

@@ -81,3 +81,61 @@ def list_(project: str | None = ProjectOption, url: str | None = UrlOption) -> N
             item.get("description") or "",
         )
     console.print(table)
+
+
+#: How many skipped records the CLI names; the report URL has them all.
+SHOWN_SKIPS = 20
+
+
+@app.command("export")
+def export(
+    name: str = typer.Argument(..., help="Dataset name."),
+    export_format: str = typer.Option(
+        ..., "--format", help="openai-chat, anthropic (fine-tuning JSONL), jsonl or csv (records)."
+    ),
+    version: int | None = typer.Option(None, "--version", help="Version (default latest)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default: standard output)."
+    ),
+    project: str | None = ProjectOption,
+    url: str | None = UrlOption,
+) -> None:
+    """Export a dataset version as fine-tuning JSONL (OpenAI chat, Anthropic messages) or as
+    records (JSONL, CSV). What was exported and what was skipped, and why, goes to stderr."""
+    import sys
+    from urllib.parse import quote
+
+    from assay.client import Client
+
+    client = Client(url)
+    project = str(setting("project", project))
+    path = f"/api/v1/projects/{quote(project, safe='')}/datasets/{quote(name, safe='')}/export"
+    params: dict[str, str | int] = {"format": export_format}
+    if version is not None:
+        params["version"] = version
+    err = Console(stderr=True)
+    if output is None:
+        headers = client.download(path, sys.stdout.buffer, params=params)
+        sys.stdout.flush()
+    else:
+        partial = output.with_name(output.name + ".part")
+        try:
+            with partial.open("wb") as handle:
+                headers = client.download(path, handle, params=params)
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+    report_url = headers.get("x-assay-export-report", "")
+    report = client.get(report_url)
+    where = f" to {output}" if output is not None else ""
+    err.print(
+        f"exported {report['exported']} records of [bold]{name}[/] v{report['version']} "
+        f"({project}) as {export_format}{where}; skipped {report['skipped']}",
+        highlight=False,
+    )
+    for reason, count in report["reasons"].items():
+        err.print(f"  {count} skipped: {reason}", highlight=False, markup=False)
+    for item in report["skipped_records"][:SHOWN_SKIPS]:
+        err.print(f"  - {item['record_id']}: {item['reason']}", highlight=False, markup=False)
+    if report["skipped"] > SHOWN_SKIPS:
+        err.print(f"  (every skipped record: GET {report_url})", highlight=False, markup=False)

@@ -30,6 +30,7 @@ def demo(
 
     from assay.cli.server import open_runtime
     from assay.demo.evals import run_demo_evals
+    from assay.demo.export import export_demo_dataset
     from assay.demo.online import StandInModel, set_up_online_scoring, wait_for_scores
     from assay.demo.prompts import NAME as PROMPT_NAME
     from assay.demo.prompts import create_demo_prompt, run_playground_comparison
@@ -75,6 +76,12 @@ def demo(
 
     with console.status("two reviewers label a review queue..."):
         reviewed = seed_review(runtime, PROJECT)
+    from assay.demo.automations import seed_automation
+
+    sampled = None
+    if reviewed is not None:
+        with console.status("a daily automation samples traces into a review queue..."):
+            sampled = seed_automation(runtime, PROJECT, reviewed.queue_id)
     import httpx
 
     summary = httpx.get(f"{base}/api/v1/projects").json()["items"]
@@ -107,11 +114,17 @@ def demo(
         f"  comparison    {p}/experiments/{baseline.experiment_id}/compare/{improved.experiment_id}"
     )
     console.print(f"  dataset       {p}/datasets/support-questions")
+    console.print(f"  export        {p}/datasets/support-questions/export?format=openai-chat")
     if reviewed is not None:
         console.print(f"  review room   {p}/review   ({reviewed.labels} labels from two reviewers)")
         console.print(f"  review items  {p}/review/{reviewed.queue_id}   (keyboard: press ?)")
         console.print(f"  agreement     {p}/review/{reviewed.queue_id}/adjudicate")
     console.print(f"  online rule   {p}/rules/{rule_id}")
+    if sampled is not None:
+        console.print(
+            f"  automation    {p}/automations/{sampled.automation_id}   (daily: 20 random "
+            f"traces into a review queue; first run added {sampled.added} of {sampled.matched})"
+        )
     console.print(f"  judges        {p}/evaluators")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
@@ -125,6 +138,12 @@ def demo(
     console.print(
         f"  v1 vs v2      {p}/experiments/{compared.first}/compare/{compared.second}   "
         "(both versions run over the same dataset from the playground)"
+    )
+    exported = export_demo_dataset(base, PROJECT, "support-questions")
+    console.print(
+        f"fine-tuning export (OpenAI chat JSONL): {exported.report['exported']} examples, "
+        f"{exported.report['skipped']} records skipped "
+        f"{dict(exported.report['reasons']) or ''} -> {exported.path}"
     )
     console.print("The same data through the API:")
     console.print(f"  traces        {base}/api/v1/projects/{PROJECT}/traces?limit=5")

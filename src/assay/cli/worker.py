@@ -22,7 +22,8 @@ def worker(
         None, "--threads", min=1, max=256, help="Judge calls at once (ASSAY_WORKER_THREADS)."
     ),
 ) -> None:
-    """Run an online-scoring worker until interrupted (SIGINT or SIGTERM)."""
+    """Run an online-scoring (and automations) worker until interrupted (SIGINT or SIGTERM)."""
+    from assay.services.automations import AutomationWorker
     from assay.services.online import OnlineWorker
     from assay.services.runtime import Runtime
 
@@ -30,6 +31,7 @@ def worker(
     runtime = Runtime.open(settings)
     runtime.start()
     running = OnlineWorker(runtime, threads=threads).start()
+    automator = AutomationWorker(runtime).start()
     url = runtime.engine.url.render_as_string(hide_password=True)
     console.print(f"assay worker {running.name} on {url}; {running.threads} threads")
     stopped = threading.Event()
@@ -41,5 +43,6 @@ def worker(
     signal.signal(signal.SIGINT, stop)
     stopped.wait()
     console.print("stopping: finishing the calls in flight")
+    automator.stop()
     running.stop()
     runtime.close()

@@ -43,6 +43,17 @@ def filters(
     score: Annotated[str | None, Query(description="score name")] = None,
     min_score: float | None = None,
     max_score: float | None = None,
+    score_label: Annotated[
+        str | None, Query(max_length=200, description="a score's label, e.g. incorrect")
+    ] = None,
+    score_source: Annotated[Literal["human", "llm", "code"] | None, Query()] = None,
+    disagreement: Annotated[
+        str | None,
+        Query(
+            max_length=401,
+            description="score NAME (or HUMAN,JUDGE): a person's and a judge's score disagree",
+        ),
+    ] = None,
     q: Annotated[
         str | None, Query(max_length=500, description="words to find in input or output")
     ] = None,
@@ -73,6 +84,9 @@ def filters(
         "score": score,
         "min_score": min_score,
         "max_score": max_score,
+        "score_label": score_label,
+        "score_source": score_source,
+        "disagreement": disagreement,
         "q": q,
         "prompt": prompt,
         "prompt_version": prompt_version,

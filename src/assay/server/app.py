@@ -13,9 +13,11 @@ from assay._version import __version__
 from assay.errors import AccessError
 from assay.server import (
     api,
+    automations_api,
     calibration_api,
     datasets_api,
     experiments_api,
+    export_api,
     online_api,
     otlp,
     prompts_api,
@@ -39,6 +41,7 @@ from assay.server.responses import (
     access_error_response,
     error_response,
 )
+from assay.services.automations import AutomationWorker
 from assay.services.online import OnlineWorker
 from assay.services.runtime import Runtime
 from assay.settings import Settings, variable_of
@@ -93,9 +96,13 @@ def create_app(
             await receiver.start()
         worker = OnlineWorker(opened).start() if opened.settings.server_worker else None
         app.state.online_worker = worker
+        # Automations run in the same processes as the online rules' worker.
+        automator = AutomationWorker(opened).start() if opened.settings.server_worker else None
         try:
             yield
         finally:
+            if automator is not None:
+                await run_in_threadpool(automator.stop)
             if worker is not None:
                 await run_in_threadpool(worker.stop)
             if receiver is not None:
@@ -124,11 +131,13 @@ def create_app(
         otlp.router,
         api.router,
         datasets_api.router,
+        export_api.router,
         experiments_api.router,
         review_api.router,
         online_api.router,
         prompts_api.router,
         calibration_api.router,
+        automations_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)

@@ -24,6 +24,7 @@ __all__ = [
     "change_records",
     "create_dataset",
     "dataset_view",
+    "insert_spans",
     "get_dataset",
     "list_datasets",
     "list_records",
@@ -211,22 +212,37 @@ def add_spans(
     who.require(project, "editor")
     with db.write() as conn:
         found = ensure_project(conn, who, project, "editor")
-        records = []
-        for item in picked:
-            source = dataset_store.span_source(conn, found, item["trace_id"], item.get("span_id"))
-            if source is None:
-                raise UserError(f"trace {item['trace_id']} is no longer in {project!r}")
-            records.append(
-                {
-                    "input": source["input"],
-                    "expected": item.get("expected"),
-                    "metadata": {"source_span_name": source["name"], **item.get("metadata", {})},
-                    "source_trace_id": source["trace_id"],
-                    "source_span_id": source["span_id"],
-                }
-            )
         dataset = dataset_store.get(conn, found, dataset_name)
         if dataset is None:
             dataset = dataset_store.create(conn, found, dataset_name)
-        changes = Changes(insert=records, message=message, author=who.author)
-        return dataset_store.apply(conn, dataset, changes)
+        return insert_spans(conn, found, dataset, picked, message=message, author=who.author)
+
+
+def insert_spans(
+    conn: Connection,
+    project_id_: int,
+    dataset: dict[str, Any],
+    picked: list[dict[str, Any]],
+    *,
+    message: str,
+    author: str | None,
+) -> dict[str, Any]:
+    """:func:`add_spans` inside the caller's transaction (the caller checked the role). An
+    item with ``expected_from_output`` expects what its span answered (a proposal to review)."""
+    records = []
+    for item in picked:
+        source = dataset_store.span_source(conn, project_id_, item["trace_id"], item.get("span_id"))
+        if source is None:
+            raise UserError(f"trace {item['trace_id']} is no longer in the project")
+        expected = source["output"] if item.get("expected_from_output") else item.get("expected")
+        records.append(
+            {
+                "input": source["input"],
+                "expected": expected,
+                "metadata": {"source_span_name": source["name"], **item.get("metadata", {})},
+                "source_trace_id": source["trace_id"],
+                "source_span_id": source["span_id"],
+            }
+        )
+    changes = Changes(insert=records, message=message, author=author)
+    return dataset_store.apply(conn, dataset, changes)

@@ -19,6 +19,7 @@ from assay.store.listing import Filters
 #: Relative time windows (``range=1h``): kept relative in a shared URL.
 RANGES = {"15m": 900, "1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 STATUSES = ("ok", "error", "unset")
+SCORE_SOURCES = ("human", "llm", "code")
 TEXT_FIELDS = (
     "name",
     "type",
@@ -27,6 +28,8 @@ TEXT_FIELDS = (
     "user_id",
     "trace_id",
     "score",
+    "score_label",
+    "disagreement",
     "q",
     "prompt",
 )
@@ -183,6 +186,15 @@ def parse_filters(
         else:
             problems.append(
                 FilterProblem("status", f"{single['status']!r} is not ok, error or unset")
+            )
+    if "score_source" in single:
+        if single["score_source"] in SCORE_SOURCES:
+            found.score_source = single["score_source"]
+        else:
+            problems.append(
+                FilterProblem(
+                    "score_source", f"{single['score_source'][:40]!r} is not human, llm or code"
+                )
             )
     _times(single, found, problems, now_ns)
     _prompt_version(single, found, problems)

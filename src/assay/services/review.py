@@ -264,6 +264,15 @@ def add_items(db: Database, who: Principal, queue_id: int, wanted: ItemsToAdd) -
     return {"added": added, "already": len(items) - added}
 
 
+def add_traces(
+    conn: Connection, queue: dict[str, Any], trace_ids: list[str], author: str | None
+) -> int:
+    """:func:`add_items` of traces inside the caller's transaction (the caller checked the
+    role); how many were new to the queue."""
+    items = _trace_items(conn, int(queue["project_id"]), ItemsToAdd(trace_ids=trace_ids))
+    return review_store.add_items(conn, int(queue["id"]), items, author)
+
+
 def add_by_filter(
     db: Database,
     who: Principal,

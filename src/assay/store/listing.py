@@ -17,6 +17,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    or_,
     select,
     tuple_,
     type_coerce,
@@ -58,6 +59,12 @@ class Filters:
     score: str | None = None
     min_score: float | None = None
     max_score: float | None = None
+    #: A score's label ("incorrect") and source (human, llm, code), with ``score`` or alone.
+    score_label: str | None = None
+    score_source: str | None = None
+    #: Traces where a person's score and a judge's (source llm) of this name disagree; "H,J"
+    #: names the person's score H and the judge's J when they differ.
+    disagreement: str | None = None
     q: str | None = None
     #: Calls made with a registry prompt (the wrappers' ``assay.prompt.name``), and version.
     prompt: str | None = None
@@ -148,7 +155,11 @@ def status_condition(table_errors: Any, status_code: Any, status: str) -> Column
 
 
 def has_score_filter(f: Filters) -> bool:
-    return bool(f.score) or f.min_score is not None or f.max_score is not None
+    return (
+        bool(f.score or f.score_label or f.score_source)
+        or f.min_score is not None
+        or f.max_score is not None
+    )
 
 
 def score_condition(f: Filters, table: Any, span_col: Any | None) -> ColumnElement[bool]:
@@ -164,7 +175,50 @@ def score_condition(f: Filters, table: Any, span_col: Any | None) -> ColumnEleme
         conditions.append(scores.c.value >= f.min_score)
     if f.max_score is not None:
         conditions.append(scores.c.value <= f.max_score)
+    if f.score_label:
+        conditions.append(scores.c.label == f.score_label)
+    if f.score_source:
+        conditions.append(scores.c.source == f.score_source)
     return exists(select(literal(1)).where(*conditions))
+
+
+def disagreement_names(value: str) -> tuple[str, str]:
+    """(the person's score name, the judge's) of a ``disagreement`` filter: "NAME" or "H,J"."""
+    human, _sep, judge = value.partition(",")
+    return human.strip(), (judge.strip() or human.strip())
+
+
+def disagreement_condition(f: Filters, table: Any) -> ColumnElement[bool]:
+    """A person's score (source human) and a judge's (source llm) on the trace disagree: their
+    values differ when both have one, else their labels differ."""
+    assert f.disagreement
+    human_name, judge_name = disagreement_names(f.disagreement)
+    human = scores.alias("human_score")
+    judge = scores.alias("judge_score")
+    differ = or_(
+        and_(
+            human.c.value.is_not(None), judge.c.value.is_not(None), human.c.value != judge.c.value
+        ),
+        and_(
+            or_(human.c.value.is_(None), judge.c.value.is_(None)),
+            human.c.label.is_not(None),
+            judge.c.label.is_not(None),
+            human.c.label != judge.c.label,
+        ),
+    )
+    return exists(
+        select(literal(1)).where(
+            human.c.project_id == table.c.project_id,
+            human.c.trace_id == table.c.trace_id,
+            human.c.source == "human",
+            human.c.name == human_name,
+            judge.c.project_id == table.c.project_id,
+            judge.c.trace_id == table.c.trace_id,
+            judge.c.source == "llm",
+            judge.c.name == judge_name,
+            differ,
+        )
+    )
 
 
 def shared_conditions(

@@ -11,6 +11,7 @@ from assay.store.listing import (
     Filters,
     Listing,
     Page,
+    disagreement_condition,
     has_score_filter,
     list_rows,
     prompt_condition,
@@ -102,6 +103,8 @@ def span_conditions(
         out.append(status_condition(s.is_error, s.status_code, f.status))
     if has_score_filter(f):
         out.append(score_condition(f, spans, s.span_id))
+    if f.disagreement:  # a disagreement is about the whole trace
+        out.append(disagreement_condition(f, spans))
     if f.prompt:
         out.append(prompt_condition(f))
     return out

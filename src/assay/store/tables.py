@@ -741,3 +741,77 @@ judge_drift_alerts = Table(
     Column("delivery", Text),
     UniqueConstraint("evaluator_version_id", "window_start_ns", name="uq_judge_drift_alerts"),
 )
+
+# --- automations: traces matching a filter added to a dataset or a review queue, on a cadence ---
+
+# An automation: which traces (filter, sample of N or all), when (hourly, daily, weekly: the
+# previous period; on_arrival: traces stored since the cursors), where (a dataset or a queue),
+# at most ``max_per_run`` each run. ``next_run_ns`` is claimed atomically by the worker that
+# runs it, so two servers on one database never run the same period twice.
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("filter", Json, nullable=False),
+    Column("sample", Integer),  # None: all matching traces
+    Column("schedule", String(16), nullable=False),
+    Column("target_kind", String(16), nullable=False),  # dataset | queue
+    Column("target_id", Integer, nullable=False),
+    Column("target_name", String(200), nullable=False),
+    Column("max_per_run", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_run_ns", BigInteger),
+    Column("cursor_span_id", BigInteger, nullable=False),
+    Column("cursor_score_id", BigInteger, nullable=False),
+    Column("created_by", String(200)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_automations_name"),
+    Index("ix_automations_due", "enabled", "next_run_ns"),
+)
+
+# One run of an automation: its window (times for a schedule, span ids for on_arrival), what
+# it matched, added, skipped as already added to the target, left over the cap, and its error.
+automation_runs = Table(
+    "automation_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "automation_id",
+        Integer,
+        ForeignKey("automations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("trigger", String(16), nullable=False),  # schedule | manual | arrival
+    Column("window_start_ns", BigInteger),
+    Column("window_end_ns", BigInteger),
+    Column("window", Json, nullable=False),
+    Column("started_ns", BigInteger, nullable=False),
+    Column("finished_ns", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # ok | failed
+    Column("matched", Integer, nullable=False),
+    Column("sampled", Integer, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("over_cap", Integer, nullable=False),
+    Column("error", Text),
+    Index("ix_automation_runs_automation", "automation_id", "id"),
+)
+
+# What automations added where: a trace goes into a target (a dataset or a queue) once,
+# whichever automation added it (kept when that automation is deleted).
+automation_added = Table(
+    "automation_added",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("target_kind", String(16), nullable=False),
+    Column("target_id", Integer, nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("automation_id", Integer, nullable=False),
+    Column("run_id", BigInteger),
+    Column("added_ns", BigInteger, nullable=False),
+    PrimaryKeyConstraint("target_kind", "target_id", "trace_id", name="pk_automation_added"),
+)

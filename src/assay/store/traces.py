@@ -17,6 +17,7 @@ from assay.store.listing import (
     Filters,
     Listing,
     Page,
+    disagreement_condition,
     has_score_filter,
     list_rows,
     prompt_condition,
@@ -67,6 +68,8 @@ def trace_conditions(
         out.append(status_condition(t.error_count > 0, t.status_code, f.status))
     if has_score_filter(f):
         out.append(score_condition(f, traces, None))
+    if f.disagreement:
+        out.append(disagreement_condition(f, traces))
     # The trace matches if any of its spans has the type / model.
     if f.type:
         out.append(t.span_types.contains(f",{f.type},", autoescape=True))

@@ -17,6 +17,7 @@ from assay.errors import AccessError, NotFound, ProjectNotFound
 from assay.server.security.web import CSRF_COOKIE, LoginRequired, cookies_secure
 from assay.server.ui import (
     account,
+    automations,
     datasets,
     experiments,
     home,
@@ -40,6 +41,7 @@ ROUTERS = [
     review.router,
     online.router,
     prompts.router,
+    automations.router,
     account.router,
 ]
 

@@ -20,14 +20,20 @@ from urllib.parse import quote, unquote
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 from assay.errors import NotFound, ProjectNotFound, UserError
 from assay.server.bounds import INT32_MAX, INT64_MAX
 from assay.server.security.web import csrf_protect, web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import _pretty, render
-from assay.services import datasets, review
+from assay.services import datasets, export, review
 from assay.services.principal import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -238,6 +244,72 @@ async def dataset_page(
         read_only=loaded["version"] != loaded["latest"],
         can_edit=who.can(project, "editor"),
         **loaded,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: the report (what is exported, what is skipped and why) and the file
+
+
+#: The export page lists this many skipped records; the report API has them all.
+SHOWN_SKIPS = 200
+
+
+def _export_params(request: Request) -> tuple[str, int | None]:
+    params = request.query_params
+    fmt = params.get("format", "openai-chat")
+    version = params.get("version", "")
+    if version and not (version.isdigit() and len(version) < 11 and int(version) <= INT32_MAX):
+        raise UserError(f"version: {version[:40]!r} is not a version; use the page's links")
+    return fmt, int(version) if version else None
+
+
+@router.get("/p/{project}/datasets/{name}/export", response_class=HTMLResponse)
+async def export_page(
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
+) -> HTMLResponse:
+    fmt, version = _export_params(request)
+
+    def load() -> dict[str, Any]:
+        started = export.export_dataset(
+            runtime_of(request), who, project, name, fmt=fmt, version=version
+        )
+        return export.run_report(started)
+
+    report = await run_in_threadpool(load)
+    query = f"format={quote(fmt, safe='')}&version={report['version']}"
+    url = _dataset_url(project, name)
+    return _page(
+        request,
+        "dataset_export.html",
+        project=project,
+        dataset_name=name,
+        base=_base(project),
+        url=url,
+        report=report,
+        fmt=fmt,
+        formats=export.FORMATS,
+        shown_skips=report["skipped_records"][:SHOWN_SKIPS],
+        download=f"{url}/export/download?{query}",
+        report_api=(
+            f"/api/v1/projects/{quote(project, safe='')}/datasets/{quote(name, safe='')}"
+            f"/export?{query}&report=1"
+        ),
+    )
+
+
+@router.get("/p/{project}/datasets/{name}/export/download")
+def export_download(
+    request: Request, project: str, name: str, who: Principal = Depends(web_principal)
+) -> StreamingResponse:
+    fmt, version = _export_params(request)
+    started = export.export_dataset(
+        runtime_of(request), who, project, name, fmt=fmt, version=version
+    )
+    return StreamingResponse(
+        started.lines,
+        media_type=f"{started.media_type}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{started.filename}"'},
     )
 
 
