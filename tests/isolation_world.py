@@ -155,6 +155,9 @@ class World:
         project = self.b["project"]
         base = f"/api/v1/projects/{project}"
         state: dict[str, Any] = {}
+        # A control's playground run of B's (started by an administrator, a background job)
+        # ends before B is looked at: its rows are not a refused request's doing.
+        assert playground.wait_for_all_runs(60), "a playground run did not end in 60 s"
         listed = self.root("GET", "/api/v1/projects", params={"limit": 1000}).json()["items"]
         state["project"] = [p for p in listed if p["name"] == project]
         state["traces"] = self.root("GET", f"{base}/traces", params={"limit": 1000}).json()

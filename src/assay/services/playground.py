@@ -863,6 +863,21 @@ def wait_for_run(experiment_id: int, timeout: float) -> bool:
     return True
 
 
+def wait_for_all_runs(timeout: float) -> bool:
+    """Wait for every dataset run of this process to end (tests); False on time-out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _RUNNING_LOCK:
+            running = list(_RUNNING.values())
+        if not running:
+            return True
+        for worker in running:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            with _RUNNING_LOCK:
+                return not _RUNNING
+
+
 def _previous_run(conn: Connection, experiment: Mapping[str, Any]) -> dict[str, Any] | None:
     """The newest finished run of an earlier version of the same prompt on the same dataset."""
     metadata = experiment.get("metadata") or {}
