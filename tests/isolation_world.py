@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from assay.services import playground
+from assay.services.principal import Principal
 from assay.store import keys as key_store
 from assay.store import users as user_store
 from tests.conftest import LiveServer
@@ -159,6 +161,9 @@ class World:
         project = self.b["project"]
         base = f"/api/v1/projects/{project}"
         state: dict[str, Any] = {}
+        # A control's playground run of B's (started by an administrator, a background job)
+        # ends before B is looked at: its rows are not a refused request's doing.
+        assert playground.wait_for_all_runs(60), "a playground run did not end in 60 s"
         listed = self.root("GET", "/api/v1/projects", params={"limit": 1000}).json()["items"]
         state["project"] = [p for p in listed if p["name"] == project]
         state["traces"] = self.root("GET", f"{base}/traces", params={"limit": 1000}).json()
@@ -437,6 +442,26 @@ def seed_calibrations(world: World, judge_url: str) -> None:
         del ids["other_trace_id"]
 
 
+def seed_playground_runs(world: World) -> None:
+    """Per side: a playground run of the prompt over the dataset named alike (``{name}``),
+    through the connection to the fake model; its experiment id is ``playground_run_id``."""
+    for side in ("a", "b"):
+        ids = world.sides[side]
+        run = playground.start_dataset_run(
+            world.live.runtime,
+            Principal.operator(),
+            ids["project"],
+            playground.RunRequest(
+                draft=None, prompt=ids["name"], version=2, connection="iso-fake", model=None
+            ),
+            dataset=ids["name"],
+            dataset_version=None,
+            scorers=["exact_match"],
+            wait=True,
+        )
+        ids["playground_run_id"] = str(run["experiment_id"])
+
+
 def seed(live: LiveServer, judge_url: str | None = None) -> World:
     """Both tenants, their callers, traces, scores, datasets and experiments (via the API);
     with ``judge_url`` (a fake model server), judges and their calibrations too."""
@@ -709,6 +734,7 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
         world.a["other_trace_id"] = a_only.hex()
         world.b["other_trace_id"] = shared.hex()
         seed_calibrations(world, judge_url)
+        seed_playground_runs(world)
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [

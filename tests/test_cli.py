@@ -65,6 +65,9 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert "(error:" not in result.stdout
     assert "/p/demo/experiments/1/compare/2" in result.stdout
     assert "prompt support-agent: two versions, production moved to v2" in result.stdout
+    # The playground comparison: each version over the same dataset, v2 answering more.
+    assert "v1 -> v2 over the dataset support-prompt-cases: contains 0.50 -> 0.88" in result.stdout
+    assert re.search(r"/p/demo/experiments/\d+/compare/\d+ +\(both versions", result.stdout)
     # The export part: the dataset as OpenAI chat fine-tuning JSONL in a temp file.
     exported = re.search(
         r"fine-tuning export \(OpenAI chat JSONL\): (\d+) examples, "

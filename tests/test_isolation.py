@@ -314,6 +314,10 @@ def _dataset_runs_finish(world: World) -> list[str]:
     return []
 
 
+#: A playground run of the prompt named alike in both projects, through the connection to the
+#: fake model both have (tests/isolation_world.py's seed_calibrations).
+PLAYGROUND_RUN: dict[str, Any] = {"prompt": "{name}", "version": Int("2"), "connection": "iso-fake"}
+
 #: The review room's UI routes: their ids are the ``ui_*`` ones of tests/isolation_world.py.
 UI_QUEUE = {"queue_id": "{ui_queue_id}"}
 UI_ITEM = {**UI_QUEUE, "item_id": "{ui_item_id}"}
@@ -1162,6 +1166,54 @@ ROUTES: dict[str, Row] = {
     "POST /p/{project}/connections/{connection_id}": Row(
         "editor", call(form={"default_model": "model-{marker}"})
     ),
+    # --- web UI: prompts and the playground (``{name}``: the prompt and dataset named alike) --
+    "GET /p/{project}/prompts": Row("viewer", shows="name"),
+    "GET /p/{project}/prompts/{name}": Row("viewer"),
+    "POST /p/{project}/prompts/{name}/labels": Row(
+        "editor", call(form={"label": "production", "version": "1"})
+    ),
+    "POST /p/{project}/prompts/{name}/labels/{label}/undo": Row(
+        "editor", _new_label_move, shows=None
+    ),
+    "GET /p/{project}/playground": Row(
+        "annotator", call(query={"prompt": "{name}"}), foreign=(ALL_B, B_IDS)
+    ),
+    "POST /p/{project}/playground/run": Row(
+        "annotator",
+        call(json={**PLAYGROUND_RUN, "variables": {}}),
+        ok=S({200}),
+        shows=None,
+        foreign=(ALL_B, B_IDS),
+    ),
+    "POST /p/{project}/playground/runs": Row(
+        "annotator",
+        call(json={**PLAYGROUND_RUN, "dataset": "{name}", "scorers": ["exact_match"]}),
+        ok=S({201}),
+        shows="name",
+        foreign=(ALL_B, B_IDS),
+    ),
+    "GET /p/{project}/playground/runs/{experiment_id}": Row(
+        "viewer", call(params={"experiment_id": "{playground_run_id}"}), shows="name"
+    ),
+    "GET /p/{project}/playground/records": Row(
+        "annotator", call(query={"dataset": "{name}"}), foreign=(ALL_B, B_IDS)
+    ),
+    "POST /p/{project}/playground/save": Row(
+        "editor",
+        lambda w, _s: Call(
+            json={"name": w.fresh("pg"), "draft": {"messages": [{"role": "user", "content": "x"}]}}
+        ),
+        ok=S({201}),
+        shows=None,
+        foreign=(ALL_B,),
+    ),
+    "POST /p/{project}/playground/promote": Row(
+        "editor",
+        call(json={"name": "{name}", "label": "production", "version": Int("1")}),
+        ok=S({200}),
+        shows=None,
+        foreign=(ALL_B, B_IDS),
+    ),
 }
 
 # --- the app's routes -------------------------------------------------------------------------
@@ -1372,10 +1424,13 @@ def send(world: World, who: str, key: str, p: Prepared, *, csrf: str = "own") ->
                 if token is None:
                     other = "root" if who != "root" else "viewer"
                     token = world.users[other].csrf
-                form = {**(form or {}), "csrf_token": token}
+                if p.json is not None:  # a page script's JSON call sends it as a header
+                    headers["X-CSRF-Token"] = token
+                else:
+                    form = {**(form or {}), "csrf_token": token}
                 if csrf == "origin":
                     headers["Origin"] = "https://evil.example"
-    if p.method != "GET" and not is_api(key) and form is None:
+    if p.method != "GET" and not is_api(key) and form is None and p.json is None:
         form = {}
     # Only the cookies given here: what an earlier answer set (a sign-in's session, a CSRF
     # cookie) must not make a later caller someone else.

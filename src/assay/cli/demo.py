@@ -33,7 +33,7 @@ def demo(
     from assay.demo.export import export_demo_dataset
     from assay.demo.online import StandInModel, set_up_online_scoring, wait_for_scores
     from assay.demo.prompts import NAME as PROMPT_NAME
-    from assay.demo.prompts import create_demo_prompt
+    from assay.demo.prompts import create_demo_prompt, run_playground_comparison
     from assay.demo.sdk_agent import send_sdk_runs
     from assay.demo.traces import PROJECT, send_demo_traces
     from assay.server.app import create_app
@@ -74,6 +74,8 @@ def demo(
 
     with console.status("running the real agent with the prompt's first version..."):
         agent_run = run_demo_agent(base, PROJECT)
+    with console.status("running both prompt versions over a dataset from the playground..."):
+        compared = run_playground_comparison(runtime, base, PROJECT)
     from assay.demo.review import seed_review
 
     with console.status("two reviewers label a review queue..."):
@@ -155,7 +157,16 @@ def demo(
     console.print(f"  routing       {p}/rules/{judged.rule_id}#routing")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
-        f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"
+        f"(diff: {p}/prompts/{PROMPT_NAME}?from=1&to=2)"
+    )
+    means = " -> ".join(
+        f"{m:.2f}" if m is not None else "?" for m in (compared.first_mean, compared.second_mean)
+    )
+    console.print(f"  playground    {p}/playground?prompt={PROMPT_NAME}&version=2")
+    console.print(f"  v1 -> v2 over the dataset support-prompt-cases: contains {means}")
+    console.print(
+        f"  v1 vs v2      {p}/experiments/{compared.first}/compare/{compared.second}   "
+        "(both versions run over the same dataset from the playground)"
     )
     exported = export_demo_dataset(base, PROJECT, "support-questions")
     console.print(

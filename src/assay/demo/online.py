@@ -3,7 +3,8 @@ arrive, through a connection to an offline stand-in model.
 
 The stand-in is a small OpenAI-compatible server on loopback in the demo's process (the only
 address the demo's egress policy allows besides the known providers): it answers the judge's
-``give_verdict`` tool call by reading the rendered prompt, like the demo's offline eval judge.
+``give_verdict`` tool call by reading the rendered prompt, like the demo's offline eval judge,
+and a request without tools (the playground's) with the demo prompt's reply, streamed if asked.
 A real connection (OpenAI, Anthropic, ...) is made the same way on the connections page.
 """
 
@@ -13,13 +14,14 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 JUDGE_NAME = "helpful"
@@ -52,8 +54,50 @@ def _verdict(prompt: str) -> dict[str, str]:
     }
 
 
-async def _chat(request: Request) -> JSONResponse:
+def _text_events(body: dict[str, Any], text: str) -> Iterator[str]:
+    """A text answer as Chat Completions stream events, word by word, usage last."""
+    envelope = {
+        "id": "chatcmpl-demo",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": str(body.get("model") or "demo-model"),
+    }
+    words = text.split(" ")
+    for i, word in enumerate(words):
+        piece = word if i == len(words) - 1 else word + " "
+        delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+        yield f"data: {json.dumps({**envelope, 'choices': [delta]})}\n\n"
+    done = {"index": 0, "delta": {}, "finish_reason": "stop"}
+    yield f"data: {json.dumps({**envelope, 'choices': [done]})}\n\n"
+    usage = {"prompt_tokens": 40, "completion_tokens": len(words), "total_tokens": 40 + len(words)}
+    yield f"data: {json.dumps({**envelope, 'choices': [], 'usage': usage})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _text_answer(body: dict[str, Any]) -> Response:
+    """A request without tools (the playground's): the demo prompt's stand-in reply."""
+    from assay.demo.prompts import stand_in_reply
+
+    text = stand_in_reply(body.get("messages") or [])
+    if body.get("stream"):
+        return StreamingResponse(_text_events(body, text), media_type="text/event-stream")
+    message = {"role": "assistant", "content": text}
+    return JSONResponse(
+        {
+            "id": "chatcmpl-demo",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model") or "demo-model"),
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60},
+        }
+    )
+
+
+async def _chat(request: Request) -> Response:
     body: dict[str, Any] = await request.json()
+    if not body.get("tools"):
+        return _text_answer(body)
     prompt = "\n".join(str(m.get("content") or "") for m in body.get("messages") or [])
     tools = body.get("tools") or [{}]
     tool = str((tools[0].get("function") or {}).get("name") or "give_verdict")

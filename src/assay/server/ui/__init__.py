@@ -25,6 +25,7 @@ from assay.server.ui import (
     experiments,
     home,
     online,
+    prompts,
     review,
     sessions,
     traces,
@@ -44,6 +45,7 @@ ROUTERS = [
     sessions.router,
     review.router,
     online.router,
+    prompts.router,
     automations.router,
     calibration.router,
     account.router,
@@ -55,7 +57,17 @@ async def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-ROOMS = ("traces", "sessions", "datasets", "experiments", "review", "dashboard", "quality")
+ROOMS = (
+    "traces",
+    "sessions",
+    "datasets",
+    "experiments",
+    "review",
+    "dashboard",
+    "quality",
+    "prompts",
+    "playground",
+)
 
 
 async def access_error_page(request: Request, exc: AccessError) -> Response:
