@@ -20,6 +20,7 @@ from assay.server.ui import (
     datasets,
     experiments,
     home,
+    monitors,
     online,
     review,
     sessions,
@@ -38,6 +39,7 @@ ROUTERS = [
     sessions.router,
     review.router,
     online.router,
+    monitors.router,
     account.router,
 ]
 
