@@ -1,6 +1,7 @@
 """Statistics for evals and judge calibration, on the standard library alone.
 
-Estimates: ``mean_interval`` (Student t), ``proportion_interval`` (Wilson, for pass/fail),
+Estimates: ``mean_interval`` (Student t; ``mean_interval_from_sums`` from SQL sums),
+``proportion_interval`` (Wilson, for pass/fail),
 ``clipped`` (an interval cut to the range a score can take), ``clustered_mean_interval``
 (cluster-robust, for several trials per case), ``per_case_variance``.
 Comparisons against a baseline:
@@ -13,6 +14,8 @@ of raters: ``rater_agreement`` (and ``bootstrap_interval`` for a figure of one's
 Calibration of a judge against people: ``calibration_figures`` (confusion, accuracy, per-class
 precision / recall / F1, macro-F1, kappa, MAE and Spearman, each with a bootstrap interval).
 Paired pass/fail differences: ``newcombe_paired_difference`` (Newcombe's hybrid score interval).
+Percentiles: ``percentile_interval`` (nearest rank, with a distribution-free order-statistic
+interval), ``order_statistic_ranks``, ``nearest_rank``.
 Distributions: ``t_quantile``, ``t_cdf``, ``normal_quantile``, ``normal_cdf``.
 
 Conventions: NaN or infinite input raises ValueError; a statistic that the data cannot support
@@ -40,11 +43,18 @@ from assay.statistics._means import (
     clipped,
     clustered_mean_interval,
     mean_interval,
+    mean_interval_from_sums,
     per_case_variance,
     proportion_interval,
 )
 from assay.statistics._paired import Comparison, McNemarResult, mcnemar, paired_difference
 from assay.statistics._passk import mean_pass_at_k, mean_pass_hat_k, pass_at_k, pass_hat_k
+from assay.statistics._quantiles import (
+    Quantile,
+    nearest_rank,
+    order_statistic_ranks,
+    percentile_interval,
+)
 from assay.statistics._reliability import (
     Interval,
     PairAgreement,
@@ -67,6 +77,7 @@ __all__ = [
     "McNemarResult",
     "PairAgreement",
     "PrecisionRecallF1",
+    "Quantile",
     "RaterAgreement",
     "bootstrap_interval",
     "clipped",
@@ -76,6 +87,7 @@ __all__ = [
     "krippendorff_alpha",
     "mcnemar",
     "mean_interval",
+    "mean_interval_from_sums",
     "mean_pass_at_k",
     "mean_pass_hat_k",
     "normal_cdf",
@@ -83,7 +95,10 @@ __all__ = [
     "paired_difference",
     "pass_at_k",
     "pass_hat_k",
+    "nearest_rank",
+    "order_statistic_ranks",
     "per_case_variance",
+    "percentile_interval",
     "percent_agreement",
     "precision_recall_f1",
     "proportion_interval",

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from assay.statistics._checks import check_confidence, finite_floats, stable_mean
+from assay.statistics._checks import check_confidence, finite_float, finite_floats, stable_mean
 from assay.statistics._dist import normal_quantile, t_quantile
 
 K = TypeVar("K", bound=Hashable)
@@ -76,6 +76,23 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate
     squares = math.fsum((x - mean) ** 2 for x in xs)
     se = math.sqrt(squares / (n * (n - 1)))
     return _with_interval(mean, se, n, n, level)
+
+
+def mean_interval_from_sums(
+    n: int, total: float, squares: float, confidence: float = 0.95
+) -> Estimate:
+    """:func:`mean_interval` from what a database sums: the count, the sum and the sum of
+    squares of the values. The variance is (squares - total**2 / n) / (n - 1), clamped at 0
+    (rounding can make it a hair negative when the values are all equal); fine for values of
+    moderate size such as scores, where the sums lose no meaningful precision."""
+    level = check_confidence(confidence)
+    if n <= 0:
+        return Estimate(None, None, None, None, 0, 0, level)
+    mean = finite_float(total, "total") / n
+    if n == 1:
+        return Estimate(mean, None, None, None, 1, 1, level)
+    variance = max(0.0, (finite_float(squares, "squares") - total * total / n) / (n - 1))
+    return _with_interval(mean, math.sqrt(variance / n), n, n, level)
 
 
 def proportion_interval(outcomes: Sequence[bool | float], confidence: float = 0.95) -> Estimate:
