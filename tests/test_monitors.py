@@ -9,7 +9,9 @@ end test at the bottom measures a real score mean through services/metrics.py.
 from __future__ import annotations
 
 import json
+import statistics
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +29,7 @@ from assay.store import keys as key_store
 from assay.store import projects as project_store
 from assay.store.database import Database
 from tests.conftest import LiveServer, start_server
+from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
 MINUTE = monitors.MINUTE_NS
 T0 = 1_800_000_000 * 1_000_000_000  # a fixed "now" (2027-01-15)
@@ -458,3 +461,81 @@ def test_the_pages_show_states_and_history(quiet: LiveServer) -> None:
         assert "correctness falls" in page.text and "alerting" in page.text
         one = browser.get(f"/p/mon/monitors/{made['id']}")
         assert one.status_code == 200 and "0.1" in one.text and "alerting" in one.text
+
+
+# --- end to end: a real score mean, through ingest, the scores API and services/metrics.py -------
+
+
+def test_a_real_score_mean_fires_once_reminds_recovers_and_reports_no_data(
+    quiet: LiveServer, receiver: Receiver
+) -> None:
+    rt = quiet.runtime
+    base = (time.time_ns() // MINUTE - 600) * MINUTE  # ten hours ago, on a minute
+    client = quiet.client()
+    traces: list[tuple[str, float]] = []
+
+    def send(at_ns: int, values: list[float]) -> None:
+        spans = []
+        for value in values:
+            trace_id = new_trace_id()
+            spans.append(span(trace_id, new_span_id(), "answer", start=at_ns))
+            traces.append((trace_id.hex(), value))
+        sent = client.post("/v1/traces", content=protobuf(spans, service="mon"), headers=PB)
+        assert sent.status_code == 200, sent.text
+        wanted = {t for t, _ in traces}
+        deadline = time.monotonic() + 20
+        while True:
+            listed = client.get("/api/v1/projects/mon/traces", params={"limit": 1000})
+            if listed.status_code == 200 and wanted <= {
+                item["trace_id"] for item in listed.json()["items"]
+            }:
+                break
+            assert time.monotonic() < deadline, "the spans were not stored"
+            time.sleep(0.05)
+        scored = client.post(
+            "/api/v1/projects/mon/scores",
+            json=[
+                {"trace_id": t, "name": "correctness", "value": v}
+                for t, v in traces[-len(values) :]
+            ],
+        )
+        assert scored.status_code < 300, scored.text
+
+    def at(minute: int) -> dict[str, Any]:
+        [found] = monitors.evaluate_due(rt, base + minute * MINUTE)
+        return found
+
+    send(base - 10 * 60 * MINUTE, [0.0])  # long before any window: the project exists
+    made = make(rt, receiver.url)
+    # Made now, due now: evaluated once at the test's start (ten hours ago), then due each minute.
+    first = monitors.evaluate_now(rt, OPERATOR, made["id"], now_ns=base)
+    assert first["state"] == "no_data" and first["history"][0]["n"] == 0
+    send(base + 1 * MINUTE, [0.9, 0.8, 1.0])
+    assert at(5)["state"] == "ok" and receiver.received == []
+    send(base + 10 * MINUTE, [0.0, 0.1, 0.0, 0.2, 0.1])
+    alerted = at(15)
+    assert alerted["state"] == "alerting" and alerted["n"] == 8
+    assert alerted["value"] == pytest.approx(
+        statistics.mean([0.9, 0.8, 1.0, 0.0, 0.1, 0.0, 0.2, 0.1])
+    )
+    assert alerted["low"] is not None and alerted["low"] < alerted["value"] < alerted["high"]
+    assert receiver.events() == ["monitor.alert"]
+    assert receiver.received[0]["value"] == pytest.approx(alerted["value"])
+    assert at(20)["notification"] is None and at(44)["notification"] is None
+    assert receiver.events() == ["monitor.alert"]
+    assert at(46)["notification"] == "reminder"
+    send(base + 50 * MINUTE, [1.0] * 20)
+    recovered = at(55)
+    assert recovered["state"] == "ok" and recovered["n"] == 28
+    assert receiver.events() == ["monitor.alert", "monitor.reminder", "monitor.recovery"]
+    assert at(56)["notification"] is None
+    assert at(300)["state"] == "no_data"
+    assert len(receiver.received) == 3
+    shown = client.get(f"/api/v1/monitors/{made['id']}").json()
+    assert shown["state"] == "no_data" and len(shown["history"]) == 9
+    assert [h["notification"] for h in shown["history"] if h["notification"]] == [
+        "recovery",
+        "reminder",
+        "alert",
+    ]
+    client.close()

@@ -29,11 +29,11 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from assay.errors import Conflict, NotFound, UserError
+from assay.services import metrics as metric_service
 from assay.services import webhooks
 from assay.services.egress import EgressPolicy, EgressRefused
 from assay.services.principal import Principal
 from assay.services.projects import project_id
-from assay.services.rules import rule_filters
 from assay.services.runtime import Runtime
 from assay.store import monitors as monitor_store
 from assay.store.database import Connection, Database
@@ -41,18 +41,9 @@ from assay.store.engine import now_ns as clock_ns
 
 log = logging.getLogger("assay.monitors")
 
-#: The metrics a monitor may watch (services/metrics.py's window_value computes them).
-METRICS = (
-    "count",
-    "error_rate",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "tokens",
-    "cost",
-    "score_mean",
-)
-SCORE_SOURCES = ("human", "llm", "code")
+#: The metrics a monitor may watch: the dashboards' (services/metrics.py computes them).
+METRICS = metric_service.METRICS
+SCORE_SOURCES = metric_service.SOURCES
 DIRECTIONS = ("below", "above")
 STATES = ("ok", "alerting", "no_data")
 MINUTE_NS = 60 * 1_000_000_000
@@ -81,7 +72,7 @@ FIELDS = (
 
 
 class Measured(Protocol):
-    """A metric's value over a window (services/metrics.WindowValue)."""
+    """A metric's value over a window (services/metrics.WindowValue, or a test's)."""
 
     @property
     def value(self) -> float | None: ...
@@ -95,21 +86,8 @@ class Measured(Protocol):
 
 #: (db, project id, metric, params, since ns, until ns) -> the window's value.
 ValueOf = Callable[[Database, int, str, Mapping[str, Any], int, int], Measured]
-
-
-def metric_value(
-    db: Database,
-    project_id_: int,
-    metric: str,
-    params: Mapping[str, Any],
-    since_ns: int,
-    until_ns: int,
-) -> Measured:
-    """The dashboards' own computation of a metric over a window."""
-    from assay.services.metrics import window_value  # type: ignore[import-not-found]
-
-    found: Measured = window_value(db, project_id_, metric, params, since_ns, until_ns)
-    return found
+#: The dashboards' own computation of a metric over a window.
+metric_value: ValueOf = metric_service.window_value
 
 
 # --- checking what a person asks for ------------------------------------------------------------
@@ -145,15 +123,33 @@ def _check_params(metric: str, params: Any) -> dict[str, Any]:
         raise UserError(f"params.score and params.source apply to score_mean, not to {metric}")
     given_filter = params.get("filter")
     if given_filter is not None:
-        if not isinstance(given_filter, Mapping):
-            raise UserError("params.filter must be an object of the traces list's filters")
-        try:
-            rule_filters(given_filter)
-        except UserError as refused:
-            raise UserError(f"params.filter: {refused}") from None
-        if given_filter:
-            out["filter"] = dict(given_filter)
+        out_filter = _check_filter(metric, out, given_filter)
+        if out_filter:
+            out["filter"] = out_filter
     return out
+
+
+def _check_filter(metric: str, params: Mapping[str, Any], given: Any) -> dict[str, Any]:
+    """The filter as the metrics read it (the trace list's fields; a list repeats a field),
+    checked by the metrics' own query parser."""
+    if not isinstance(given, Mapping):
+        raise UserError("params.filter must be an object of the traces list's filters")
+    pairs: list[tuple[str, str]] = [("metric", metric), ("bucket", "day")]
+    pairs += [(key, str(params[key])) for key in ("score", "source") if key in params]
+    for key, value in given.items():
+        for one in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(one, Mapping | list | tuple):
+                raise UserError(
+                    f"params.filter.{key}: give a value or a list of values "
+                    '(metadata as "key=value")'
+                )
+            if one is not None:
+                pairs.append((str(key), str(one)))
+    try:
+        metric_service.parse_query(pairs)
+    except UserError as refused:
+        raise UserError(f"params.filter: {refused}") from None
+    return dict(given)
 
 
 def _whole(values: Mapping[str, Any], key: str, low: int, high: int, meaning: str) -> None:
