@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -88,6 +89,18 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert all(s["metadata"]["evaluator_version"] == 1 and s["rationale"] for s in judged)
     assert re.search(r"online rule +http://127\.0\.0\.1:\d+/p/demo/rules/1", result.stdout)
     assert found
+    # The monitor on the judge's mean was evaluated once, on the judged traces: a value and
+    # a state; an alert (below 0.9) reached the demo's channel and is printed.
+    watched = re.search(
+        r"monitor helpfulness-falls: .* (\d\.\d\d) against 0\.9 -> (\w+)", result.stdout
+    )
+    assert watched, result.stdout
+    mean = statistics.mean(float(s["value"]) for s in judged)
+    assert float(watched.group(1)) == pytest.approx(mean, abs=0.006)
+    assert watched.group(2) == ("alerting" if mean < 0.9 else "ok")
+    if mean < 0.9:
+        assert "demo channel received: [ALERT]" in result.stdout
+    assert re.search(r"monitor +http://127\.0\.0\.1:\d+/p/demo/monitors/1", result.stdout)
     # Both eval runs stored their cases' traces beside the experiments (8 cases x 2 runs).
     assert sum(1 for row in rows if row["name"] == "eval support-answers") == 16
     types = {row["type"] for row in rows}

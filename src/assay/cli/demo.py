@@ -93,6 +93,22 @@ def demo(
         f"3 s after their last span (offline stand-in model): {online['done']} scored, "
         f"{online['failed']} failed, {online['pending'] + online['running']} waiting."
     )
+    from assay.demo.monitors import THRESHOLD, DemoChannel, set_up_monitor
+
+    channel = DemoChannel().start()
+    monitor = set_up_monitor(base, PROJECT, channel.url)
+    latest = (monitor.get("history") or [{}])[0]
+    value = latest.get("value")
+    console.print(
+        f"monitor [bold]{monitor['name']}[/]: mean 'helpful' score over the last day "
+        f"{'(no data)' if value is None else f'{value:.2f}'} against {THRESHOLD:g} -> "
+        f"[bold]{monitor['state']}[/]"
+        + (
+            f"; the demo channel received: {escape(channel.received[-1]['text'])}"
+            if channel.received
+            else ""
+        )
+    )
     p = f"{base}/p/{PROJECT}"
     console.print("\nOpen in a browser (no sign-in on this local demo):")
     console.print(f"  projects      {base}/")
@@ -111,6 +127,7 @@ def demo(
         console.print(f"  agreement     {p}/review/{reviewed.queue_id}/adjudicate")
     console.print(f"  online rule   {p}/rules/{rule_id}")
     console.print(f"  judges        {p}/evaluators")
+    console.print(f"  monitor       {p}/monitors/{monitor['id']}")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
         f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"
@@ -128,4 +145,5 @@ def demo(
             pass
     server.should_exit = True
     thread.join(15)
+    channel.stop()
     stand_in.stop()
