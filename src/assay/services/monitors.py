@@ -172,6 +172,8 @@ def _check_webhook(url: Any, egress: EgressPolicy) -> None:
         raise UserError("webhook_url must be an http(s) URL of at most 2000 characters")
     try:
         egress.check_url(url)
+    except ValueError:  # urlsplit: a bracketed host or a port that is not a number
+        raise UserError(f"webhook_url: {url[:100]!r} is not a URL") from None
     except EgressRefused as refused:
         raise UserError(
             f"webhook_url: {refused} (webhooks follow the same egress policy)"
