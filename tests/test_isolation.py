@@ -208,6 +208,13 @@ LIST_FOREIGN: tuple[Foreign, ...] = (
     {"query": {"trace_id": "{B[trace_id]}"}, "status": S({200})},
 )
 
+METRIC_FOREIGN: tuple[Foreign, ...] = (
+    ALL_B,
+    {"query": {"metric": "score_mean", "score": "{B[score]}"}, "status": S({200})},
+    {"query": {"metric": "count", "session_id": "{B[session_id]}"}, "status": S({200})},
+    {"query": {"metric": "count", "group_by": "tag"}, "ids": "b", "status": S({200})},
+)
+
 
 def _new_record(world: World, side: str) -> Call:
     """A new record of A's for each own call (it deletes it); B's spare one otherwise."""
@@ -368,6 +375,10 @@ ROUTES: dict[str, Row] = {
     ),
     "GET /api/v1/projects/{project}/traces": Row("viewer", foreign=LIST_FOREIGN),
     "GET /api/v1/projects/{project}/spans": Row("viewer", foreign=LIST_FOREIGN),
+    # Metrics: B's; A's averaged over B's score or filtered to B's session (nothing of B's).
+    "GET /api/v1/projects/{project}/metrics": Row(
+        "viewer", call(query={"metric": "count"}), foreign=METRIC_FOREIGN, shows=None
+    ),
     "GET /api/v1/projects/{project}/traces/{trace_id}": Row("viewer"),
     "GET /api/v1/traces/{trace_id}": Row(
         "viewer",
@@ -743,6 +754,11 @@ ROUTES: dict[str, Row] = {
         foreign=(ALL_B, B_IDS, {"params": {"span_id": "{B[span_in_shared]}"}, "status": S({404})}),
     ),
     "GET /p/{project}/sessions": Row("viewer"),
+    "GET /p/{project}/dashboard": Row("viewer", shows=None),
+    "GET /p/{project}/dashboard/chart.svg": Row(
+        "viewer", call(query={"metric": "count"}), foreign=METRIC_FOREIGN, shows=None
+    ),
+    "GET /p/{project}/quality": Row("viewer", shows=None),
     "GET /p/{project}/sessions/{session_id:path}": Row("viewer"),
     "GET /p/{project}/datasets": Row("viewer", shows="name"),
     "GET /p/{project}/dataset-names": Row("viewer", shows="name"),

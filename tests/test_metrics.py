@@ -423,3 +423,137 @@ def test_the_bucket_follows_the_range_when_not_given() -> None:
     assert parse_query([("metric", "count"), ("since", "30d")], now_ns=now).bucket == "day"
     default = parse_query([("metric", "count")], now_ns=now)
     assert default.until_ns == now and default.since_ns == now - 7 * DAY
+
+
+def test_the_rest_api_answers_series_and_names_bad_fields(live: Any) -> None:
+    from assay.store import keys as key_store
+    from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
+
+    starts = [T0 + i * 10 * 60 * 10**9 for i in range(9)]  # every 10 minutes: two hours
+    durations = [100.0 * (i + 1) for i in range(9)]
+    body = protobuf(
+        [
+            span(
+                new_trace_id(),
+                new_span_id(),
+                "run",
+                start=start,
+                duration_ms=duration,
+                attributes={"gen_ai.request.model": "gpt-4o" if i % 2 else "claude"},
+            )
+            for i, (start, duration) in enumerate(zip(starts, durations, strict=True))
+        ],
+        service="rest-metrics",
+    )
+    with live.runtime.updates.begin() as conn:
+        viewer = key_store.create(conn, name="v", role="viewer", project="rest-metrics")[0]
+        editor = key_store.create(conn, name="e", role="editor", project="rest-metrics")[0]
+    with live.client(headers={"Authorization": f"Bearer {editor}"}) as client:
+        assert client.post("/v1/traces", content=body, headers=PB).status_code == 200
+    with live.client(headers={"Authorization": f"Bearer {viewer}"}) as client:
+        answer = client.get(
+            "/api/v1/projects/rest-metrics/metrics",
+            params={
+                "metric": "latency_p95",
+                "since": "2026-03-02T00:00:00Z",
+                "until": "2026-03-02T02:00:00Z",
+                "group_by": "model",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        series = {s["group"]: s["points"] for s in answer.json()["series"]}
+        assert set(series) == {"gpt-4o", "claude"}
+        for group, parity in (("gpt-4o", 1), ("claude", 0)):
+            assert [p["t"] for p in series[group]] == [
+                "2026-03-02T00:00:00Z",
+                "2026-03-02T01:00:00Z",
+            ]
+            for hour, point in enumerate(series[group]):
+                mine = sorted(
+                    d
+                    for i, (s, d) in enumerate(zip(starts, durations, strict=True))
+                    if i % 2 == parity and T0 + hour * HOUR <= s < T0 + (hour + 1) * HOUR
+                )
+                assert point["n"] == len(mine)
+                assert point["value"] == pytest.approx(mine[-(-95 * len(mine) // 100) - 1])
+                assert set(point) == {"t", "value", "n", "low", "high"}
+        bad = client.get(
+            "/api/v1/projects/rest-metrics/metrics",
+            params={"metric": "count", "group_by": "colour", "since": "soon"},
+        )
+        assert bad.status_code == 400
+        assert "group_by" in bad.json()["error"]["message"]
+        assert "since" in bad.json()["error"]["message"]
+        unknown = client.get("/api/v1/projects/rest-metrics/metrics", params={"metric": "p42"})
+        assert unknown.status_code == 422 and "metric" in unknown.text
+
+
+XSS_TAG = '<script>alert("tag")</script><img src=x onerror=alert(1)>'
+
+
+def test_dashboard_charts_are_self_contained_svg_with_escaped_groups_and_links(
+    live: Any,
+) -> None:
+    from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
+
+    now = time.time_ns()
+    trace_ids = [new_trace_id() for _ in range(3)]
+    body = protobuf(
+        [
+            span(
+                trace_id,
+                new_span_id(),
+                "run",
+                start=now - (i + 1) * HOUR,
+                duration_ms=50.0 * (i + 1),
+                attributes={
+                    "gen_ai.request.model": "gpt-4o",
+                    "tag.tags": [XSS_TAG, "plain"],
+                    "metadata": '{"tenant": "</svg><script>x()</script>"}',
+                },
+            )
+            for i, trace_id in enumerate(trace_ids)
+        ],
+        service="dash",
+    )
+    with live.client() as client:
+        assert client.post("/v1/traces", content=body, headers=PB).status_code == 200
+        for group_by in ("tag", "metadata.tenant"):
+            chart = client.get(
+                "/p/dash/dashboard/chart.svg",
+                params={"metric": "count", "range": "24h", "group_by": group_by},
+            )
+            assert chart.status_code == 200, chart.text
+            assert chart.headers["content-type"].startswith("image/svg+xml")
+            policy = chart.headers["content-security-policy"]
+            assert "script-src 'none'" in policy and "default-src 'none'" in policy
+            svg = chart.text
+            # Parsed as XML: no script element, no event handler, nothing fetched from elsewhere.
+            from xml.etree import ElementTree
+
+            root = ElementTree.fromstring(svg)
+            tags = {element.tag.rsplit("}", 1)[-1] for element in root.iter()}
+            assert "script" not in tags and "foreignObject" not in tags
+            for element in root.iter():
+                for name, value in element.attrib.items():
+                    assert not name.lower().startswith("on"), name
+                    if name.endswith("href"):
+                        assert value.startswith("/p/dash/traces?"), value
+            assert "http://" not in svg.replace("http://www.w3.org/", "")
+            assert "https://" not in svg and "//kozea" not in svg
+        tagged = client.get(
+            "/p/dash/dashboard/chart.svg",
+            params={"metric": "count", "range": "24h", "group_by": "tag"},
+        ).text
+        assert "&lt;script&gt;" in tagged and "<script" not in tagged
+        # A point links to its traces: the bucket's times and the group as filters.
+        assert "tag=%3Cscript%3E" in tagged
+        page = client.get("/p/dash/dashboard", params={"range": "24h", "group_by": "tag"})
+        assert page.status_code == 200
+        assert page.text.count('class="chart-frame"') >= 7
+        assert "/p/dash/dashboard/chart.svg?" in page.text
+        bad = client.get("/p/dash/dashboard", params={"group_by": "metadata", "key": ""})
+        assert bad.status_code == 400 and "group_by" in bad.text
+        quality = client.get("/p/dash/quality")
+        assert quality.status_code == 200
+        assert "Latency p95" in quality.text and "items reviewed this week" in quality.text

@@ -16,6 +16,7 @@ from assay.server import (
     calibration_api,
     datasets_api,
     experiments_api,
+    metrics_api,
     monitors_api,
     online_api,
     otlp,
@@ -130,6 +131,7 @@ def create_app(
         online_api.router,
         prompts_api.router,
         calibration_api.router,
+        metrics_api.router,
         monitors_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)

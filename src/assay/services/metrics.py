@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assay.errors import UserError
+from assay.services import review_results
 from assay.services.filters import (
     RANGES,
     FilterProblem,
@@ -433,3 +434,77 @@ def window_value(
         found = _collect(conn, project_id, q, buckets).get((0, None))
     point = _point(metric, q, since_ns, found)
     return WindowValue(point.value, point.n, point.low, point.high)
+
+
+# --- the quality page ----------------------------------------------------------------------
+
+WEEK_NS = 7 * BUCKETS["day"]
+#: Headline figures: (label, metric, params).
+HEADLINES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("Traces", "count", {}),
+    ("Error rate", "error_rate", {}),
+    ("Latency p95 (ms)", "latency_p95", {}),
+    ("Cost (USD)", "cost", {}),
+)
+#: How many scores, review queues and judges the quality page shows at most.
+QUALITY_SCORES = 6
+QUALITY_QUEUES = 3
+QUALITY_JUDGES = 6
+
+
+@dataclass(frozen=True)
+class Headline:
+    label: str
+    metric: str
+    params: dict[str, Any]
+    this_week: WindowValue
+    last_week: WindowValue
+
+    @property
+    def change(self) -> float | None:
+        now, before = self.this_week.value, self.last_week.value
+        return None if now is None or before is None else now - before
+
+
+def quality(
+    db: Database, who: Principal, project: str, now_ns: int | None = None
+) -> dict[str, Any]:
+    """The read-only quality page: this week against last week for the headline metrics and
+    each score mean (with intervals), reviews submitted each week, people's agreement in the
+    busiest recent review queues, and each judge's latest calibration against people."""
+    now = time.time_ns() if now_ns is None else now_ns
+    week, before = (now - WEEK_NS, now), (now - 2 * WEEK_NS, now - WEEK_NS)
+    with db.read() as conn:
+        found = project_id(conn, who, project)
+        names = metric_store.score_names(conn, found, now - 2 * WEEK_NS)[:QUALITY_SCORES]
+        reviewed = metric_store.reviews_submitted(conn, found, *week)
+        reviewed_before = metric_store.reviews_submitted(conn, found, *before)
+        queue_ids = metric_store.recent_queue_ids(conn, found, QUALITY_QUEUES)
+        judges = metric_store.latest_calibrations(conn, found, QUALITY_JUDGES)
+    wanted = [
+        *HEADLINES,
+        *(
+            (f"{name} ({source})", "score_mean", {"score": name, "source": source})
+            for name, source in names
+        ),
+    ]
+    headlines = [
+        Headline(
+            label,
+            metric,
+            params,
+            window_value(db, found, metric, params, *week),
+            window_value(db, found, metric, params, *before),
+        )
+        for label, metric, params in wanted
+    ]
+    agreement = [review_results.agreement(db, who, queue_id) for queue_id in queue_ids]
+    return {
+        "since": iso(week[0]),
+        "until": iso(week[1]),
+        "headlines": headlines,
+        "reviewed": reviewed,
+        "reviewed_before": reviewed_before,
+        "agreement": agreement,
+        "judges": judges,
+    }

@@ -23,7 +23,15 @@ from sqlalchemy import ColumnElement, Connection, FromClause, case, func, litera
 
 from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.store.listing import Filters
-from assay.store.tables import scores, spans, traces
+from assay.store.tables import (
+    calibrations,
+    evaluators,
+    queues,
+    reviews,
+    scores,
+    spans,
+    traces,
+)
 from assay.store.traces import trace_conditions
 
 #: Group by values: "metadata.KEY" besides these.
@@ -256,3 +264,55 @@ def score_names(conn: Connection, project_id: int, since_ns: int) -> list[tuple[
 def iter_keys(found: Iterable[GroupKey]) -> Iterator[str | None]:
     """The distinct groups among (bucket, group) keys."""
     return iter(dict.fromkeys(group for _, group in found))
+
+
+def reviews_submitted(conn: Connection, project_id: int, since_ns: int, until_ns: int) -> int:
+    """Reviews submitted in the project's queues in [since_ns, until_ns)."""
+    found = conn.execute(
+        select(func.count())
+        .select_from(reviews.join(queues, queues.c.id == reviews.c.queue_id))
+        .where(
+            queues.c.project_id == project_id,
+            reviews.c.state == "submitted",
+            reviews.c.submitted_ns >= since_ns,
+            reviews.c.submitted_ns < until_ns,
+        )
+    ).scalar_one()
+    return int(found)
+
+
+def recent_queue_ids(conn: Connection, project_id: int, limit: int) -> list[int]:
+    """The project's queues with the latest submitted reviews, most recent first."""
+    latest = func.max(reviews.c.submitted_ns)
+    rows = conn.execute(
+        select(queues.c.id)
+        .select_from(queues.join(reviews, reviews.c.queue_id == queues.c.id))
+        .where(queues.c.project_id == project_id, reviews.c.state == "submitted")
+        .group_by(queues.c.id)
+        .order_by(latest.desc())
+        .limit(limit)
+    )
+    return [int(row[0]) for row in rows]
+
+
+def latest_calibrations(conn: Connection, project_id: int, limit: int) -> list[dict[str, Any]]:
+    """Each judge's latest finished calibration in the project (name, version, summary)."""
+    latest = (
+        select(func.max(calibrations.c.id))
+        .where(calibrations.c.project_id == project_id, calibrations.c.status == "done")
+        .group_by(calibrations.c.evaluator_id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(
+            evaluators.c.name,
+            calibrations.c.version,
+            calibrations.c.summary,
+            calibrations.c.created_ns,
+        )
+        .select_from(calibrations.join(evaluators, evaluators.c.id == calibrations.c.evaluator_id))
+        .where(calibrations.c.project_id == project_id, calibrations.c.id.in_(latest))
+        .order_by(evaluators.c.name)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]

@@ -17,6 +17,7 @@ from assay.errors import AccessError, NotFound, ProjectNotFound
 from assay.server.security.web import CSRF_COOKIE, LoginRequired, cookies_secure
 from assay.server.ui import (
     account,
+    dashboard,
     datasets,
     experiments,
     home,
@@ -33,6 +34,7 @@ __all__ = ["access_error_page", "mount", "render_plain"]
 
 ROUTERS = [
     home.router,
+    dashboard.router,
     experiments.router,
     datasets.router,
     traces.router,
@@ -49,7 +51,7 @@ async def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-ROOMS = ("traces", "sessions", "datasets", "experiments", "review")
+ROOMS = ("traces", "sessions", "datasets", "experiments", "review", "dashboard", "quality")
 
 
 async def access_error_page(request: Request, exc: AccessError) -> Response:
