@@ -133,6 +133,13 @@ class World:
         body = {"name": self.fresh(f"{side}-spare-agent"), "url": AGENT_URL}
         return int(self.root("POST", f"/api/v1/projects/{project}/agents", json=body).json()["id"])
 
+    def new_monitor(self, side: str) -> int:
+        """A new monitor of the side's (for a delete to remove)."""
+        project = self.sides[side]["project"]
+        body = monitor_body(self.fresh(f"{side}-spare-monitor"))
+        made = self.root("POST", f"/api/v1/projects/{project}/monitors", json=body)
+        return int(made.json()["id"])
+
     def lease_everyone(self, queue_id: str) -> None:
         """Each API caller of A takes its next item of the queue (to have one to skip)."""
         for who in ("annotator", "editor", "admin", "root"):
@@ -188,12 +195,17 @@ class World:
             "rules",
             "logs",
             "automations",
+            "monitors",
         ):
             state[kind] = self.root("GET", f"{base}/{kind}").json()
         # A rule's status counts move with the server's own worker, not with requests.
         for rule in state["rules"]["items"]:
             for moving in ("status", "updated_ns"):
                 rule.pop(moving, None)
+        # A monitor's state moves with its evaluations (a control resumes B's; the worker runs).
+        for monitor in state["monitors"]["items"]:
+            for moving in MONITOR_MOVES:
+                monitor.pop(moving, None)
         for rubric in state["rubrics"]["items"]:
             rid = rubric["id"]
             state[f"rubric {rid}"] = self.root("GET", f"/api/v1/rubrics/{rid}/versions").json()
@@ -223,6 +235,31 @@ class World:
 #: Where the seeded agents are registered: a loopback port nothing listens on (a run there is an
 #: answer with an error, "cannot reach the agent").
 AGENT_URL = "http://127.0.0.1:9"
+
+#: What of a monitor its evaluations change.
+MONITOR_MOVES = (
+    "state",
+    "state_since_ns",
+    "evaluated",
+    "last_evaluated_ns",
+    "last_notified_ns",
+    "last_delivery",
+    "failed_deliveries",
+)
+
+
+def monitor_body(name: str) -> dict[str, Any]:
+    """A monitor that starts off (no webhook): a score mean over the last hour."""
+    return {
+        "name": name,
+        "metric": "score_mean",
+        "params": {"score": "a-score"},
+        "window_minutes": 60,
+        "threshold": 0.5,
+        "direction": "below",
+        "enabled": False,
+    }
+
 
 #: A provider connection, saved and never called (the rules are off; "try" runs built-ins).
 CONNECTION = {"provider": "openai", "default_model": "iso-model"}
@@ -344,6 +381,10 @@ def _review_and_online(
     # Off: nothing is scored while the matrix runs (no judge is called).
     rule = {"name": f"{side}-rule-{marker}", "evaluators": [evaluator_id], "enabled": False}
     ids["rule_id"] = str(world.root("POST", f"{base}/rules", json=rule).json()["id"])
+    # Off: the server's worker leaves it alone (its state would move under the snapshot).
+    for what in ("monitor", "spare_monitor"):
+        made = world.root("POST", f"{base}/monitors", json=monitor_body(f"{side}-{what}-{marker}"))
+        ids[f"{what}_id"] = str(made.json()["id"])
     # Paused: the server's worker never runs them while the matrix runs (runs by hand do).
     for what in ("automation", "spare_automation"):
         automation = {

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -110,6 +111,18 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert all(s["metadata"]["evaluator_version"] == 1 and s["rationale"] for s in judged)
     assert re.search(r"online rule +http://127\.0\.0\.1:\d+/p/demo/rules/1", result.stdout)
     assert found
+    # The monitor on the judge's mean was evaluated once, on the judged traces: a value and
+    # a state; an alert (below 0.9) reached the demo's channel and is printed.
+    watched = re.search(
+        r"monitor helpfulness-falls: .* (\d\.\d\d) against 0\.9 -> (\w+)", result.stdout
+    )
+    assert watched, result.stdout
+    mean = statistics.mean(float(s["value"]) for s in judged)
+    assert float(watched.group(1)) == pytest.approx(mean, abs=0.006)
+    assert watched.group(2) == ("alerting" if mean < 0.9 else "ok")
+    if mean < 0.9:
+        assert "demo channel received: [ALERT]" in result.stdout
+    assert re.search(r"monitor +http://127\.0\.0\.1:\d+/p/demo/monitors/1", result.stdout)
     # A judge checked against people: calibrated on three weeks, the fourth flagged as drift,
     # its rule paused; what its rule routed to people was labelled by two of them.
     calibrated = re.search(

@@ -63,6 +63,7 @@ from tests.isolation_world import (
     World,
     logs_body,
     metrics_body,
+    monitor_body,
     seed,
 )
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
@@ -798,6 +799,22 @@ ROUTES: dict[str, Row] = {
     ),
     "POST /api/v1/automations/{automation_id}/run": Row("editor", shows=None),
     "GET /api/v1/automations/{automation_id}/runs": Row("viewer", shows=None),
+    # --- monitors ---------------------------------------------------------------------------
+    "POST /api/v1/projects/{project}/monitors": Row(
+        "editor", lambda w, _s: Call(json=monitor_body(w.fresh("monitor")))
+    ),
+    "GET /api/v1/projects/{project}/monitors": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/monitors/{monitor_id}": Row("viewer"),
+    "PATCH /api/v1/monitors/{monitor_id}": Row("editor", call(json={"threshold": 0.25})),
+    "DELETE /api/v1/monitors/{monitor_id}": Row(
+        "editor",
+        lambda w, side: Call(
+            params={"monitor_id": str(w.new_monitor("a"))}
+            if side == "a"
+            else {"monitor_id": "{spare_monitor_id}"}
+        ),
+    ),
+    "POST /api/v1/monitors/{monitor_id}/evaluate": Row("editor"),
     "GET /healthz": Row("public", shows=None),
     "GET /openapi.json": Row("public", shows=None),
     "MOUNT /static": Row("public", call(path="/static/assay.css"), shows=None),
@@ -1156,6 +1173,24 @@ ROUTES: dict[str, Row] = {
     "POST /p/{project}/automations/{automation_id}/run": Row("editor"),
     "POST /p/{project}/automations/{automation_id}/pause": Row("editor"),
     "POST /p/{project}/automations/{automation_id}/resume": Row("editor"),
+    "GET /p/{project}/monitors": Row("viewer"),
+    "GET /p/{project}/monitors/{monitor_id}": Row("viewer"),
+    "POST /p/{project}/monitors": Row(
+        "editor",
+        lambda w, _s: Call(
+            form={
+                "name": w.fresh("monitor"),
+                "metric": "score_mean",
+                "score": "a-score",
+                "window_minutes": "60",
+                "threshold": "0.5",
+                "direction": "below",
+            }
+        ),
+    ),
+    "POST /p/{project}/monitors/{monitor_id}/evaluate": Row("editor"),
+    "POST /p/{project}/monitors/{monitor_id}/pause": Row("editor"),
+    "POST /p/{project}/monitors/{monitor_id}/resume": Row("editor"),
     "GET /p/{project}/connections": Row("viewer"),
     "POST /p/{project}/connections": Row(
         "editor",

@@ -124,6 +124,22 @@ def demo(
     )
     if judged.paused:
         console.print(f"rule [bold]judge-check[/] {escape(judged.paused)}")
+    from assay.demo.monitors import THRESHOLD, DemoChannel, set_up_monitor
+
+    channel = DemoChannel().start()
+    monitor = set_up_monitor(base, PROJECT, channel.url)
+    latest = (monitor.get("history") or [{}])[0]
+    value = latest.get("value")
+    console.print(
+        f"monitor [bold]{monitor['name']}[/]: mean 'helpful' score over the last day "
+        f"{'(no data)' if value is None else f'{value:.2f}'} against {THRESHOLD:g} -> "
+        f"[bold]{monitor['state']}[/]"
+        + (
+            f"; the demo channel received: {escape(channel.received[-1]['text'])}"
+            if channel.received
+            else ""
+        )
+    )
     p = f"{base}/p/{PROJECT}"
     console.print("\nOpen in a browser (no sign-in on this local demo):")
     console.print(f"  projects      {base}/")
@@ -148,6 +164,7 @@ def demo(
             f"traces into a review queue; first run added {sampled.added} of {sampled.matched})"
         )
     console.print(f"  judges        {p}/evaluators")
+    console.print(f"  monitor       {p}/monitors/{monitor['id']}")
     judge_page = f"{p}/evaluators/{judged.evaluator_id}"
     console.print(f"  calibration   {judge_page}/calibrations/{judged.calibration_id}")
     console.print(
@@ -194,4 +211,5 @@ def demo(
             pass
     server.should_exit = True
     thread.join(15)
+    channel.stop()
     stand_in.stop()

@@ -25,13 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from assay.errors import NotFound, UserError
 from assay.services import datasets as dataset_service
 from assay.services import rubrics as rubric_rules
+from assay.services import webhooks
 from assay.services.connections import model_access
-from assay.services.egress import guarded_client
 from assay.services.evaluators import Outcome, run_judge, runnable_judge
 from assay.services.principal import Principal
 from assay.services.projects import project_id
@@ -978,15 +976,9 @@ def _act_on_drift(
 
 def _send(rt: Runtime, url: str, body: Mapping[str, Any]) -> str:
     """POST the alert through the egress policy; what happened, never an exception."""
-    try:
-        rt.egress.check_url(url)
-        with guarded_client(rt.egress, 10.0) as client:
-            sent = client.post(
-                url, content=orjson.dumps(body), headers={"content-type": "application/json"}
-            )
-        return f"{sent.status_code}"
-    except Exception as error:  # an alert must never fail the request that noticed the drift
-        return f"not sent: {error}"
+    delivery = webhooks.post_json(rt.egress, url, body)
+    # A taken alert reads as the receiver's status code ("204"), as it always has.
+    return delivery.detail
 
 
 # --- the worker's watch ---------------------------------------------------------------------------

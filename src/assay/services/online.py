@@ -33,7 +33,7 @@ from assay.errors import AssayError
 from assay.ingest.normalize import normalize
 from assay.ingest.otlp import RawSpan
 from assay.scorers.judges import Judge
-from assay.services import calibration, routing
+from assay.services import calibration, monitors, routing
 from assay.services.connections import ModelAccess, model_access
 from assay.services.evaluators import (
     Outcome,
@@ -63,6 +63,8 @@ JUDGES_SUFFIX = ".judges"
 SCORE_SOURCES = {"judge": "llm", "builtin": "code"}
 #: How often the scheduler checks the judges' calibration and drift (see calibration.watch).
 WATCH_SECONDS = 300.0
+#: How often the worker looks for monitors due for evaluation (each is due once a minute).
+MONITOR_SECONDS = 5.0
 #: How often the scheduler compares new end-user feedback with the judges' verdicts.
 ROUTE_SECONDS = 2.0
 
@@ -153,7 +155,9 @@ class OnlineWorker:
         write transactions per tick rather than two per job."""
         self._stop.clear()
         self._threads = [
-            threading.Thread(target=self._coordinate, name="assay-online", daemon=True)
+            threading.Thread(target=self._coordinate, name="assay-online", daemon=True),
+            # Monitors have a thread of their own: a slow webhook never holds up scoring.
+            threading.Thread(target=self._monitor_loop, name="assay-monitors", daemon=True),
         ] + [
             threading.Thread(target=self._judge_loop, name=f"assay-judge-{i}", daemon=True)
             for i in range(self.threads)
@@ -220,6 +224,13 @@ class OnlineWorker:
                     calibration.watch(self.rt)
                 except Exception:
                     log.exception("checking the judges' calibration failed; will try again")
+
+    def _monitor_loop(self) -> None:
+        while not self._stop.wait(MONITOR_SECONDS):
+            try:
+                monitors.evaluate_due(self.rt, self.clock(), owner=self.name)
+            except Exception:
+                log.exception("evaluating monitors failed in the worker; will try again")
 
     def _judge_loop(self) -> None:
         while True:
