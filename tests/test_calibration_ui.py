@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -267,6 +268,20 @@ def test_agreement_over_time_renders_as_a_table_with_the_drifting_week_flagged(
         assert "z test" in text(page)
         last = api["series"][-1]["kappa"]
         assert f"{last['low']:.2f} – {last['high']:.2f}" in text(page)
+        # The same series drawn: an SVG document of its own (no script), a point per window
+        # and line, the drifted week named on its axis label, each point's figure on hover.
+        assert f"/p/cal/evaluators/{evaluator['id']}/agreement.svg" in page.text
+        chart = client.get(f"/p/cal/evaluators/{evaluator['id']}/agreement.svg")
+        assert chart.status_code == 200
+        assert chart.headers["content-type"].startswith("image/svg+xml")
+        assert "script-src 'none'" in chart.headers["content-security-policy"]
+        drawn = ElementTree.fromstring(chart.content)
+        assert not [e for e in drawn.iter() if e.tag.endswith("script")]
+        titles = [e.text or "" for e in drawn.iter() if e.tag.endswith("title")]
+        assert f"{api['series'][-1]['start'][:10]} (drift)" in chart.text
+        kappas = [w["kappa"]["value"] for w in api["series"]]
+        assert sum(1 for t in titles if t.startswith("kappa")) == len(kappas), titles
+        assert any(f"{kappas[-1]:.2f}" in t for t in titles if t.startswith("kappa")), titles
 
 
 def test_a_rules_routing_actions_are_added_shown_and_removed(open_live: LiveServer) -> None:

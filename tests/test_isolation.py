@@ -1072,6 +1072,7 @@ ROUTES: dict[str, Row] = {
     # --- web UI: online scoring (judges, rules, connections) --------------------------------
     "GET /p/{project}/evaluators": Row("viewer"),
     "GET /p/{project}/evaluators/{evaluator_id}": Row("viewer"),
+    "GET /p/{project}/evaluators/{evaluator_id}/agreement.svg": Row("viewer", shows=None),
     "POST /p/{project}/evaluators": Row(
         "editor",
         lambda w, _s: Call(

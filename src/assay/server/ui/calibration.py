@@ -33,6 +33,7 @@ from assay.server.ui.online import (
 )
 from assay.services import calibration, evaluators
 from assay.services.principal import Principal
+from assay.ui.charts import SVG_HEADERS, SVG_MEDIA_TYPE, ChartLine, ChartPoint, line_chart
 
 router = APIRouter(include_in_schema=False)
 
@@ -115,6 +116,48 @@ async def calibration_view(
         _calibration_context, request, who, project, evaluator_id, calibration_id
     )
     return _page(request, "calibration.html", error=None, **context)
+
+
+def agreement_svg(series: dict[str, Any]) -> str:
+    """Kappa and accuracy per window with their intervals (the drift table's figures, drawn);
+    a drifted window's label says so."""
+    windows = series.get("series") or []
+    labels = [str(w["start"])[:10] + (" (drift)" if w.get("drift") else "") for w in windows]
+
+    def line(name: str, key: str) -> ChartLine:
+        points = []
+        for label, window in zip(labels, windows, strict=True):
+            figure = window.get(key) or {}
+            points.append(
+                ChartPoint(
+                    label, figure.get("value"), figure.get("low"), figure.get("high"), window["n"]
+                )
+            )
+        return ChartLine(name, points)
+
+    return line_chart(
+        [line("kappa", "kappa"), line("accuracy", "accuracy")],
+        title=f"v{series.get('version')} against people, per {series.get('window', 'week')}",
+        y_format=lambda value: f"{value:.2f}",
+    )
+
+
+@router.get("/p/{project}/evaluators/{evaluator_id}/agreement.svg")
+async def agreement_chart(
+    request: Request, project: str, evaluator_id: RowId, who: Principal = Depends(web_principal)
+) -> Response:
+    def draw() -> str:
+        _evaluator_in(request, who, project, evaluator_id)
+        # Reading the chart never acts on drift (no pause, no alert): the worker does that.
+        return agreement_svg(
+            calibration.agreement(runtime_of(request), who, evaluator_id, act=False)
+        )
+
+    try:
+        svg = await run_in_threadpool(draw)
+    except UserError as refused:
+        return Response(str(refused), status_code=400, media_type="text/plain", headers=SVG_HEADERS)
+    return Response(svg, media_type=SVG_MEDIA_TYPE, headers=SVG_HEADERS)
 
 
 def _mapping(form: FormData, context: dict[str, Any]) -> dict[str, Any]:
