@@ -34,25 +34,34 @@ def _run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Co
     )
 
 
-def test_demo_fills_the_default_store(tmp_path: Path) -> None:
-    port = free_port()
-    result = _run(
+def _demo(home: Path, runs: int) -> subprocess.CompletedProcess[str]:
+    return _run(
         "demo",
         "--no-serve",
         "--port",
-        str(port),
+        str(free_port()),
         "--runs",
-        "12",
+        str(runs),
         # No key: the demo's judge must be the offline one, whatever this machine has set.
         env={
-            "ASSAY_HOME": str(tmp_path),
+            "ASSAY_HOME": str(home),
             "COLUMNS": "200",
             "OPENAI_API_KEY": "",
             "ANTHROPIC_API_KEY": "",
             "ASSAY_JUDGE_MODEL": "",
         },
     )
-    assert result.returncode == 0, result.stderr
+
+
+def test_demo_fills_the_default_store(tmp_path: Path) -> None:
+    result = _demo(tmp_path, 12)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed:" not in result.stdout and "skipped:" not in result.stdout
+    # Grouped by room, the links last.
+    rooms = ["Traces", "Evals", "Prompts, playground", "Review and", "Online scoring", "Export"]
+    starts = [result.stdout.index(f"\n{room}") for room in rooms + ["Open in a browser"]]
+    assert starts == sorted(starts), result.stdout
+    assert result.stdout.index("  monitor ") > result.stdout.index("Open in a browser")
     assert "project demo now holds" in result.stdout
     # The eval part: two stored runs, the second compared with the first, on built-in,
     # trajectory and judge scores (the offline judge, as no key is set here).
@@ -106,6 +115,11 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     online = re.search(r"rule helpfulness-sample .*: (\d+) scored, 0 failed", result.stdout)
     assert online and int(online.group(1)) > 0, result.stdout
     judged = [s for s in feedback if s["source"] == "llm" and s["name"] == "helpful"]
+    # Only the support agent's runs (its filter is its tag): not the evals', not the judges'
+    # own calls; and the server, in the demo's process, did not trace itself into the project.
+    support = {row["trace_id"] for row in rows if row["name"] == "support-agent"}
+    assert {s["trace_id"] for s in judged} <= support
+    assert not [row["name"] for row in rows if (row["scope"] or {}).get("name") == "fastapi"]
     # (at least: the rule keeps scoring while the demo goes on)
     assert len(judged) >= int(online.group(1))
     assert all(s["metadata"]["evaluator_version"] == 1 and s["rationale"] for s in judged)
@@ -145,6 +159,22 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     for row in rows:
         services.setdefault(row["trace_id"], set()).add(row["resource"]["service.name"])
     assert any(s == {"research-supervisor", "web-researcher"} for s in services.values())
+
+    # A second run on the same database (a newcomer runs `make demo` twice) works too: it
+    # reuses what the first made, and tells the judge's four weeks anew under new names.
+    again = _demo(tmp_path, 6)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "failed:" not in again.stdout and "skipped:" not in again.stdout
+    assert "prompt support-agent (made by an earlier demo run): production is on v2" in (
+        again.stdout
+    )
+    assert "ran with support-agent v1 while production is v2: " in again.stdout
+    assert re.search(r"automation daily review sample \(ran again\): added \d+ of", again.stdout)
+    assert re.search(r"rule helpfulness-sample .*: \d+ scored, 0 failed", again.stdout)
+    assert re.search(r"judge reply-helpful-2 calibrated against people: kappa 0\.", again.stdout)
+    weeks = re.findall(r"\d{4}-\d\d-\d\d kappa \S+( DRIFT)?", again.stdout)
+    assert [bool(w) for w in weeks] == [False, False, False, True], again.stdout
+    assert re.search(r"monitor helpfulness-falls: .* -> (alerting|ok)", again.stdout)
 
 
 def test_db_upgrade_and_keys(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from opentelemetry.sdk.trace import TracerProvider
 
-from assay.demo.online import JUDGE_CHOICES, JUDGE_PROMPT
+from assay.demo.online import JUDGE_CHOICES, JUDGE_PROMPT, wait_for_rule
 from assay.demo.traces import _provider
 from assay.services import calibration, review, rubrics, rules
 from assay.services.principal import Principal
@@ -75,6 +75,7 @@ class DemoCase:
 
 @dataclass
 class DemoCalibration:
+    names: Names
     evaluator_id: int
     rule_id: int
     queue_id: int
@@ -108,11 +109,52 @@ def _send(endpoint: str, found: list[DemoCase]) -> None:
     provider.shutdown()
 
 
-def _judge_and_rule(client: httpx.Client, project: str, queue_id: int) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Names:
+    """The names of this run's judge, rule, rubric and queue: the plain ones on the first
+    demo run, numbered on later ones (each run tells the four weeks anew, on labels of its
+    own: the earlier run's drifted judge and paused rule stay as they were)."""
+
+    judge: str = JUDGE
+    rule: str = RULE
+    rubric: str = str(RUBRIC["name"])
+    queue: str = QUEUE
+
+    @classmethod
+    def free(cls, rt: Runtime, client: httpx.Client, project: str) -> Names:
+        who = Principal.local(name="maria")
+        taken = {
+            *(r["name"] for r in rules.list_rules(rt, who, project)),
+            *(r["name"] for r in rubrics.list_rubrics(rt, who, project)),
+            *(q["name"] for q in review.list_queues(rt, who, project)),
+            *(
+                e["name"]
+                for e in client.get(f"/api/v1/projects/{project}/evaluators")
+                .raise_for_status()
+                .json()["items"]
+            ),
+        }
+        run = 1
+        while True:
+            names = (
+                cls()
+                if run == 1
+                else cls(
+                    f"{JUDGE}-{run}", f"{RULE}-{run}", f"{RUBRIC['name']} {run}", f"{QUEUE} {run}"
+                )
+            )
+            if not taken & {names.judge, names.rule, names.rubric, names.queue}:
+                return names
+            run += 1
+
+
+def _judge_and_rule(
+    client: httpx.Client, project: str, queue_id: int, names: Names
+) -> tuple[int, int]:
     pushed = client.post(
         f"/api/v1/projects/{project}/evaluators/push",
         json={
-            "name": JUDGE,
+            "name": names.judge,
             "kind": "judge",
             "definition": {
                 "prompt": JUDGE_PROMPT,
@@ -126,7 +168,7 @@ def _judge_and_rule(client: httpx.Client, project: str, queue_id: int) -> tuple[
     made = client.post(
         f"/api/v1/projects/{project}/rules",
         json={
-            "name": RULE,
+            "name": names.rule,
             "evaluators": [pushed.json()["id"]],
             "sample_rate": 1.0,
             "delay_seconds": 0,
@@ -143,13 +185,16 @@ def _judge_and_rule(client: httpx.Client, project: str, queue_id: int) -> tuple[
     return int(pushed.json()["id"]), int(made.json()["id"])
 
 
-def _wait_scored(client: httpx.Client, rule_id: int, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.get(f"/api/v1/rules/{rule_id}").json()["status"]
-        if status["done"] + status["failed"] >= count:
-            return
-        time.sleep(0.25)
+def _wait_scored(endpoint: str, rule_id: int, count: int, timeout: float = 30.0) -> None:
+    """Until the rule judged (and routed) the ``count`` replies sent; RuntimeError saying what
+    the rule is doing at the timeout."""
+    wait_for_rule(
+        endpoint,
+        rule_id,
+        lambda status: status["done"] + status["failed"] >= count,
+        f"judging the {count} support replies",
+        timeout,
+    )
 
 
 def _label(
@@ -195,26 +240,27 @@ def seed_calibration(rt: Runtime, endpoint: str, project: str) -> DemoCalibratio
     """The calibrated judge, its disagreements, and its agreement over four weekly windows
     (the last drifting). Run after set_up_online_scoring (it uses the demo's connection)."""
     editor = Principal.local(name="maria")
-    rubric = rubrics.create_rubric(rt, editor, project, RUBRIC)
-    rubric_id = int(rubric["id"])
-    queue = review.create_queue(
-        rt,
-        editor,
-        project,
-        {
-            "name": QUEUE,
-            "rubrics": [rubric_id],
-            "reviews_per_item": 2,
-            "description": "What the judge-check rule routes to people: the ground truth its "
-            "judge is calibrated and watched against.",
-        },
-    )
-    queue_id = int(queue["id"])
-    found = _cases()
     with httpx.Client(base_url=endpoint, timeout=60) as client:
-        evaluator_id, rule_id = _judge_and_rule(client, project, queue_id)
+        names = Names.free(rt, client, project)
+        rubric = rubrics.create_rubric(rt, editor, project, {**RUBRIC, "name": names.rubric})
+        rubric_id = int(rubric["id"])
+        queue = review.create_queue(
+            rt,
+            editor,
+            project,
+            {
+                "name": names.queue,
+                "rubrics": [rubric_id],
+                "reviews_per_item": 2,
+                "description": "What the judge-check rule routes to people: the ground truth "
+                "its judge is calibrated and watched against.",
+            },
+        )
+        queue_id = int(queue["id"])
+        found = _cases()
+        evaluator_id, rule_id = _judge_and_rule(client, project, queue_id, names)
         _send(endpoint, found)
-        _wait_scored(client, rule_id, len(found))
+    _wait_scored(endpoint, rule_id, len(found))
     by_trace = {case.trace_id: case for case in found}
     # Three weeks of labels, then the calibration on them ...
     _label(rt, queue_id, rubric_id, by_trace, {0, 1, 2})
@@ -227,6 +273,7 @@ def seed_calibration(rt: Runtime, endpoint: str, project: str) -> DemoCalibratio
     series = calibration.agreement(rt, editor, evaluator_id)
     paused = rules.get_rule(rt, editor, rule_id)["status"]["paused_reason"]
     return DemoCalibration(
+        names=names,
         evaluator_id=evaluator_id,
         rule_id=rule_id,
         queue_id=queue_id,

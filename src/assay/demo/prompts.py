@@ -48,17 +48,21 @@ VERSIONS: list[dict[str, Any]] = [
 ]
 
 
-def create_demo_prompt(base_url: str, project: str) -> int:
-    """Save both versions and point ``production`` at the first, then move it to the second;
-    the version ``production`` ends on."""
+def create_demo_prompt(base_url: str, project: str) -> tuple[int, bool]:
+    """Save both versions and point ``production`` at the first, then move it to the second:
+    the version ``production`` is on, and whether the prompt was made now. A prompt of that
+    name made by an earlier demo run is left as it is (its versions and label history)."""
     base = f"{base_url}/api/v1/projects/{project}/prompts"
     with httpx.Client(timeout=30) as client:
+        existing = client.get(f"{base}/{NAME}", params={"label": "production"})
+        if existing.status_code == 200:
+            return int(existing.json()["version"]), False
         saved = [client.post(base, json=body).raise_for_status().json() for body in VERSIONS]
         for version in (saved[0]["version"], saved[-1]["version"]):
             client.put(
                 f"{base}/{NAME}/labels/production", json={"version": version}
             ).raise_for_status()
-    return int(saved[-1]["version"])
+    return int(saved[-1]["version"]), True
 
 
 DATASET = "support-prompt-cases"

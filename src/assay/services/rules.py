@@ -15,7 +15,7 @@ from typing import Any
 
 from assay.errors import NotFound, UserError
 from assay.services.calibration import check_gate
-from assay.services.filters import InvalidFilters, parse_filters
+from assay.services.filters import FILTER_FIELDS, InvalidFilters, parse_filters
 from assay.services.principal import Principal
 from assay.services.projects import project_id
 from assay.services.runtime import Runtime
@@ -74,6 +74,20 @@ def filter_pairs(given: Mapping[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+def check_filter_keys(given: Mapping[str, Any]) -> None:
+    """Refuse a filter key the traces list does not know: ignored, it would leave the filter
+    matching every trace (``tags`` for ``tag`` made a rule judge the whole project)."""
+    for key in given:
+        if key in ONLINE_UNFILTERABLE:
+            continue  # filter_pairs says why this one cannot be used
+        if key not in FILTER_FIELDS:
+            hint = " (did you mean 'tag'?)" if key == "tags" else ""
+            raise UserError(
+                f"filter: {str(key)[:40]!r} is not a filter field{hint}; use "
+                + ", ".join(k for k in FILTER_FIELDS if k not in ONLINE_UNFILTERABLE)
+            )
+
+
 def rule_filters(given: Mapping[str, Any]) -> Filters:
     """The rule's filter read by the one filter parser (the traces list's)."""
     found, problems = parse_filters(filter_pairs(given))
@@ -96,6 +110,7 @@ def _check(values: dict[str, Any]) -> None:
     cap = values.get("calls_per_minute")
     if cap is not None and int(cap) < 1:
         raise UserError("calls_per_minute is at least 1 (leave it out for no cap)")
+    check_filter_keys(values.get("filter") or {})
     rule_filters(values.get("filter") or {})
 
 
