@@ -210,11 +210,24 @@ LIST_FOREIGN: tuple[Foreign, ...] = (
     {"query": {"trace_id": "{B[trace_id]}"}, "status": S({200})},
 )
 
+#: A fixed range for the metric rows (the default is relative to now: two answers a second
+#: apart would differ in their range alone): the week around the test run.
+METRIC_RANGE = {
+    "since": str(time.time_ns() - 7 * 86_400 * 10**9),
+    "until": str(time.time_ns() + 86_400 * 10**9),
+}
 METRIC_FOREIGN: tuple[Foreign, ...] = (
     ALL_B,
-    {"query": {"metric": "score_mean", "score": "{B[score]}"}, "status": S({200})},
-    {"query": {"metric": "count", "session_id": "{B[session_id]}"}, "status": S({200})},
-    {"query": {"metric": "count", "group_by": "tag"}, "ids": "b", "status": S({200})},
+    {"query": {"metric": "score_mean", "score": "{B[score]}", **METRIC_RANGE}, "status": S({200})},
+    {
+        "query": {"metric": "count", "session_id": "{B[session_id]}", **METRIC_RANGE},
+        "status": S({200}),
+    },
+    {
+        "query": {"metric": "count", "group_by": "tag", **METRIC_RANGE},
+        "ids": "b",
+        "status": S({200}),
+    },
 )
 
 
@@ -395,7 +408,10 @@ ROUTES: dict[str, Row] = {
     "GET /api/v1/projects/{project}/spans": Row("viewer", foreign=LIST_FOREIGN),
     # Metrics: B's; A's averaged over B's score or filtered to B's session (nothing of B's).
     "GET /api/v1/projects/{project}/metrics": Row(
-        "viewer", call(query={"metric": "count"}), foreign=METRIC_FOREIGN, shows=None
+        "viewer",
+        call(query={"metric": "count", **METRIC_RANGE}),
+        foreign=METRIC_FOREIGN,
+        shows=None,
     ),
     "GET /api/v1/projects/{project}/traces/{trace_id}": Row("viewer"),
     "GET /api/v1/traces/{trace_id}": Row(
@@ -844,7 +860,10 @@ ROUTES: dict[str, Row] = {
     "GET /p/{project}/sessions": Row("viewer"),
     "GET /p/{project}/dashboard": Row("viewer", shows=None),
     "GET /p/{project}/dashboard/chart.svg": Row(
-        "viewer", call(query={"metric": "count"}), foreign=METRIC_FOREIGN, shows=None
+        "viewer",
+        call(query={"metric": "count", **METRIC_RANGE}),
+        foreign=METRIC_FOREIGN,
+        shows=None,
     ),
     "GET /p/{project}/quality": Row("viewer", shows=None),
     "GET /p/{project}/sessions/{session_id:path}": Row("viewer"),
