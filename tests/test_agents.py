@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -228,6 +229,125 @@ def test_the_served_agent_runs_with_an_edited_prompt_and_a_dataset(
         assert agent["status"] == "offline"
         failed = client.post(runs, json={"input": "x"}).json()
         assert failed["output"] is None and "cannot reach the agent" in failed["error"]
+    finally:
+        served.stop()
+
+
+def _playground_run(client: httpx.Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A single run through the playground's route, as static/playground.js sends it: the
+    answer's last JSON line."""
+    ran = client.post(f"/p/{PROJECT}/playground/run", json=body, headers={"X-CSRF-Token": token})
+    assert ran.status_code == 200, ran.text
+    lines = [json.loads(line) for line in ran.text.splitlines() if line.strip()]
+    assert lines[-1]["type"] == "done", lines
+    return dict(lines[-1])
+
+
+def _finished(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (run := client.get(f"/p/{PROJECT}/playground/runs/{experiment_id}").json())[
+        "status"
+    ] == "running":
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+    return dict(run)
+
+
+def test_the_playground_runs_the_agent_with_an_edited_draft_a_version_and_a_dataset(
+    live: LiveServer, client: httpx.Client, fake: FakeLLM, tmp_path: Path
+) -> None:
+    _prompt_versions(client)
+    served = Served(live, fake, tmp_path)
+    try:
+        [agent] = client.get(f"/api/v1/projects/{PROJECT}/agents").json()["items"]
+        page = client.get(f"/p/{PROJECT}/playground", params={"prompt": "support-system"})
+        assert page.status_code == 200 and "agent answer (online)" in page.text
+        found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert found
+        token = found.group(1)
+
+        # An edited draft of v2, never saved: the agent's model gets the edited system prompt.
+        edited = "You help customers of {{ company }}. UNSAVED EDIT."
+        draft = {"messages": [{"role": "system", "content": edited}], "params": {"seed": 3}}
+        body = {
+            "prompt": "support-system",
+            "version": 2,
+            "draft": draft,
+            "agent": str(agent["id"]),
+            "variables": {"input": "Where is my order?"},
+        }
+        done = _playground_run(client, token, body)
+        assert done["error"] is None, done
+        assert done["output"] == {"answer": CHAT_TEXT, "prompt_version": 0}  # 0: unsaved
+        assert _system_prompts(fake) == ["You help customers of Acme. UNSAVED EDIT."]
+        assert fake.requests[-1][1]["seed"] == 3
+        assert "Where is my order? (shipped)" in str(fake.requests[-1][1]["messages"])
+        assert done["trace_url"] == f"/p/{PROJECT}/traces/{done['trace_id']}"
+        assert client.get(done["trace_url"]).status_code == 200
+        spans = _spans(client, done["trace_id"])
+        assert {(s["name"], s["type"]) for s in spans} >= {("lookup_order", "tool")}
+
+        # The saved v2 as it is (side by side sends no draft), the agent named: v2 by number.
+        saved = {**body, "draft": None, "agent": "answer", "variables": {"input": "Hi"}}
+        done = _playground_run(client, token, saved)
+        assert done["output"] == {"answer": CHAT_TEXT, "prompt_version": 2}, done
+        assert _system_prompts(fake)[-1] == V2_TEXT.replace("{{ company }}", "Acme")
+        assert "lookup_order" in {s["name"] for s in _spans(client, done["trace_id"])}
+
+        # Over a dataset: an experiment, one row per record, each with its trace; v2's run is
+        # compared with v1's (on the same agent).
+        records = [
+            {"id": f"r{i}", "input": f"question {i}", "expected": CHAT_TEXT} for i in range(3)
+        ]
+        assert client.post(f"/api/v1/projects/{PROJECT}/datasets", json={"name": "faq"})
+        changed = client.post(
+            f"/api/v1/projects/{PROJECT}/datasets/faq/changes", json={"insert": records}
+        )
+        assert changed.status_code == 201, changed.text
+        fake.reset()
+        runs = []
+        for version in (1, 2):
+            started = client.post(
+                f"/p/{PROJECT}/playground/runs",
+                json={**saved, "version": version, "dataset": "faq", "scorers": ["contains"]},
+                headers={"X-CSRF-Token": token},
+            )
+            assert started.status_code == 201, started.text
+            runs.append(_finished(client, started.json()["experiment_id"]))
+        first, second = runs
+        assert second["status"] == "complete" and second["done"] == 3 and second["errors"] == 0
+        assert second["prompt_version"] == 2 and second["previous"]["id"] == first["experiment_id"]
+        assert second["compare_url"].endswith(f"/compare/{second['experiment_id']}"), second
+        assert sorted(_system_prompts(fake)) == sorted(
+            [text.replace("{{ company }}", "Acme") for text in (V1_TEXT, V2_TEXT) for _ in range(3)]
+        )
+        experiment = client.get(f"/api/v1/experiments/{second['experiment_id']}").json()
+        assert experiment["eval_name"] == "agent:answer"
+        assert experiment["metadata"]["target"] == "agent: answer"
+        rows = client.get(f"/api/v1/experiments/{second['experiment_id']}/rows").json()["items"]
+        assert sorted(r["case_key"] for r in rows) == ["r0", "r1", "r2"]
+        assert {r["output"]["prompt_version"] for r in rows} == {2}
+        for row in rows:
+            assert "lookup_order" in {s["name"] for s in _spans(client, row["trace_id"])}
+
+        # A draft without a prompt name cannot reach the agent: it fetches its prompt by name.
+        nameless = client.post(
+            f"/p/{PROJECT}/playground/run",
+            json={**body, "prompt": None, "version": None},
+            headers={"X-CSRF-Token": token},
+        )
+        assert nameless.status_code == 400 and "fetches its prompt by name" in nameless.text
+        # Another project's agent is not this project's target, by id or by name.
+        other = client.post(
+            "/api/v1/projects/elsewhere/agents", json={"name": "other", "url": "http://127.0.0.1:9"}
+        ).json()
+        for ref in (str(other["id"]), "other", "99999999999999"):
+            refused = client.post(
+                f"/p/{PROJECT}/playground/run",
+                json={**saved, "agent": ref},
+                headers={"X-CSRF-Token": token},
+            )
+            assert refused.status_code == 404, (ref, refused.text)
     finally:
         served.stop()
 

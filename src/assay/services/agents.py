@@ -47,6 +47,7 @@ from assay.store.engine import now_ns
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 MAX_URL_CHARS = 2000
+MAX_AGENT_ID = 2**31 - 1
 #: An agent not heard from for this long shows as "not seen" (three missed heartbeats).
 STALE_SECONDS = 3 * HEARTBEAT_SECONDS
 #: How long one run may take before the server gives up on it.
@@ -337,8 +338,13 @@ class Endpoint:
 def endpoint(
     rt: Runtime, conn: Connection, who: Principal, project: str | None, agent: int | str
 ) -> Endpoint:
-    """The agent to run (annotators and editors): by id, or by name in ``project``."""
-    if isinstance(agent, str) and not agent.isdigit():
+    """The agent to run (annotators and editors): by id (a number, or its digits), or by name
+    in ``project``."""
+    if isinstance(agent, str) and agent.isascii() and agent.isdigit():
+        if len(agent) > 10 or int(agent) > MAX_AGENT_ID:
+            raise NotFound(f"agent {agent} does not exist")
+        agent = int(agent)
+    if isinstance(agent, str):
         if project is None:
             raise UserError(f"name the project of agent {agent!r}")
         found = agent_store.by_name(conn, project_id(conn, who, project), agent)

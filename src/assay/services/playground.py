@@ -405,9 +405,9 @@ class ModelTarget:
                 answer["tool_calls"] = output["tool_calls"]
         attributes: dict[str, Any] = {"assay.metadata.source": "playground"}
         for name, value in params.items():
-            attributes[REQUEST_ATTRIBUTES[name]] = [value] if name == "stop" and isinstance(
-                value, str
-            ) else value
+            attributes[REQUEST_ATTRIBUTES[name]] = (
+                [value] if name == "stop" and isinstance(value, str) else value
+            )
         if prompt.name is not None:
             attributes[PROMPT_NAME] = prompt.name
         if prompt.version is not None:
