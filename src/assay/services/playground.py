@@ -1,9 +1,9 @@
 """The playground: try a prompt (a registry version, or a draft being edited) on one input with
 the answer streaming in, run it over a whole dataset version as an experiment, compare versions.
 
-What runs the prompt is a **target**. The one here is the bare model through a project's
-provider connection (`ModelTarget`); the team's own agent served by ``assay agent serve``
-(services/agents.py) plugs in as another target with the same protocol:
+What runs the prompt is a **target**: the bare model through a project's provider connection
+(`ModelTarget`), or the team's own agent served by ``assay agent serve`` (`AgentTarget`, which
+calls the endpoint through services/agents.py), with one protocol:
 
     class Target(Protocol):
         #: Shown on the experiment ("model: openai-compatible/gpt-4o-mini", "agent: support").
@@ -17,21 +17,30 @@ provider connection (`ModelTarget`); the team's own agent served by ``assay agen
         def stream(
             self, inputs: Mapping[str, Any], prompt: PromptDraft, params: Mapping[str, Any]
         ) -> Iterator[str | RunOutput]: ...
-    # yielding text pieces as they arrive and, last, the whole RunOutput.
+    # yielding text pieces as they arrive and, last, the whole RunOutput; and a target whose
+    # input is a dataset record's input as it is (the agent's) has
+        def run_input(
+            self, value: Any, prompt: PromptDraft | None, params: Mapping[str, Any]
+        ) -> RunOutput: ...
 
 - ``inputs``: the variables of one case: what the user typed, or a dataset record's input (an
   object's keys are the variables; any other value is the variable ``input``).
 - ``prompt``: the `PromptDraft` to run: messages (templates), model, params, tools, response
   format, and the registry name and version it came from (None for an unsaved draft).
 - ``params``: the playground's overrides of ``prompt.params`` (temperature, max_tokens, ...).
-- ``RunOutput``: ``output`` (text, or JSON data), ``trace_id`` (the run's trace, if the target
-  records one: the agent's does), ``error`` (a message, and then no output), ``usage``
-  (tokens and cost), ``latency_ms``.
+- ``RunOutput``: ``output`` (text, or JSON data), ``trace_id`` (the run's trace: the model's
+  call is recorded as a trace in the project, services/call_spans.py; the agent records its
+  own run), ``error`` (a message, and then no output), ``usage`` (tokens and cost),
+  ``latency_ms``.
 
 ``run`` never raises for a failure of one case: it returns a RunOutput with ``error``; the
 dataset run stores that row with its error and goes on. It may raise `UserError` for a mistake
 that fails every case alike (a template that cannot be rendered). It is called from worker
 threads, up to `MAX_PARALLEL` at once. A target without ``stream`` is run and shown whole.
+
+A dataset run, whatever its target, is one path (`_launch`, `_run_dataset`): an experiment
+filled by a background thread. The REST API's dataset run of an agent (`run_agent_on_dataset`)
+takes it too, with the overrides it was given instead of a prompt on screen.
 
 Roles: annotators and editors run the playground (single runs and dataset runs, which store an
 experiment); editors save versions and move labels (services/prompts.py checks that).
@@ -653,10 +662,6 @@ class AgentTarget:
 
 
 # --- the use cases --------------------------------------------------------------------------
-
-#: How the playground makes a target: a connection's model, or an agent.
-TargetFactory = Callable[[Runtime, Connection, int, str, Mapping[str, Any]], Target]
-
 
 def model_target(
     rt: Runtime, conn: Connection, pid: int, project: str, choice: Mapping[str, Any]
