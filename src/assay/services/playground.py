@@ -663,6 +663,7 @@ class AgentTarget:
 
 # --- the use cases --------------------------------------------------------------------------
 
+
 def model_target(
     rt: Runtime, conn: Connection, pid: int, project: str, choice: Mapping[str, Any]
 ) -> Target:
