@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,6 +104,19 @@ def _prompt_versions(client: httpx.Client) -> None:
     assert moved.status_code == 200
 
 
+@pytest.fixture
+def served(
+    live: LiveServer, client: httpx.Client, fake: FakeLLM, tmp_path: Path
+) -> Iterator[Served]:
+    """Prompt v1 and v2 (production: v1), and tests/agents/support_agent.py served."""
+    _prompt_versions(client)
+    serving = Served(live, fake, tmp_path)
+    try:
+        yield serving
+    finally:
+        serving.stop()
+
+
 def _system_prompts(fake: FakeLLM) -> list[str]:
     return [body["messages"][0]["content"] for _path, body in fake.requests]
 
@@ -120,116 +134,222 @@ def _spans(client: httpx.Client, trace_id: str) -> list[dict[str, Any]]:
 
 
 def test_the_served_agent_runs_with_an_edited_prompt_and_a_dataset(
-    live: LiveServer, client: httpx.Client, fake: FakeLLM, tmp_path: Path
+    live: LiveServer, client: httpx.Client, fake: FakeLLM, served: Served
 ) -> None:
-    _prompt_versions(client)
-    served = Served(live, fake, tmp_path)
-    try:
-        [agent] = client.get(f"/api/v1/projects/{PROJECT}/agents").json()["items"]
-        assert (agent["name"], agent["status"], agent["url"]) == ("answer", "online", served.url)
-        assert "token" not in agent and "token_sealed" not in json.dumps(agent)
-        runs = f"/api/v1/agents/{agent['id']}/runs"
+    [agent] = client.get(f"/api/v1/projects/{PROJECT}/agents").json()["items"]
+    assert (agent["name"], agent["status"], agent["url"]) == ("answer", "online", served.url)
+    assert "token" not in agent and "token_sealed" not in json.dumps(agent)
+    runs = f"/api/v1/agents/{agent['id']}/runs"
 
-        # v2 while production points at v1: the model receives the edited system prompt.
-        edited = {"prompts": {"support-system": {"version": 2}}}
-        ran = client.post(runs, json={"input": "Where is my order?", "overrides": edited})
-        assert ran.status_code == 200, ran.text
-        result = ran.json()
-        assert result["error"] is None, result
-        assert result["output"] == {"answer": CHAT_TEXT, "prompt_version": 2}
-        assert _system_prompts(fake) == [V2_TEXT.replace("{{ company }}", "Acme")]
-        spans = _spans(client, result["trace_id"])
-        by_id = {s["span_id"]: s for s in spans}
-        [root] = [s for s in spans if s["parent_span_id"] is None]
-        [tool] = [s for s in spans if s["name"] == "lookup_order"]
-        [llm] = [s for s in spans if s["name"] == "chat"]
-        assert (root["name"], root["type"], tool["type"], llm["type"]) == (
-            "answer",
-            "agent",
-            "tool",
-            "llm",
-        )
-        assert by_id[tool["parent_span_id"]] is root and by_id[llm["parent_span_id"]] is root
+    # v2 while production points at v1: the model receives the edited system prompt.
+    edited = {"prompts": {"support-system": {"version": 2}}}
+    ran = client.post(runs, json={"input": "Where is my order?", "overrides": edited})
+    assert ran.status_code == 200, ran.text
+    result = ran.json()
+    assert result["error"] is None, result
+    assert result["output"] == {"answer": CHAT_TEXT, "prompt_version": 2}
+    assert _system_prompts(fake) == [V2_TEXT.replace("{{ company }}", "Acme")]
+    spans = _spans(client, result["trace_id"])
+    by_id = {s["span_id"]: s for s in spans}
+    [root] = [s for s in spans if s["parent_span_id"] is None]
+    [tool] = [s for s in spans if s["name"] == "lookup_order"]
+    [llm] = [s for s in spans if s["name"] == "chat"]
+    assert (root["name"], root["type"], tool["type"], llm["type"]) == (
+        "answer",
+        "agent",
+        "tool",
+        "llm",
+    )
+    assert by_id[tool["parent_span_id"]] is root and by_id[llm["parent_span_id"]] is root
 
-        # No override: the deployed version (production, v1); params reach the agent.
-        plain = client.post(runs, json={"input": "Hi", "overrides": {"params": {"seed": 7}}})
-        assert plain.json()["output"]["prompt_version"] == 1
-        assert _system_prompts(fake)[-1] == "You help customers of Acme."
-        assert fake.requests[-1][1]["seed"] == 7
+    # No override: the deployed version (production, v1); params reach the agent.
+    plain = client.post(runs, json={"input": "Hi", "overrides": {"params": {"seed": 7}}})
+    assert plain.json()["output"]["prompt_version"] == 1
+    assert _system_prompts(fake)[-1] == "You help customers of Acme."
+    assert fake.requests[-1][1]["seed"] == 7
 
-        # Concurrent runs with different overrides each see their own version.
-        def run(version: int) -> int:
-            body = {
-                "input": f"q{version}",
-                "overrides": {"prompts": {"support-system": {"version": version}}},
-            }
-            with live.client() as own:
-                answer = own.post(runs, json=body).json()
-            return int(answer["output"]["prompt_version"])
+    # Concurrent runs with different overrides each see their own version.
+    def run(version: int) -> int:
+        body = {
+            "input": f"q{version}",
+            "overrides": {"prompts": {"support-system": {"version": version}}},
+        }
+        with live.client() as own:
+            answer = own.post(runs, json=body).json()
+        return int(answer["output"]["prompt_version"])
 
-        asked = [1, 2] * 4
-        with ThreadPoolExecutor(8) as pool:
-            assert list(pool.map(run, asked)) == asked
+    asked = [1, 2] * 4
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(run, asked)) == asked
 
-        # A dataset run: an experiment with one row per record, traces and scores.
-        records = [
-            {"record_id": f"r{i}", "input": f"question {i}", "expected": CHAT_TEXT}
-            for i in range(5)
-        ]
-        made = client.post(f"/api/v1/projects/{PROJECT}/datasets", json={"name": "faq"})
-        assert made.status_code in (200, 201), made.text
-        changed = client.post(
-            f"/api/v1/projects/{PROJECT}/datasets/faq/changes", json={"insert": records}
-        )
-        assert changed.status_code in (200, 201), changed.text
+    # A dataset run: an experiment with one row per record, traces and scores.
+    records = [
+        {"record_id": f"r{i}", "input": f"question {i}", "expected": CHAT_TEXT} for i in range(5)
+    ]
+    made = client.post(f"/api/v1/projects/{PROJECT}/datasets", json={"name": "faq"})
+    assert made.status_code in (200, 201), made.text
+    changed = client.post(
+        f"/api/v1/projects/{PROJECT}/datasets/faq/changes", json={"insert": records}
+    )
+    assert changed.status_code in (200, 201), changed.text
+    started = client.post(
+        f"/api/v1/agents/{agent['id']}/dataset-runs",
+        json={
+            "dataset": "faq",
+            "overrides": {"prompts": {"support-system": {"label": "production"}}},
+            "scorers": ["exact_match", {"scorer": "contains", "params": {"text": "Paris"}}],
+        },
+    )
+    assert started.status_code == 202, started.text
+    experiment_id = started.json()["experiment_id"]
+    deadline = time.monotonic() + 60
+    while (experiment := client.get(f"/api/v1/experiments/{experiment_id}").json())[
+        "status"
+    ] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert experiment["status"] == "complete"
+    assert experiment["eval_name"] == "agent:answer"
+    assert experiment["metadata"]["prompts"] == {"support-system": 1}
+    rows = client.get(f"/api/v1/experiments/{experiment_id}/rows").json()["items"]
+    assert sorted(r["case_key"] for r in rows) == [f"r{i}" for i in range(5)]
+    assert all(r["error"] is None and len(r["trace_id"]) == 32 for r in rows)
+    assert {r["output"]["answer"] for r in rows} == {CHAT_TEXT}
+    scores = [(s["name"], s["value"]) for r in rows for s in r["scores"]]
+    assert sorted(set(scores)) == [("contains", 1.0), ("exact_match", 0.0)]  # a dict output
+    assert len(scores) == 10
+
+    # The endpoint itself: no token, a wrong one, another scheme: 401, the function not run.
+    before = served.called()
+    with httpx.Client(timeout=10) as raw:
+        for headers in (
+            {},
+            {"authorization": "Bearer agt_wrong"},
+            {"authorization": "Basic agt_wrong"},
+        ):
+            refused = raw.post(f"{served.url}/run", json={"input": "x"}, headers=headers)
+            assert refused.status_code == 401, refused.text
+    assert served.called() == before
+
+    # Ctrl-C: offline on the server; a run then says why it failed.
+    out = served.stop()
+    assert "offline" in out
+    [agent] = client.get(f"/api/v1/projects/{PROJECT}/agents").json()["items"]
+    assert agent["status"] == "offline"
+    failed = client.post(runs, json={"input": "x"}).json()
+    assert failed["output"] is None and "cannot reach the agent" in failed["error"]
+
+
+def _playground_run(client: httpx.Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A single run through the playground's route, as static/playground.js sends it: the
+    answer's last JSON line."""
+    ran = client.post(f"/p/{PROJECT}/playground/run", json=body, headers={"X-CSRF-Token": token})
+    assert ran.status_code == 200, ran.text
+    lines = [json.loads(line) for line in ran.text.splitlines() if line.strip()]
+    assert lines[-1]["type"] == "done", lines
+    return dict(lines[-1])
+
+
+def _finished(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (run := client.get(f"/p/{PROJECT}/playground/runs/{experiment_id}").json())[
+        "status"
+    ] == "running":
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+    return dict(run)
+
+
+def test_the_playground_runs_the_agent_with_an_edited_draft_a_version_and_a_dataset(
+    client: httpx.Client, fake: FakeLLM, served: Served
+) -> None:
+    [agent] = client.get(f"/api/v1/projects/{PROJECT}/agents").json()["items"]
+    page = client.get(f"/p/{PROJECT}/playground", params={"prompt": "support-system"})
+    assert page.status_code == 200 and "agent answer (online)" in page.text
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert found
+    token = found.group(1)
+
+    # An edited draft of v2, never saved: the agent's model gets the edited system prompt.
+    edited = "You help customers of {{ company }}. UNSAVED EDIT."
+    draft = {"messages": [{"role": "system", "content": edited}], "params": {"seed": 3}}
+    body = {
+        "prompt": "support-system",
+        "version": 2,
+        "draft": draft,
+        "agent": str(agent["id"]),
+        "variables": {"input": "Where is my order?"},
+    }
+    done = _playground_run(client, token, body)
+    assert done["error"] is None, done
+    assert done["output"] == {"answer": CHAT_TEXT, "prompt_version": 0}  # 0: unsaved
+    assert _system_prompts(fake) == ["You help customers of Acme. UNSAVED EDIT."]
+    assert fake.requests[-1][1]["seed"] == 3
+    assert "Where is my order? (shipped)" in str(fake.requests[-1][1]["messages"])
+    assert done["trace_url"] == f"/p/{PROJECT}/traces/{done['trace_id']}"
+    assert client.get(done["trace_url"]).status_code == 200
+    spans = _spans(client, done["trace_id"])
+    assert {(s["name"], s["type"]) for s in spans} >= {("lookup_order", "tool")}
+
+    # The saved v2 as it is (side by side sends no draft), the agent named: v2 by number.
+    saved = {**body, "draft": None, "agent": "answer", "variables": {"input": "Hi"}}
+    done = _playground_run(client, token, saved)
+    assert done["output"] == {"answer": CHAT_TEXT, "prompt_version": 2}, done
+    assert _system_prompts(fake)[-1] == V2_TEXT.replace("{{ company }}", "Acme")
+    assert "lookup_order" in {s["name"] for s in _spans(client, done["trace_id"])}
+
+    # Over a dataset: an experiment, one row per record, each with its trace; v2's run is
+    # compared with v1's (on the same agent).
+    records = [{"id": f"r{i}", "input": f"question {i}", "expected": CHAT_TEXT} for i in range(3)]
+    assert client.post(f"/api/v1/projects/{PROJECT}/datasets", json={"name": "faq"})
+    changed = client.post(
+        f"/api/v1/projects/{PROJECT}/datasets/faq/changes", json={"insert": records}
+    )
+    assert changed.status_code == 201, changed.text
+    fake.reset()
+    runs = []
+    for version in (1, 2):
         started = client.post(
-            f"/api/v1/agents/{agent['id']}/dataset-runs",
-            json={
-                "dataset": "faq",
-                "overrides": {"prompts": {"support-system": {"label": "production"}}},
-                "scorers": ["exact_match", {"scorer": "contains", "params": {"text": "Paris"}}],
-            },
+            f"/p/{PROJECT}/playground/runs",
+            json={**saved, "version": version, "dataset": "faq", "scorers": ["contains"]},
+            headers={"X-CSRF-Token": token},
         )
-        assert started.status_code == 202, started.text
-        experiment_id = started.json()["experiment_id"]
-        deadline = time.monotonic() + 60
-        while (experiment := client.get(f"/api/v1/experiments/{experiment_id}").json())[
-            "status"
-        ] == "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        assert experiment["status"] == "complete"
-        assert experiment["eval_name"] == "agent:answer"
-        assert experiment["metadata"]["prompts"] == {"support-system": 1}
-        rows = client.get(f"/api/v1/experiments/{experiment_id}/rows").json()["items"]
-        assert sorted(r["case_key"] for r in rows) == [f"r{i}" for i in range(5)]
-        assert all(r["error"] is None and len(r["trace_id"]) == 32 for r in rows)
-        assert {r["output"]["answer"] for r in rows} == {CHAT_TEXT}
-        scores = [(s["name"], s["value"]) for r in rows for s in r["scores"]]
-        assert sorted(set(scores)) == [("contains", 1.0), ("exact_match", 0.0)]  # a dict output
-        assert len(scores) == 10
+        assert started.status_code == 201, started.text
+        runs.append(_finished(client, started.json()["experiment_id"]))
+    first, second = runs
+    assert second["status"] == "complete" and second["done"] == 3 and second["errors"] == 0
+    assert second["prompt_version"] == 2 and second["previous"]["id"] == first["experiment_id"]
+    assert second["compare_url"].endswith(f"/compare/{second['experiment_id']}"), second
+    assert sorted(_system_prompts(fake)) == sorted(
+        [text.replace("{{ company }}", "Acme") for text in (V1_TEXT, V2_TEXT) for _ in range(3)]
+    )
+    experiment = client.get(f"/api/v1/experiments/{second['experiment_id']}").json()
+    assert experiment["eval_name"] == "agent:answer"
+    assert experiment["metadata"]["target"] == "agent: answer"
+    rows = client.get(f"/api/v1/experiments/{second['experiment_id']}/rows").json()["items"]
+    assert sorted(r["case_key"] for r in rows) == ["r0", "r1", "r2"]
+    assert {r["output"]["prompt_version"] for r in rows} == {2}
+    for row in rows:
+        assert "lookup_order" in {s["name"] for s in _spans(client, row["trace_id"])}
 
-        # The endpoint itself: no token, a wrong one, another scheme: 401, the function not run.
-        before = served.called()
-        with httpx.Client(timeout=10) as raw:
-            for headers in (
-                {},
-                {"authorization": "Bearer agt_wrong"},
-                {"authorization": "Basic agt_wrong"},
-            ):
-                refused = raw.post(f"{served.url}/run", json={"input": "x"}, headers=headers)
-                assert refused.status_code == 401, refused.text
-        assert served.called() == before
-
-        # Ctrl-C: offline on the server; a run then says why it failed.
-        out = served.stop()
-        assert "offline" in out
-        [agent] = client.get(f"/api/v1/projects/{PROJECT}/agents").json()["items"]
-        assert agent["status"] == "offline"
-        failed = client.post(runs, json={"input": "x"}).json()
-        assert failed["output"] is None and "cannot reach the agent" in failed["error"]
-    finally:
-        served.stop()
+    # A draft without a prompt name cannot reach the agent: it fetches its prompt by name.
+    nameless = client.post(
+        f"/p/{PROJECT}/playground/run",
+        json={**body, "prompt": None, "version": None},
+        headers={"X-CSRF-Token": token},
+    )
+    assert nameless.status_code == 400 and "fetches its prompt by name" in nameless.text
+    # Another project's agent is not this project's target, by id or by name.
+    other = client.post(
+        "/api/v1/projects/elsewhere/agents", json={"name": "other", "url": "http://127.0.0.1:9"}
+    ).json()
+    for ref in (str(other["id"]), "other", "99999999999999"):
+        refused = client.post(
+            f"/p/{PROJECT}/playground/run",
+            json={**saved, "agent": ref},
+            headers={"X-CSRF-Token": token},
+        )
+        assert refused.status_code == 404, (ref, refused.text)
 
 
 def test_roles_bad_overrides_and_unknown_agents(live: LiveServer, client: httpx.Client) -> None:

@@ -173,6 +173,27 @@ def test_a_dataset_run_is_an_experiment_compared_with_the_previous_versions_run(
     assert len(rows) == 20
     assert all(len(row["scores"]) == 2 and row["output"] == CHAT_TEXT for row in rows)
     assert all(row["input_tokens"] and row["latency_ms"] is not None for row in rows)
+
+    # Every row links to the trace of its model call, in the project: one llm span with the
+    # prompt's name and version, the messages sent, the answer, tokens and cost.
+    assert len({row["trace_id"] for row in rows}) == 20
+    made = api.get(
+        f"/api/v1/projects/{PROJECT}/spans", params={"prompt": "triage", "prompt_version": 2}
+    ).json()["items"]
+    assert {span["trace_id"] for span in made} == {row["trace_id"] for row in rows}
+    [span] = api.get(
+        f"/api/v1/projects/{PROJECT}/spans", params={"trace_id": rows[0]["trace_id"]}
+    ).json()["items"]
+    assert (span["type"], span["parent_span_id"], span["name"]) == (
+        "llm",
+        None,
+        "playground triage@v2",
+    )
+    assert span["input_tokens"] == rows[0]["input_tokens"] and span["cost"] == rows[0]["cost"]
+    assert "Be brief." in json.dumps(span["input"]) and CHAT_TEXT in json.dumps(span["output"])
+    assert span["attributes"]["gen_ai.request.temperature"] == 0
+    trace_page = api.get(f"/p/{PROJECT}/traces/{rows[0]['trace_id']}")
+    assert trace_page.status_code == 200 and "playground triage@v2" in trace_page.text
     compared = api.get(
         f"/api/v1/experiments/{first['experiment_id']}/compare/{second['experiment_id']}"
     )
@@ -223,6 +244,11 @@ def test_a_single_run_streams_and_versions_run_side_by_side(
     done = lines[-1]
     assert done["type"] == "done" and done["error"] is None and done["output"] == CHAT_TEXT
     assert done["input_tokens"] == 1200 and done["model"].startswith("gpt-4o-mini")
+    assert done["trace_url"] == f"/p/{PROJECT}/traces/{done['trace_id']}"
+    [span] = api.get(
+        f"/api/v1/projects/{PROJECT}/spans", params={"trace_id": done["trace_id"]}
+    ).json()["items"]
+    assert span["name"] == "playground triage@v2" and span["output_tokens"]  # v2 unedited
     sent = fake.requests[-1][1]
     assert sent["stream"] is True and sent["temperature"] == 0
     assert sent["messages"][1]["content"] == "Ticket: printer on fire"

@@ -4,9 +4,14 @@ streaming in (model HTML shown as text), side by side, and over a dataset in the
 
 from __future__ import annotations
 
+import json
+import re
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page
@@ -17,6 +22,36 @@ from tests.fake_llm import CHAT_TEXT, Answer, FakeLLM
 from tests.ui.conftest import expect, page_errors, screenshot
 
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+TRACE_ID = "ab" * 16
+
+
+class StandInAgent(BaseHTTPRequestHandler):
+    """An agent endpoint's protocol, answered at once: the prompt override and input it got
+    (the real `assay agent serve` is tests/test_agents.py's)."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        output = {"input": body["input"], "overrides": body["overrides"]}
+        payload = json.dumps({"output": output, "trace_id": TRACE_ID, "error": None}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def agent() -> Iterator[str]:
+    endpoint = ThreadingHTTPServer(("127.0.0.1", 0), StandInAgent)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{endpoint.server_address[1]}"
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
 
 
 @pytest.fixture
@@ -26,7 +61,7 @@ def fake() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, fake: FakeLLM) -> Iterator[LiveServer]:
+def server(tmp_path: Path, fake: FakeLLM, agent: str) -> Iterator[LiveServer]:
     settings = Settings(database_url=f"sqlite:///{tmp_path}/ui.db", home=tmp_path)
     started = start_server(replace(settings, egress_allow="127.0.0.1", server_worker=False))
     try:
@@ -42,6 +77,8 @@ def server(tmp_path: Path, fake: FakeLLM) -> Iterator[LiveServer]:
                 },
             )
             assert made.status_code == 201, made.text
+            bot = client.post("/api/v1/projects/shop/agents", json={"name": "bot", "url": agent})
+            assert bot.status_code == 201, bot.text
             for n, extra in ((1, ""), (2, " Be brief.")):
                 body = {
                     "name": "triage",
@@ -99,6 +136,7 @@ def test_prompt_pages_and_a_playground_run_streaming_in(
     expect(once).to_have_attribute("data-state", "done")
     expect(once.locator("[data-text]")).to_have_text(CHAT_TEXT)
     assert int(once.get_attribute("data-chunks") or 0) > 1  # it arrived in pieces
+    expect(once.locator("[data-trace-link]")).to_have_attribute("href", re.compile("/traces/"))
     sent = fake.requests[-1][1]
     assert sent["messages"][0]["content"] == "You help Acme. Be brief." and sent["stream"]
 
@@ -120,6 +158,20 @@ def test_prompt_pages_and_a_playground_run_streaming_in(
     for n in range(2):
         expect(columns.nth(n)).to_have_attribute("data-state", "done")
         expect(columns.nth(n).locator("pre")).to_have_text(CHAT_TEXT)
+
+    # On the agent: the edited draft goes as an override, with the agent's input.
+    page.select_option("[data-target]", label="agent bot (online)")
+    expect(page.locator("[data-connection-row]")).to_be_hidden()
+    page.fill("[data-agent-input]", "Where is my order?")
+    page.click("[data-run-once]")
+    expect(once).to_have_attribute("data-state", "done")
+    sent_to_agent = json.loads(once.locator("[data-text]").text_content() or "{}")
+    assert sent_to_agent["input"] == "Where is my order?"
+    override = sent_to_agent["overrides"]["prompts"]["triage"]
+    assert override["messages"][0]["content"] == "You help {{ company }}, kindly."
+    trace_link = once.locator("[data-trace-link]")
+    expect(trace_link).to_have_attribute("href", f"/p/shop/traces/{TRACE_ID}")
+    screenshot(page, "playground-agent")
 
     # Over the dataset, in the background, with its progress on the page.
     page.goto(base + "/playground?prompt=triage&version=2")

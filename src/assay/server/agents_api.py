@@ -13,7 +13,7 @@ from assay.server.bounds import INT32_MAX, ApiModel, RowId
 from assay.server.responses import JSON
 from assay.server.security.api_keys import api_principal
 from assay.server.state import runtime_of
-from assay.services import agents
+from assay.services import agents, playground
 from assay.services.principal import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
@@ -117,11 +117,11 @@ async def run_agent(request: Request, agent_id: RowId, body: RunIn, who: Who) ->
     "/agents/{agent_id}/dataset-runs",
     status_code=202,
     summary="Run the agent over a dataset version, stored as an experiment (runs in the "
-    "background: follow the experiment)",
+    "background: follow the experiment; 409 while the server runs two already)",
 )
 async def run_on_dataset(request: Request, agent_id: RowId, body: DatasetRunIn, who: Who) -> JSON:
     experiment = await run_in_threadpool(
-        lambda: agents.run_agent_on_dataset(
+        lambda: playground.run_agent_on_dataset(
             runtime_of(request),
             who,
             None,

@@ -15,8 +15,10 @@ so an endpoint URL cannot be used to read other services.
 
 A dataset run is an experiment like any other (eval name ``agent:NAME``): one row per record,
 with the output, the run's trace and the scores of chosen built-in scorers and stored
-evaluators. Labels in the overrides are resolved to versions when the run starts, so every
-record sees the same prompt even if the label moves meanwhile.
+evaluators. It is the playground's dataset run with the agent as its target
+(services/playground.py: `AgentTarget`, `run_agent_on_dataset`). Labels in the overrides are
+resolved to versions when the run starts, so every record sees the same prompt even if the
+label moves meanwhile.
 """
 
 from __future__ import annotations
@@ -24,46 +26,28 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from assay.errors import NotFound, UserError
-from assay.evals import summarise
-from assay.evals._scorer import Scorer
-from assay.evals.rows import ExperimentRow, RowScore, jsonable
-from assay.evals.summary import summary_dict
-from assay.scorers.judges import Judge
 from assay.sdk._serve import HEARTBEAT_SECONDS, RUN_PATH
-from assay.services.connections import model_access
 from assay.services.egress import EgressRefused, EgressTransport
-from assay.services.evaluators import (
-    BUILTINS,
-    Outcome,
-    make_builtin,
-    run_builtin,
-    run_judge,
-    runnable_judge,
-)
 from assay.services.principal import Principal
 from assay.services.projects import ensure_project, project_id
 from assay.services.prompts import check_definition, check_name
 from assay.services.runtime import Runtime
 from assay.store import agents as agent_store
-from assay.store import datasets as dataset_store
-from assay.store import experiments as experiment_store
-from assay.store import online as online_store
 from assay.store import prompts as prompt_store
 from assay.store.database import Connection
 from assay.store.engine import now_ns
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 MAX_URL_CHARS = 2000
+MAX_AGENT_ID = 2**31 - 1
 #: An agent not heard from for this long shows as "not seen" (three missed heartbeats).
 STALE_SECONDS = 3 * HEARTBEAT_SECONDS
 #: How long one run may take before the server gives up on it.
@@ -71,10 +55,6 @@ RUN_TIMEOUT_SECONDS = 300.0
 #: Largest answer read from an agent.
 MAX_ANSWER_BYTES = 10 * 1024 * 1024
 MAX_OVERRIDES_CHARS = 200_000
-MAX_DATASET_RECORDS = 5_000
-MAX_SCORERS = 20
-#: Records of a dataset run in flight at once.
-DATASET_CONCURRENCY = 4
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -343,11 +323,49 @@ def _answer(status: int, body: bytes | None) -> dict[str, Any]:
     }
 
 
-def _prepared(
-    conn: Connection, who: Principal, project: str | None, agent_id: int
-) -> tuple[dict[str, Any], int]:
-    found = _agent_of(conn, who, agent_id, "annotator", project)
-    return found, int(found["project_id"])
+@dataclass(frozen=True)
+class Endpoint:
+    """An agent endpoint ready to be called: where, and with the token it expects."""
+
+    id: int
+    name: str
+    project: str
+    project_id: int
+    url: str
+    token: str = field(repr=False)
+
+
+def endpoint(
+    rt: Runtime, conn: Connection, who: Principal, project: str | None, agent: int | str
+) -> Endpoint:
+    """The agent to run (annotators and editors): by id (a number, or its digits), or by name
+    in ``project``."""
+    if isinstance(agent, str) and agent.isascii() and agent.isdigit():
+        if len(agent) > 10 or int(agent) > MAX_AGENT_ID:
+            raise NotFound(f"agent {agent} does not exist")
+        agent = int(agent)
+    if isinstance(agent, str):
+        if project is None:
+            raise UserError(f"name the project of agent {agent!r}")
+        found = agent_store.by_name(conn, project_id(conn, who, project), agent)
+        if found is None:
+            raise NotFound(
+                f"project {project!r} has no agent {agent!r}: start it with `assay agent serve "
+                f"FILE:FUNCTION --project {project}`"
+            )
+        agent = int(found["id"])
+    row = _agent_of(conn, who, int(agent), "annotator", project)
+    pid = int(row["project_id"])
+    sealed = agent_store.token_of(conn, pid, int(row["id"]))
+    assert sealed is not None
+    return Endpoint(
+        id=int(row["id"]),
+        name=str(row["name"]),
+        project=str(row["project"]),
+        project_id=pid,
+        url=str(row["url"]),
+        token=rt.secrets.open(sealed),
+    )
 
 
 def run_agent(
@@ -362,232 +380,23 @@ def run_agent(
     ``output``, ``trace_id`` (the run's trace, in the agent's project), ``error`` and
     ``duration`` in seconds, plus the ``overrides`` as sent (labels resolved)."""
     with rt.read() as conn:
-        found, pid = _prepared(conn, who, project, agent_id)
-        checked = check_overrides(conn, pid, overrides)
-        sealed = agent_store.token_of(conn, pid, agent_id)
-    assert sealed is not None
-    result = call_agent(rt, found["url"], rt.secrets.open(sealed), inputs, checked)
+        found = endpoint(rt, conn, who, project, agent_id)
+        checked = check_overrides(conn, found.project_id, overrides)
+    result = call_agent(rt, found.url, found.token, inputs, checked)
     if result["trace_id"]:  # the agent answered: it is up
-        _seen(rt, pid, agent_id)
+        seen(rt, found)
     return {**result, "overrides": checked}
 
 
-def _seen(rt: Runtime, pid: int, agent_id: int) -> None:
+def seen(rt: Runtime, agent: Endpoint) -> None:
+    """The agent answered a run: it is up (its status shows "online")."""
     with rt.write() as conn:
-        agent_store.change(conn, pid, agent_id, {"last_seen_ns": now_ns()})
+        agent_store.change(conn, agent.project_id, agent.id, {"last_seen_ns": now_ns()})
 
 
-# --- a dataset run ------------------------------------------------------------------------------
-
-Scoring = Callable[[Mapping[str, Any]], Outcome]
-
-
-def _builtin(scorer: Scorer, item: Mapping[str, Any]) -> Outcome:
-    return run_builtin(scorer, item)
-
-
-def _judging(judge: Judge, secret: str, prices: Any) -> Scoring:
-    return lambda item: run_judge(judge, item, secret, prices)
-
-
-def _scorers(
-    rt: Runtime, conn: Connection, pid: int, scorers: Sequence[Any], evaluators: Sequence[Any]
-) -> list[tuple[str, Scoring]]:
-    """The scorers of a dataset run: built-in ones by name (``"exact_match"``) or with
-    parameters (``{"scorer": "contains", "params": {...}, "name": ...}``), and the project's
-    stored evaluators by id or name (judges call their connection's model)."""
-    if len(scorers) + len(evaluators) > MAX_SCORERS:
-        raise UserError(f"a dataset run takes at most {MAX_SCORERS} scorers and evaluators")
-    made: list[tuple[str, Scoring]] = []
-    for spec in scorers:
-        entry = {"scorer": spec} if isinstance(spec, str) else spec
-        if not isinstance(entry, Mapping) or entry.get("scorer") not in BUILTINS:
-            raise UserError(
-                f"scorer {spec!r} is not one of {', '.join(sorted(BUILTINS))} (or "
-                '{"scorer": NAME, "params": {...}})'
-            )
-        name = str(entry.get("name") or entry["scorer"])
-        scorer = make_builtin(name, entry)
-        made.append((name, partial(_builtin, scorer)))
-    for ref in evaluators:
-        found = None
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            found = online_store.get_evaluator(conn, int(ref))
-            if found is not None and found["project_id"] != pid:
-                found = None
-        elif isinstance(ref, str):
-            found = online_store.evaluator_by_name(conn, pid, ref)
-        if found is None:
-            raise UserError(f"this project has no evaluator {ref!r}")
-        name, definition = str(found["name"]), dict(found["definition"])
-        if found["kind"] == "judge":
-            if found["connection_id"] is None:
-                raise UserError(f"judge {name!r} has no connection to call its model")
-            access = model_access(rt, conn, int(found["connection_id"]))
-            judge: Judge = runnable_judge(rt, name, definition, access, timeout=60.0)
-            prices = rt.prices_for(str(found["project"]))
-            made.append((name, _judging(judge, access.api_key, prices)))
-        else:
-            scorer = make_builtin(name, definition)
-            made.append((name, partial(_builtin, scorer)))
-    return made
-
-
-def _score(name: str, scoring: Scoring, item: Mapping[str, Any]) -> RowScore:
-    try:
-        outcome = scoring(item)
-    except Exception as error:  # a scorer's bug is this row's score error, not the run's end
-        return RowScore(name=name, error=f"{type(error).__name__}: {error}"[:2000])
-    score = outcome.score
-    if score is None:
-        return RowScore(name=name, error=(outcome.error or "no score")[:2000])
-    return RowScore(
-        name=name,
-        value=score.value,
-        label=score.label,
-        rationale=score.rationale,
-        error=score.error,
-        metadata=dict(score.metadata or {}),
-    )
-
-
-def _records(conn: Connection, dataset: Mapping[str, Any], version: int) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    after: int | None = None
-    while True:
-        page, after = dataset_store.records(conn, int(dataset["id"]), version, after_id=after)
-        found.extend(page)
-        if len(found) > MAX_DATASET_RECORDS:
-            raise UserError(
-                f"dataset {dataset['name']!r} has more than {MAX_DATASET_RECORDS:,} records at "
-                f"version {version}: run the agent on a smaller dataset"
-            )
-        if after is None:
-            return found
-
-
-def _describe(overrides: Mapping[str, Any]) -> str:
+def describe_overrides(overrides: Mapping[str, Any]) -> str:
+    """The prompts a run overrides, for an experiment's name: "support-system v2"."""
     parts = []
     for name, entry in (overrides.get("prompts") or {}).items():
         parts.append(f"{name} v{entry['version']}" if "version" in entry else f"{name} (edited)")
     return ", ".join(parts)
-
-
-def run_agent_on_dataset(
-    rt: Runtime,
-    who: Principal,
-    project: str | None,
-    agent_id: int,
-    dataset: str,
-    version: int | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    scorers: Sequence[Any] = (),
-    evaluators: Sequence[Any] = (),
-    *,
-    name: str | None = None,
-    wait: bool = True,
-) -> dict[str, Any]:
-    """Run the agent on every record of ``dataset`` (at ``version``, default its latest) with
-    ``overrides``, stored as an experiment (annotators and editors): one row per record with
-    the output, the run's trace and the scores. With ``wait`` False the runs go on in the
-    background and the experiment is returned at once, "running"."""
-    with rt.write() as conn:
-        found, pid = _prepared(conn, who, project, agent_id)
-        data = dataset_store.get(conn, pid, dataset)
-        if data is None:
-            raise NotFound(f"dataset {dataset!r} does not exist in {found['project']!r}")
-        pinned = int(data["version"]) if version is None else int(version)
-        if pinned < 1 or pinned > int(data["version"]):
-            raise UserError(
-                f"dataset {dataset!r} has no version {pinned} (latest: {data['version']})"
-            )
-        checked = check_overrides(conn, pid, overrides)
-        records = _records(conn, data, pinned)
-        scoring = _scorers(rt, conn, pid, list(scorers), list(evaluators))
-        sealed = agent_store.token_of(conn, pid, agent_id)
-        assert sealed is not None
-        described = _describe(checked)
-        label = name or f"{found['name']} · {described or 'as deployed'}"
-        experiment = experiment_store.create(
-            conn,
-            pid,
-            {
-                "eval_name": f"agent:{found['name']}"[:200],
-                "name": label[:200],
-                "dataset_id": data["id"],
-                "dataset_version": pinned,
-                "metadata": {
-                    "agent": found["name"],
-                    "agent_id": agent_id,
-                    "overrides": checked,
-                    "prompts": {
-                        n: e.get("version") for n, e in (checked.get("prompts") or {}).items()
-                    },
-                    "scorers": [n for n, _s in scoring],
-                    "started_by": who.author,
-                },
-            },
-        )
-    token = rt.secrets.open(sealed)
-
-    def work() -> None:
-        _run_records(rt, pid, int(experiment["id"]), found, token, records, checked, scoring)
-
-    if wait:
-        work()
-        with rt.read() as conn:
-            finished = experiment_store.get(conn, int(experiment["id"]))
-        assert finished is not None
-        return finished
-    threading.Thread(target=work, name="assay-agent-dataset-run", daemon=True).start()
-    return experiment
-
-
-def _run_records(
-    rt: Runtime,
-    pid: int,
-    experiment_id: int,
-    agent: Mapping[str, Any],
-    token: str,
-    records: list[dict[str, Any]],
-    overrides: Mapping[str, Any],
-    scoring: list[tuple[str, Scoring]],
-) -> None:
-    status = "complete"
-
-    def one(record: dict[str, Any]) -> bool:
-        result = call_agent(rt, str(agent["url"]), token, record["input"], overrides)
-        item = {
-            "input": record["input"],
-            "output": result["output"],
-            "expected": record.get("expected"),
-            "metadata": record.get("metadata") or {},
-        }
-        scores = [] if result["error"] else [_score(n, s, item) for n, s in scoring]
-        row = ExperimentRow(
-            case_key=str(record["record_id"])[:64],
-            input=jsonable(record["input"]),
-            expected=jsonable(record.get("expected")),
-            metadata=dict(record.get("metadata") or {}),
-            output=jsonable(result["output"]),
-            error=result["error"],
-            latency_ms=result["duration"] * 1000.0,
-            trace_id=result["trace_id"],
-            scores=scores,
-        )
-        with rt.write() as conn:
-            experiment_store.upsert_rows(conn, experiment_id, [row])
-        return bool(result["trace_id"])
-
-    try:
-        with ThreadPoolExecutor(DATASET_CONCURRENCY) as pool:
-            answered = list(pool.map(one, records))
-        if any(answered):
-            _seen(rt, pid, int(agent["id"]))
-    except Exception:
-        status = "incomplete"
-        raise
-    finally:
-        with rt.write() as conn:
-            rows = experiment_store.rows(conn, experiment_id)
-            experiment_store.finish(conn, experiment_id, status, summary_dict(summarise(rows)))

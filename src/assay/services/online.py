@@ -27,13 +27,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from assay.errors import AssayError
-from assay.ingest.normalize import normalize
-from assay.ingest.otlp import RawSpan
 from assay.scorers.judges import Judge
-from assay.services import calibration, monitors, routing
+from assay.services import calibration, call_spans, monitors, routing
 from assay.services.connections import ModelAccess, model_access
 from assay.services.evaluators import (
     Outcome,
@@ -554,8 +550,10 @@ class OnlineWorker:
         if not rows:
             return {}
         try:
-            targets = [judges_project(r.project) for r in results if id(r) in rows]
-            self.rt.writer.write_sync([row for _trace, row in rows.values()], targets)
+            call_spans.write_calls(
+                self.rt,
+                [(judges_project(r.project), rows[id(r)][1]) for r in results if id(r) in rows],
+            )
         except Exception:
             log.exception("could not trace %d judge calls", len(rows))
             return {}
@@ -565,7 +563,7 @@ class OnlineWorker:
         """The judge's call as an ``llm`` span in the project's judges project: tokens, cost,
         prompt and answer (never the key)."""
         project, job, outcome = result.project, result.job, result.outcome
-        version, started, ended = result.version, result.started, result.ended
+        version = result.version
         assert version is not None
         try:
             response = outcome.responses[0]
@@ -575,46 +573,34 @@ class OnlineWorker:
                 answer["tool_calls"] = [
                     {"name": c.name, "arguments": c.raw_arguments} for c in response.tool_calls
                 ]
-            trace_id = random_ids.token_hex(16)
             target = judges_project(project)
-            attributes: dict[str, Any] = {
-                "assay.span.type": "llm",
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": response.provider,
-                "gen_ai.request.model": response.model,
-                "gen_ai.response.model": response.model,
-                "gen_ai.usage.input_tokens": usage.input_tokens,
-                "gen_ai.usage.output_tokens": usage.output_tokens,
-                "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
-                "assay.cost": outcome.cost,
-                "gen_ai.input.messages": orjson.dumps(outcome.prompt).decode(),
-                "gen_ai.output.messages": orjson.dumps([answer]).decode(),
-                "assay.metadata.evaluator": version["name"],
-                "assay.metadata.evaluator_version": str(version["version"]),
-                "assay.metadata.project": project,
-                "assay.metadata.trace_id": job["trace_id"],
-                "assay.metadata.span_id": job["span_id"],
-                "assay.metadata.rule_id": str(job["rule_id"]),
-            }
-            raw = RawSpan(
+            call = call_spans.ModelCall(
                 project=target,
-                trace_id=trace_id,
-                span_id=random_ids.token_hex(8),
-                parent_span_id=None,
                 name=f"judge {version['name']}",
-                kind=3,
-                start_ns=started,
-                end_ns=max(ended, started),
-                status_code=2 if outcome.error else 0,
-                status_message=outcome.error,
-                attributes=attributes,
-                events=[],
-                links=[],
-                resource={"service.name": target},
-                scope={"name": "assay.online"},
+                provider=response.provider,
+                model=response.model,
+                response_model=response.model,
+                messages=outcome.prompt,
+                answer=answer,
+                start_ns=result.started,
+                end_ns=result.ended,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                cost=outcome.cost,
+                error=outcome.error,
+                attributes={
+                    "assay.metadata.evaluator": version["name"],
+                    "assay.metadata.evaluator_version": str(version["version"]),
+                    "assay.metadata.project": project,
+                    "assay.metadata.trace_id": job["trace_id"],
+                    "assay.metadata.span_id": job["span_id"],
+                    "assay.metadata.rule_id": str(job["rule_id"]),
+                },
+                service=target,
+                scope="assay.online",
             )
-            row = normalize(raw, self.rt.prices_for(target).cost, time.time_ns())
-            return trace_id, row
+            return call_spans.call_span(self.rt, call)
         except Exception:
             log.exception("could not trace a judge call into %s", judges_project(project))
             return None

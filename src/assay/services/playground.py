@@ -1,9 +1,9 @@
 """The playground: try a prompt (a registry version, or a draft being edited) on one input with
 the answer streaming in, run it over a whole dataset version as an experiment, compare versions.
 
-What runs the prompt is a **target**. The one here is the bare model through a project's
-provider connection (`ModelTarget`); the team's own agent served by ``assay agent serve``
-(services/agents.py) plugs in as another target with the same protocol:
+What runs the prompt is a **target**: the bare model through a project's provider connection
+(`ModelTarget`), or the team's own agent served by ``assay agent serve`` (`AgentTarget`, which
+calls the endpoint through services/agents.py), with one protocol:
 
     class Target(Protocol):
         #: Shown on the experiment ("model: openai-compatible/gpt-4o-mini", "agent: support").
@@ -17,21 +17,30 @@ provider connection (`ModelTarget`); the team's own agent served by ``assay agen
         def stream(
             self, inputs: Mapping[str, Any], prompt: PromptDraft, params: Mapping[str, Any]
         ) -> Iterator[str | RunOutput]: ...
-    # yielding text pieces as they arrive and, last, the whole RunOutput.
+    # yielding text pieces as they arrive and, last, the whole RunOutput; and a target whose
+    # input is a dataset record's input as it is (the agent's) has
+        def run_input(
+            self, value: Any, prompt: PromptDraft | None, params: Mapping[str, Any]
+        ) -> RunOutput: ...
 
 - ``inputs``: the variables of one case: what the user typed, or a dataset record's input (an
   object's keys are the variables; any other value is the variable ``input``).
 - ``prompt``: the `PromptDraft` to run: messages (templates), model, params, tools, response
   format, and the registry name and version it came from (None for an unsaved draft).
 - ``params``: the playground's overrides of ``prompt.params`` (temperature, max_tokens, ...).
-- ``RunOutput``: ``output`` (text, or JSON data), ``trace_id`` (the run's trace, if the target
-  records one: the agent's does), ``error`` (a message, and then no output), ``usage``
-  (tokens and cost), ``latency_ms``.
+- ``RunOutput``: ``output`` (text, or JSON data), ``trace_id`` (the run's trace: the model's
+  call is recorded as a trace in the project, services/call_spans.py; the agent records its
+  own run), ``error`` (a message, and then no output), ``usage`` (tokens and cost),
+  ``latency_ms``.
 
 ``run`` never raises for a failure of one case: it returns a RunOutput with ``error``; the
 dataset run stores that row with its error and goes on. It may raise `UserError` for a mistake
 that fails every case alike (a template that cannot be rendered). It is called from worker
 threads, up to `MAX_PARALLEL` at once. A target without ``stream`` is run and shown whole.
+
+A dataset run, whatever its target, is one path (`_launch`, `_run_dataset`): an experiment
+filled by a background thread. The REST API's dataset run of an agent (`run_agent_on_dataset`)
+takes it too, with the overrides it was given instead of a prompt on screen.
 
 Roles: annotators and editors run the playground (single runs and dataset runs, which store an
 experiment); editors save versions and move labels (services/prompts.py checks that).
@@ -50,13 +59,14 @@ from typing import Any, Protocol, runtime_checkable
 from assay.errors import Conflict, NotFound, UserError
 from assay.evals import summarise
 from assay.evals._scorer import Scorer
-from assay.evals.rows import jsonable
+from assay.evals.rows import ExperimentRow, RowScore, jsonable
 from assay.evals.summary import summary_dict
 from assay.models import ModelError
 from assay.models._sdk import as_model_error, load
 from assay.scorers._template import PromptTemplate
+from assay.scorers.judges import Judge
 from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
-from assay.services import evaluators, prompts
+from assay.services import agents, call_spans, evaluators, prompts
 from assay.services.connections import ModelAccess, model_access, resolve_connection
 from assay.services.egress import EgressRefused, guarded_client
 from assay.services.principal import Principal
@@ -84,18 +94,22 @@ RUN_SLOT_WAIT_S = 10.0
 ROW_BATCH = 5
 #: Versions shown side by side on the same inputs.
 MAX_SIDE_BY_SIDE = 3
-#: Built-in scorers a dataset run may use without a stored evaluator (they need no settings).
+#: Scorers and stored evaluators one dataset run may use.
+MAX_SCORERS = 20
+#: Built-in scorers the page offers (they need no settings; the API takes any built-in).
 QUICK_SCORERS = ("exact_match", "edit_similarity", "contains", "json_valid", "numeric_close")
+#: The span attribute (OpenTelemetry GenAI) each parameter is recorded as on a call's trace.
+REQUEST_ATTRIBUTES = {
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "seed": "gen_ai.request.seed",
+    "stop": "gen_ai.request.stop_sequences",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+}
 #: Parameters passed on to the provider; others are refused with their names.
-PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "seed",
-    "stop",
-    "presence_penalty",
-    "frequency_penalty",
-)
+PARAMS = tuple(REQUEST_ATTRIBUTES)
 CALL_TIMEOUT_S = 120.0
 #: Anthropic needs a max_tokens; this is used when the prompt sets none.
 ANTHROPIC_DEFAULT_MAX_TOKENS = 1024
@@ -205,6 +219,15 @@ def _pinned(conn: Connection, pid: int, draft: PromptDraft) -> PromptDraft:
         return replace(draft, version=None)
     same = all(stored.get(key) == value for key, value in draft.definition().items())
     return draft if same else replace(draft, version=None)
+
+
+def describe_prompt(draft: PromptDraft) -> str:
+    """``triage@v2``, ``triage (edited draft)`` or ``draft``: for names of runs and traces."""
+    if draft.name and draft.version:
+        return f"{draft.name}@v{draft.version}"
+    if draft.name:
+        return f"{draft.name} (edited draft)"
+    return "draft"
 
 
 def case_variables(record_input: Any) -> dict[str, Any]:
@@ -364,6 +387,67 @@ class ModelTarget:
         stream: bool,
     ) -> Iterator[str | RunOutput]:
         arguments = self._arguments(messages, prompt, params)
+        started_ns = time.time_ns()
+        for piece in self._answer(arguments, stream):
+            if isinstance(piece, RunOutput):
+                merged = check_params({**prompt.params, **params})
+                piece = self._traced(piece, messages, prompt, merged, started_ns)
+            yield piece
+
+    def _traced(
+        self,
+        result: RunOutput,
+        messages: list[dict[str, str]],
+        prompt: PromptDraft,
+        params: Mapping[str, Any],
+        started_ns: int,
+    ) -> RunOutput:
+        """The call recorded as a trace of its own in the project (a failed one too), so every
+        run links to what was sent and answered; its id on the result. Tracing never fails
+        the run: without it the run has no trace link, and the log says why."""
+        answer: dict[str, Any] | None = None
+        if result.error is None:
+            output = result.output
+            text = output["text"] if isinstance(output, dict) else output
+            answer = {"role": "assistant", "content": text}
+            if isinstance(output, dict) and output.get("tool_calls"):
+                answer["tool_calls"] = output["tool_calls"]
+        attributes: dict[str, Any] = {"assay.metadata.source": "playground"}
+        for name, value in params.items():
+            attributes[REQUEST_ATTRIBUTES[name]] = (
+                [value] if name == "stop" and isinstance(value, str) else value
+            )
+        if prompt.name is not None:
+            attributes[PROMPT_NAME] = prompt.name
+        if prompt.version is not None:
+            attributes[PROMPT_VERSION] = prompt.version
+        call = call_spans.ModelCall(
+            project=self.project,
+            name=f"playground {describe_prompt(prompt)}",
+            provider=self.access.provider,
+            model=self.model,
+            response_model=result.model,
+            messages=messages,
+            answer=answer,
+            start_ns=started_ns,
+            end_ns=time.time_ns(),
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost=result.usage.cost,
+            error=result.error,
+            attributes=attributes,
+            service="assay.playground",
+            scope="assay.playground",
+        )
+        try:
+            trace_id, row = call_spans.call_span(self.rt, call)
+            call_spans.write_calls(self.rt, [(self.project, row)])
+        except Exception:
+            log.exception("could not trace a playground call in %s", self.project)
+            return result
+        return replace(result, trace_id=trace_id)
+
+    def _answer(self, arguments: dict[str, Any], stream: bool) -> Iterator[str | RunOutput]:
         started = time.monotonic()
         try:
             client = self._client()
@@ -492,10 +576,92 @@ def _anthropic_usage(usage: Any) -> RunUsage:
     )
 
 
-# --- the use cases --------------------------------------------------------------------------
+# --- the team's agent, served by `assay agent serve` ----------------------------------------
 
-#: How the playground makes a target: the lead wires the agent target in here.
-TargetFactory = Callable[[Runtime, Connection, int, str, Mapping[str, Any]], Target]
+
+def agent_input(variables: Mapping[str, Any]) -> Any:
+    """The agent's input from the playground's variables (the inverse of `case_variables`):
+    the variable ``input`` alone is that value; other variables are an object of them."""
+    if set(variables) == {"input"}:
+        return variables["input"]
+    return dict(variables) if variables else None
+
+
+def prompt_override(prompt: PromptDraft) -> dict[str, Any]:
+    """How a run asks the agent for ``prompt``: a saved version by its number, an edited or
+    unsaved draft with all it holds (the SDK's override takes unsaved messages)."""
+    if prompt.version is not None:
+        return {"version": prompt.version}
+    return {k: v for k, v in jsonable(prompt.definition()).items() if v is not None}
+
+
+@runtime_checkable
+class InputTarget(Target, Protocol):
+    """A target that takes a dataset record's input as it is, not as a prompt's variables."""
+
+    def run_input(
+        self, value: Any, prompt: PromptDraft | None, params: Mapping[str, Any]
+    ) -> RunOutput: ...
+
+
+class AgentTarget:
+    """The team's own agent (services/agents.py): each run sends the input, and the prompt as
+    an override of the prompt the agent fetches by that name with `assay.prompt`, to the
+    endpoint; the agent runs with its tools and retrieval around the model, and answers with
+    its output and the id of its run's trace (in the agent's project). The agent fills the
+    prompt's variables itself: the playground does not render it.
+
+    ``overrides`` (checked: `agents.check_overrides`) go with every run, under the prompt's."""
+
+    def __init__(
+        self, rt: Runtime, endpoint: agents.Endpoint, overrides: Mapping[str, Any] | None = None
+    ) -> None:
+        self.rt = rt
+        self.endpoint = endpoint
+        self.overrides = dict(overrides or {})
+        self.label = f"agent: {endpoint.name}"
+        self.max_parallel = MAX_PARALLEL
+        self._seen = False
+
+    def overrides_for(
+        self, prompt: PromptDraft | None, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        out = dict(self.overrides)
+        if prompt is not None:
+            if prompt.name is None:
+                raise UserError(
+                    "an agent fetches its prompt by name (assay.prompt(NAME)): load that prompt "
+                    "in the playground, or save this draft under its name, to run it on the agent"
+                )
+            out["prompts"] = {**(out.get("prompts") or {}), prompt.name: prompt_override(prompt)}
+        merged = {**(out.get("params") or {}), **check_params(params)}
+        if merged:
+            out["params"] = merged
+        return out
+
+    def run(
+        self, inputs: Mapping[str, Any], prompt: PromptDraft, params: Mapping[str, Any]
+    ) -> RunOutput:
+        return self.run_input(agent_input(inputs), prompt, params)
+
+    def run_input(
+        self, value: Any, prompt: PromptDraft | None, params: Mapping[str, Any]
+    ) -> RunOutput:
+        overrides = self.overrides_for(prompt, params)
+        endpoint = self.endpoint
+        result = agents.call_agent(self.rt, endpoint.url, endpoint.token, value, overrides)
+        if result["trace_id"] and not self._seen:  # it answered: it is up (once is enough)
+            self._seen = True
+            agents.seen(self.rt, endpoint)
+        return RunOutput(
+            output=result["output"],
+            trace_id=result["trace_id"],
+            error=result["error"],
+            latency_ms=result["duration"] * 1000.0,
+        )
+
+
+# --- the use cases --------------------------------------------------------------------------
 
 
 def model_target(
@@ -524,6 +690,8 @@ class RunRequest:
     connection: int | str | None
     model: str | None
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: The project's agent (id or name) to run the prompt on, instead of the bare model.
+    agent: int | str | None = None
 
 
 def _prepare(
@@ -539,8 +707,14 @@ def _prepare(
     else:
         draft = _pinned(conn, pid, make_draft(ask.draft, name=ask.prompt, version=ask.version))
     check_params(ask.params)
-    model = ask.model or draft.model
-    target = model_target(rt, conn, pid, project, {"connection": ask.connection, "model": model})
+    target: Target
+    if ask.agent is not None:
+        target = AgentTarget(rt, agents.endpoint(rt, conn, who, project, ask.agent))
+        target.overrides_for(draft, ask.params)  # a draft without a name fails here, at once
+    else:
+        model = ask.model or draft.model
+        choice = {"connection": ask.connection, "model": model}
+        target = model_target(rt, conn, pid, project, choice)
     return pid, draft, target
 
 
@@ -602,55 +776,126 @@ _RUN_SLOTS = threading.BoundedSemaphore(MAX_BACKGROUND_RUNS)
 _RUNNING: dict[int, threading.Thread] = {}
 _RUNNING_LOCK = threading.Lock()
 
+Scoring = Callable[[Mapping[str, Any]], evaluators.Outcome]
+
 
 @dataclass(frozen=True)
 class _Scoring:
     """One scorer of a dataset run: a built-in, or a stored evaluator (a judge calls its own
-    connection)."""
+    connection's model)."""
 
     name: str
-    builtin: Scorer | None = None
-    judge: Any = None
-    secret: str = ""
+    outcome: Scoring
 
 
-def _scorings(
-    rt: Runtime, conn: Connection, pid: int, quick: Sequence[str], evaluator_ids: Sequence[int]
+def _judging(judge: Judge, secret: str, prices: Any) -> Scoring:
+    return lambda item: evaluators.run_judge(judge, item, secret, prices)
+
+
+def _builtin(scorer: Scorer) -> Scoring:
+    return lambda item: evaluators.run_builtin(scorer, item)
+
+
+def scorings(
+    rt: Runtime,
+    conn: Connection,
+    pid: int,
+    project: str,
+    scorer_specs: Sequence[str | Mapping[str, Any]] = (),
+    evaluator_refs: Sequence[int | str] = (),
 ) -> list[_Scoring]:
-    found: list[_Scoring] = []
-    for name in quick:
-        if name not in QUICK_SCORERS:
-            raise UserError(f"scorer {name!r} is not one of {', '.join(QUICK_SCORERS)}")
-        found.append(_Scoring(name, builtin=evaluators.make_builtin(name, {"scorer": name})))
-    for evaluator_id in evaluator_ids:
-        stored = online_store.get_evaluator(conn, evaluator_id)
+    """The scorers of a dataset run: built-in ones by name (``"exact_match"``) or with
+    parameters (``{"scorer": "contains", "params": {...}, "name": ...}``), and the project's
+    stored evaluators by id or name (judges call their connection's model)."""
+    if len(scorer_specs) + len(evaluator_refs) > MAX_SCORERS:
+        raise UserError(f"a dataset run takes at most {MAX_SCORERS} scorers and evaluators")
+    made: list[_Scoring] = []
+    for spec in scorer_specs:
+        entry = {"scorer": spec} if isinstance(spec, str) else spec
+        if not isinstance(entry, Mapping) or entry.get("scorer") not in evaluators.BUILTINS:
+            raise UserError(
+                f"scorer {spec!r} is not one of {', '.join(sorted(evaluators.BUILTINS))} (or "
+                '{"scorer": NAME, "params": {...}})'
+            )
+        name = str(entry.get("name") or entry["scorer"])
+        made.append(_Scoring(name, _builtin(evaluators.make_builtin(name, dict(entry)))))
+    for ref in evaluator_refs:
+        stored = None
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            stored = online_store.get_evaluator(conn, int(ref))
+        elif isinstance(ref, str):
+            stored = online_store.evaluator_by_name(conn, pid, ref)
         if stored is None or stored["project_id"] != pid:
-            raise UserError(f"evaluator {evaluator_id} is not an evaluator of this project")
+            raise UserError(f"this project has no evaluator {ref!r}")
         name, definition = str(stored["name"]), dict(stored["definition"])
-        if stored["kind"] == "builtin":
-            found.append(_Scoring(name, builtin=evaluators.make_builtin(name, definition)))
+        if stored["kind"] != "judge":
+            made.append(_Scoring(name, _builtin(evaluators.make_builtin(name, definition))))
             continue
         if stored["connection_id"] is None:
             raise UserError(f"judge {name!r} has no connection to call its model through")
         access = model_access(rt, conn, int(stored["connection_id"]))
-        made = evaluators.runnable_judge(rt, name, definition, access, timeout=CALL_TIMEOUT_S)
-        found.append(_Scoring(name, judge=made, secret=access.api_key))
-    return found
+        judge = evaluators.runnable_judge(rt, name, definition, access, timeout=CALL_TIMEOUT_S)
+        made.append(_Scoring(name, _judging(judge, access.api_key, rt.prices_for(project))))
+    return made
 
 
-def _score(rt: Runtime, project: str, scoring: _Scoring, item: dict[str, Any]) -> dict[str, Any]:
-    if scoring.builtin is not None:
-        outcome = evaluators.run_builtin(scoring.builtin, item)
-    else:
-        outcome = evaluators.run_judge(scoring.judge, item, scoring.secret, rt.prices_for(project))
+def _score(scoring: _Scoring, item: Mapping[str, Any]) -> RowScore:
+    try:
+        outcome = scoring.outcome(item)
+    except Exception as error:  # a scorer's bug is this row's score error, not the run's end
+        return RowScore(name=scoring.name, error=f"{type(error).__name__}: {error}"[:2000])
     score = outcome.score
-    return {
-        "name": scoring.name,
-        "value": score.value if score else None,
-        "label": score.label if score else None,
-        "rationale": score.rationale if score else None,
-        "error": outcome.error,
-    }
+    if score is None:
+        return RowScore(name=scoring.name, error=(outcome.error or "no score")[:2000])
+    return RowScore(
+        name=scoring.name,
+        value=score.value,
+        label=score.label,
+        rationale=score.rationale,
+        error=score.error,
+        metadata=dict(score.metadata or {}),
+    )
+
+
+@dataclass(frozen=True)
+class _DatasetRun:
+    """A dataset run about to start: the experiment it is stored as, its records and scorers,
+    and how one record's input is run."""
+
+    project: str
+    pid: int
+    experiment: dict[str, Any]
+    records: list[dict[str, Any]]
+    scoring: list[_Scoring]
+    case: Callable[[Any], RunOutput]
+    parallel: int
+
+
+def _records(
+    conn: Connection, pid: int, project: str, dataset: str, version: int | None
+) -> tuple[dict[str, Any], int, list[dict[str, Any]]]:
+    """A dataset version's records (at most `MAX_RUN_RECORDS`): (dataset, version, records)."""
+    found = dataset_store.get(conn, pid, dataset)
+    if found is None:
+        raise NotFound(f"dataset {dataset!r} does not exist in {project!r}")
+    pinned = int(found["version"]) if version is None else version
+    if pinned > int(found["version"]) or pinned < 1:
+        raise NotFound(f"dataset {dataset!r} has no version {pinned} (latest: {found['version']})")
+    records, more = dataset_store.records(conn, int(found["id"]), pinned, limit=MAX_RUN_RECORDS)
+    if more is not None:
+        raise UserError(
+            f"dataset {dataset!r} v{pinned} has more than {MAX_RUN_RECORDS:,} records; a "
+            "dataset run covers at most that many: run it with `assay eval` instead"
+        )
+    if not records:
+        raise UserError(f"dataset {dataset!r} v{pinned} has no records to run on")
+    return found, pinned, records
+
+
+def _case_of(target: Target, draft: PromptDraft, params: Mapping[str, Any]) -> Any:
+    if isinstance(target, InputTarget):
+        return lambda value: target.run_input(value, draft, params)
+    return lambda value: target.run(case_variables(value), draft, params)
 
 
 def start_dataset_run(
@@ -661,8 +906,8 @@ def start_dataset_run(
     *,
     dataset: str,
     dataset_version: int | None,
-    scorers: Sequence[str] = (),
-    evaluator_ids: Sequence[int] = (),
+    scorers: Sequence[str | Mapping[str, Any]] = (),
+    evaluator_ids: Sequence[int | str] = (),
     wait: bool = False,
 ) -> dict[str, Any]:
     """Run over every record of a dataset version (annotators and up), as an experiment: it is
@@ -671,72 +916,15 @@ def start_dataset_run(
     `MAX_RUN_RECORDS` records; at most `MAX_BACKGROUND_RUNS` runs at once per server."""
     with rt.read() as conn:
         pid, draft, target = _prepare(rt, conn, who, project, ask)
-        found = dataset_store.get(conn, pid, dataset)
-        if found is None:
-            raise NotFound(f"dataset {dataset!r} does not exist in {project!r}")
-        pinned = int(found["version"]) if dataset_version is None else dataset_version
-        if pinned > int(found["version"]) or pinned < 1:
-            raise NotFound(f"dataset {dataset!r} has no version {pinned}")
-        records, more = dataset_store.records(conn, int(found["id"]), pinned, limit=MAX_RUN_RECORDS)
-        if more is not None:
-            raise UserError(
-                f"dataset {dataset!r} v{pinned} has more than {MAX_RUN_RECORDS:,} records; the "
-                "playground runs at most that many: run it with `assay eval` instead"
-            )
-        if not records:
-            raise UserError(f"dataset {dataset!r} v{pinned} has no records to run on")
-        scoring = _scorings(rt, conn, pid, scorers, evaluator_ids)
-    if not _RUN_SLOTS.acquire(timeout=RUN_SLOT_WAIT_S):
-        raise Conflict(
-            f"{MAX_BACKGROUND_RUNS} playground runs are going on this server already; "
-            "start this one when one of them has finished"
-        )
-    try:
-        experiment = _create_experiment(
-            rt, who, project, pid, draft, target, ask, found, pinned, len(records), scoring
-        )
-    except BaseException:
-        _RUN_SLOTS.release()
-        raise
-    experiment_id = int(experiment["id"])
-    worker = threading.Thread(
-        target=_run_dataset,
-        args=(rt, project, experiment_id, draft, target, ask.params, records, scoring),
-        name=f"assay-playground-{experiment_id}",
-        daemon=True,
-    )
-    with _RUNNING_LOCK:
-        _RUNNING[experiment_id] = worker
-    worker.start()
-    if wait:
-        worker.join()
-    return run_status(rt, who, project, experiment_id)
-
-
-def _create_experiment(
-    rt: Runtime,
-    who: Principal,
-    project: str,
-    pid: int,
-    draft: PromptDraft,
-    target: Target,
-    ask: RunRequest,
-    dataset: Mapping[str, Any],
-    version: int,
-    cases: int,
-    scoring: Sequence[_Scoring],
-) -> dict[str, Any]:
-    prompt_part = draft.name or "draft"
-    if draft.name and draft.version:
-        prompt_part = f"{draft.name}@v{draft.version}"
-    elif draft.name:
-        prompt_part = f"{draft.name} (edited draft)"
+        found, pinned, records = _records(conn, pid, project, dataset, dataset_version)
+        scoring = scorings(rt, conn, pid, project, scorers, evaluator_ids)
+    prompt_part = describe_prompt(draft)
     metadata: dict[str, Any] = {
         "source": "playground",
         "target": target.label,
         "params": jsonable(dict(ask.params)),
         "scorers": [s.name for s in scoring],
-        "cases": cases,
+        "cases": len(records),
         "started_by": who.author,
         "definition": jsonable(draft.definition()),
     }
@@ -745,54 +933,124 @@ def _create_experiment(
         metadata[PROMPT_VERSION] = draft.version
     elif draft.name is not None:
         metadata["prompt_draft_of"] = draft.name
-    name = f"{prompt_part} on {dataset['name']}@v{version}"[:200]
-    with rt.write() as conn:
-        project_id(conn, who, project, RUN_ROLE)
-        return experiment_store.create(
-            conn,
-            pid,
-            {
-                "eval_name": f"{EVAL_PREFIX}{draft.name or 'draft'}"[:200],
-                "name": name,
-                "dataset_id": dataset["id"],
-                "dataset_version": version,
-                "metadata": metadata,
-            },
-        )
+    eval_name = f"{EVAL_PREFIX}{draft.name or 'draft'}"
+    if isinstance(target, AgentTarget):
+        metadata.update(agent=target.endpoint.name, agent_id=target.endpoint.id)
+        eval_name = f"agent:{target.endpoint.name}"
+        prompt_part = f"{prompt_part} via {target.endpoint.name}"
+    experiment = {
+        "eval_name": eval_name[:200],
+        "name": f"{prompt_part} on {found['name']}@v{pinned}"[:200],
+        "dataset_id": found["id"],
+        "dataset_version": pinned,
+        "metadata": metadata,
+    }
+    parallel = max(1, min(MAX_PARALLEL, getattr(target, "max_parallel", MAX_PARALLEL)))
+    run = _DatasetRun(
+        project, pid, experiment, records, scoring, _case_of(target, draft, ask.params), parallel
+    )
+    return run_status(rt, who, project, _launch(rt, who, run, wait))
 
 
-def _run_case(
+def run_agent_on_dataset(
     rt: Runtime,
-    project: str,
-    draft: PromptDraft,
-    target: Target,
-    params: Mapping[str, Any],
-    record: Mapping[str, Any],
-    scoring: Sequence[_Scoring],
+    who: Principal,
+    project: str | None,
+    agent: int | str,
+    dataset: str,
+    version: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    scorers: Sequence[str | Mapping[str, Any]] = (),
+    evaluator_refs: Sequence[int | str] = (),
+    *,
+    name: str | None = None,
+    wait: bool = True,
 ) -> dict[str, Any]:
-    inputs = case_variables(record["input"])
+    """Run the agent on every record of ``dataset`` (at ``version``, default its latest) with
+    ``overrides`` as they are (the REST API's dataset run; the playground's sends its prompt),
+    stored as an experiment (annotators and editors): one row per record with the output, the
+    run's trace and the scores. With ``wait`` False the runs go on in the background and the
+    experiment is returned at once, "running"."""
+    with rt.read() as conn:
+        endpoint = agents.endpoint(rt, conn, who, project, agent)
+        pid = endpoint.project_id
+        checked = agents.check_overrides(conn, pid, overrides)
+        found, pinned, records = _records(conn, pid, endpoint.project, dataset, version)
+        scoring = scorings(rt, conn, pid, endpoint.project, scorers, evaluator_refs)
+    target = AgentTarget(rt, endpoint, checked)
+    chosen = {n: e.get("version") for n, e in (checked.get("prompts") or {}).items()}
+    metadata: dict[str, Any] = {
+        "source": "agent",
+        "target": target.label,
+        "agent": endpoint.name,
+        "agent_id": endpoint.id,
+        "overrides": checked,
+        "prompts": chosen,
+        "scorers": [s.name for s in scoring],
+        "cases": len(records),
+        "started_by": who.author,
+    }
+    if len(chosen) == 1 and None not in chosen.values():  # one saved version: comparable
+        [(prompt_name, prompt_version)] = chosen.items()
+        metadata.update({PROMPT_NAME: prompt_name, PROMPT_VERSION: prompt_version})
+    described = agents.describe_overrides(checked) or "as deployed"
+    experiment = {
+        "eval_name": f"agent:{endpoint.name}"[:200],
+        "name": (name or f"{endpoint.name} · {described}")[:200],
+        "dataset_id": found["id"],
+        "dataset_version": pinned,
+        "metadata": metadata,
+    }
+
+    def case(value: Any) -> RunOutput:
+        return target.run_input(value, None, {})
+
+    run = _DatasetRun(endpoint.project, pid, experiment, records, scoring, case, MAX_PARALLEL)
+    experiment_id = _launch(rt, who, run, wait)
+    with rt.read() as conn:
+        started = experiment_store.get(conn, experiment_id)
+    assert started is not None
+    return started
+
+
+def _launch(rt: Runtime, who: Principal, run: _DatasetRun, wait: bool) -> int:
+    """Create the run's experiment and start its background thread: the experiment's id."""
+    if not _RUN_SLOTS.acquire(timeout=RUN_SLOT_WAIT_S):
+        raise Conflict(
+            f"{MAX_BACKGROUND_RUNS} dataset runs are going on this server already; "
+            "start this one when one of them has finished"
+        )
     try:
-        result = target.run(inputs, draft, params)
+        with rt.write() as conn:
+            project_id(conn, who, run.project, RUN_ROLE)
+            experiment = experiment_store.create(conn, run.pid, run.experiment)
+    except BaseException:
+        _RUN_SLOTS.release()
+        raise
+    experiment_id = int(experiment["id"])
+    worker = threading.Thread(
+        target=_run_dataset,
+        args=(rt, experiment_id, run),
+        name=f"assay-dataset-run-{experiment_id}",
+        daemon=True,
+    )
+    with _RUNNING_LOCK:
+        _RUNNING[experiment_id] = worker
+    worker.start()
+    if wait:
+        worker.join()
+    return experiment_id
+
+
+def _run_case(run: _DatasetRun, record: Mapping[str, Any]) -> ExperimentRow:
+    try:
+        result = run.case(record["input"])
     except UserError as error:
         result = RunOutput(error=str(error))
     except Exception as error:  # a target's bug is this case's error, shown on its row
-        log.exception("playground target failed")
+        log.exception("a dataset run's target failed")
         result = RunOutput(error=f"{type(error).__name__}: {error}")
-    row: dict[str, Any] = {
-        "case_key": str(record["record_id"])[:64],
-        "trial": 0,
-        "input": record["input"],
-        "expected": record["expected"],
-        "metadata": record.get("metadata") or {},
-        "output": jsonable(result.output),
-        "error": result.error[:100_000] if result.error else None,
-        "latency_ms": result.latency_ms,
-        "input_tokens": result.usage.input_tokens,
-        "output_tokens": result.usage.output_tokens,
-        "cost": result.usage.cost,
-        "trace_id": result.trace_id,
-        "scores": [],
-    }
+    scores: list[RowScore] = []
     if result.error is None:
         item = {
             "input": record["input"],
@@ -801,30 +1059,30 @@ def _run_case(
             "metadata": record.get("metadata") or {},
             "context": None,
         }
-        row["scores"] = [_score(rt, project, s, item) for s in scoring]
-    return row
+        scores = [_score(s, item) for s in run.scoring]
+    return ExperimentRow(
+        case_key=str(record["record_id"])[:64],
+        input=jsonable(record["input"]),
+        expected=jsonable(record["expected"]),
+        metadata=dict(record.get("metadata") or {}),
+        output=jsonable(result.output),
+        error=result.error[:100_000] if result.error else None,
+        latency_ms=result.latency_ms,
+        input_tokens=result.usage.input_tokens,
+        output_tokens=result.usage.output_tokens,
+        cost=result.usage.cost,
+        trace_id=result.trace_id,
+        scores=scores,
+    )
 
 
-def _run_dataset(
-    rt: Runtime,
-    project: str,
-    experiment_id: int,
-    draft: PromptDraft,
-    target: Target,
-    params: Mapping[str, Any],
-    records: list[dict[str, Any]],
-    scoring: Sequence[_Scoring],
-) -> None:
-    done: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []
+def _run_dataset(rt: Runtime, experiment_id: int, run: _DatasetRun) -> None:
+    done: list[ExperimentRow] = []
+    pending: list[ExperimentRow] = []
     status = "incomplete"
     try:
-        parallel = max(1, min(MAX_PARALLEL, getattr(target, "max_parallel", MAX_PARALLEL)))
-        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-            futures = [
-                pool.submit(_run_case, rt, project, draft, target, params, r, scoring)
-                for r in records
-            ]
+        with concurrent.futures.ThreadPoolExecutor(run.parallel) as pool:
+            futures = [pool.submit(_run_case, run, record) for record in run.records]
             for future in concurrent.futures.as_completed(futures):
                 pending.append(future.result())
                 if len(pending) >= ROW_BATCH:
@@ -835,19 +1093,19 @@ def _run_dataset(
         done.extend(pending)
         status = "complete"
     except Exception:
-        log.exception("playground run %s stopped", experiment_id)
+        log.exception("dataset run %s stopped", experiment_id)
     finally:
         try:
             with rt.write() as conn:
                 experiment_store.finish(conn, experiment_id, status, summary_dict(summarise(done)))
         except Exception:
-            log.exception("playground run %s could not be finished", experiment_id)
+            log.exception("dataset run %s could not be finished", experiment_id)
         with _RUNNING_LOCK:
             _RUNNING.pop(experiment_id, None)
         _RUN_SLOTS.release()
 
 
-def _store_rows(rt: Runtime, experiment_id: int, rows: list[dict[str, Any]]) -> None:
+def _store_rows(rt: Runtime, experiment_id: int, rows: list[ExperimentRow]) -> None:
     if rows:
         with rt.write() as conn:
             experiment_store.upsert_rows(conn, experiment_id, rows)
@@ -892,6 +1150,8 @@ def _previous_run(conn: Connection, experiment: Mapping[str, Any]) -> dict[str, 
         if isinstance((item["metadata"] or {}).get(PROMPT_VERSION), int)
         and item["metadata"][PROMPT_VERSION] < version
         and item["status"] == "complete"
+        # the same agent (or the bare model: none): a run of another target is no baseline
+        and (item["metadata"] or {}).get("agent") == metadata.get("agent")
     ]
     if not earlier:
         return None

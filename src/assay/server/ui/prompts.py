@@ -23,7 +23,7 @@ from assay.server.bounds import INT32_MAX, ApiModel, Count32, RowId
 from assay.server.security.web import csrf_protect, web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import SECURITY_HEADERS, render
-from assay.services import connections, datasets, evaluators, playground, prompts
+from assay.services import agents, connections, datasets, evaluators, playground, prompts
 from assay.services.principal import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -187,6 +187,7 @@ def _playground_context(
         "versions": versions,
         "prompt_names": [p["name"] for p in names],
         "connections": _or_empty(lambda: connections.list_connections(rt, who, project)),
+        "agents": _or_empty(lambda: agents.list_agents(rt, who, project)),
         "datasets": _or_empty(lambda: datasets.list_datasets(rt, who, project)),
         "evaluators": _or_empty(lambda: evaluators.list_evaluators(rt, who, project)),
         "quick_scorers": playground.QUICK_SCORERS,
@@ -239,7 +240,10 @@ class RunIn(ApiModel):
     version: Annotated[Count32, Field(ge=1)] | None = None
     connection: str | None = Field(default=None, max_length=200)
     model: str | None = Field(default=None, max_length=200)
+    #: The project's agent (id or name) to run on instead of the bare model.
+    agent: str | None = Field(default=None, max_length=200)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: The prompt's variables; for an agent, its input (an object's keys, or ``input``).
     variables: dict[str, Any] = Field(default_factory=dict)
 
     def request(self) -> playground.RunRequest:
@@ -250,6 +254,7 @@ class RunIn(ApiModel):
             connection=self.connection or None,
             model=self.model or None,
             params=self.params,
+            agent=self.agent or None,
         )
 
 
@@ -287,8 +292,9 @@ def _line(kind: str, **fields: Any) -> bytes:
     return (json.dumps({"type": kind, **fields}, default=str) + "\n").encode()
 
 
-def _result_fields(result: playground.RunOutput) -> dict[str, Any]:
+def _result_fields(project: str, result: playground.RunOutput) -> dict[str, Any]:
     return {
+        "trace_url": f"{_base(project)}/traces/{result.trace_id}" if result.trace_id else None,
         "output": result.output,
         "error": result.error,
         "trace_id": result.trace_id,
@@ -300,14 +306,14 @@ def _result_fields(result: playground.RunOutput) -> dict[str, Any]:
     }
 
 
-def _as_lines(pieces: Iterator[str | playground.RunOutput]) -> Iterator[bytes]:
+def _as_lines(project: str, pieces: Iterator[str | playground.RunOutput]) -> Iterator[bytes]:
     """The stream as JSON lines: {"type": "text", "text": ...} per piece, then "done"."""
     finished = False
     try:
         for piece in pieces:
             if isinstance(piece, playground.RunOutput):
                 finished = True
-                yield _line("done", **_result_fields(piece))
+                yield _line("done", **_result_fields(project, piece))
             else:
                 yield _line("text", text=piece)
     except Exception as error:  # the stream has started: the error is its last line
@@ -330,7 +336,7 @@ async def run_once(
         body.variables,
     )
     return StreamingResponse(
-        _as_lines(pieces),
+        _as_lines(project, pieces),
         media_type="application/x-ndjson",
         headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
     )

@@ -81,14 +81,41 @@
       row.append(title, input);
       holder.append(row);
     });
-    $("[data-no-variables]").hidden = $all("[data-variable]").length > 0;
+    $("[data-no-variables]").hidden = Boolean(agentChosen()) || $all("[data-variable]").length > 0;
     markEdited();
   }
 
   function variables() {
+    if (agentChosen()) return agentVariables();
     const out = {};
     $all("[data-variable]").forEach(function (input) { out[input.dataset.variable] = input.value; });
     return out;
+  }
+
+  // --- the target: the model through a connection, or one of the project's agents ---------
+  function agentChosen() {
+    const select = $("[data-target]");
+    return select && select.value ? select.value : null;
+  }
+
+  // The agent's input as variables (the server turns them back into the input): an object's
+  // keys, or any other value (JSON, else the text as typed) as the variable "input".
+  function agentVariables() {
+    const text = $("[data-agent-input]").value;
+    let value = text;
+    try { value = JSON.parse(text); } catch (notJson) { value = text; }
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) return value;
+    return { input: value };
+  }
+
+  function showTarget() {
+    const agent = Boolean(agentChosen());
+    const connectionRow = $("[data-connection-row]");
+    if (connectionRow) connectionRow.hidden = agent;
+    $("[data-agent-note]").hidden = !agent;
+    $("[data-agent-input-row]").hidden = !agent;
+    $("[data-variables]").hidden = agent;
+    $("[data-no-variables]").hidden = agent || $all("[data-variable]").length > 0;
   }
 
   // --- edited or not ---------------------------------------------------------------------
@@ -144,8 +171,11 @@
   }
 
   function choice() {
+    const model = $("[data-model]").value.trim() || null;
+    const agent = agentChosen();
+    if (agent) return { agent: agent, model: model };
     const connection = $("[data-connection]");
-    return { connection: connection ? connection.value : null, model: $("[data-model]").value.trim() || null };
+    return { connection: connection ? connection.value : null, model: model };
   }
 
   function runBody(useDraft, version) {
@@ -172,6 +202,8 @@
   async function stream(body, box) {
     const text = $("[data-text]", box);
     const meta = $("[data-meta]", box);
+    const trace = $("[data-trace-link]", box);
+    trace.hidden = true;
     text.textContent = "";
     meta.textContent = "running…";
     box.classList.remove("error");
@@ -208,6 +240,10 @@
         box.dataset.chunks = String(Number(box.dataset.chunks) + 1);
       } else if (item.type === "done") {
         finished = true;
+        if (item.trace_url) {
+          trace.href = item.trace_url;
+          trace.hidden = false;
+        }
         if (item.error) {
           meta.textContent = item.error;
           box.classList.add("error");
@@ -274,7 +310,11 @@
         const meta = document.createElement("p");
         meta.className = "muted";
         meta.dataset.meta = "";
-        box.append(title, pre, meta);
+        const trace = document.createElement("a");
+        trace.dataset.traceLink = "";
+        trace.hidden = true;
+        trace.textContent = "open the trace";
+        box.append(title, pre, meta, trace);
         columns.append(box);
         return stream(runBody(false, version), box);
       }));
@@ -312,6 +352,8 @@
   }
 
   function fillFrom(record) {
+    const input = record.input;
+    $("[data-agent-input]").value = typeof input === "string" ? input : JSON.stringify(input);
     refreshVariables();
     Object.keys(record.variables).forEach(function (name) {
       const input = variableInput(name);
@@ -411,6 +453,9 @@
     const option = connection.selectedOptions[0];
     if (option && option.dataset.defaultModel) model.placeholder = option.dataset.defaultModel;
   }
+  const targetSelect = $("[data-target]");
+  if (targetSelect) targetSelect.addEventListener("change", showTarget);
+  showTarget();
   refreshVariables();
   initial = snapshot();
   markEdited();
