@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -69,6 +71,20 @@ def _error_page(status: int, title: str, message: str) -> Response:
     return ui.render_plain("error.html", status=status, title=title, message=message)
 
 
+def _not_ingest(scope: MutableMapping[str, Any]) -> bool:
+    return str(scope.get("path", "")).startswith("/v1/")
+
+
+def _native_telemetry() -> dict[str, Any]:
+    """FastAPI (0.165 and later) traces every request through the process's global tracer
+    provider. Assay's OTLP receivers are left out of it: a process that exports its spans to
+    its own Assay (the demo, an embedding, ``opentelemetry-instrument`` pointed at itself) would
+    otherwise make spans about receiving spans, each export causing the next one, forever."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"exclude": _not_ingest}}
+
+
 def create_app(
     settings: Settings | None = None,
     runtime: Runtime | None = None,
@@ -126,6 +142,7 @@ def create_app(
         # from elsewhere, so only the machine-readable description is offered.
         docs_url=None,
         redoc_url=None,
+        **_native_telemetry(),
     )
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
