@@ -14,8 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assay.services import metrics
 from assay.services.export import validate_openai_chat
+from assay.services.principal import Principal
+from assay.store import projects as project_store
 from assay.store import traces as trace_store
+from assay.store.database import Database
 from assay.store.engine import make_engine
 from assay.store.listing import Filters
 from assay.store.tables import prompt_label_moves, scores, spans
@@ -93,6 +97,18 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert {s["name"] for s in labels} == {"answer quality"}
     assert all(s["source"] == "human" and s["rationale"] for s in labels)
     assert "/p/demo/review/1/adjudicate" in result.stdout
+    # The dashboard and the quality page are among the links, and have the demo's traces.
+    assert re.search(r"dashboard +http://127\.0\.0\.1:\d+/p/demo/dashboard\?", result.stdout)
+    assert re.search(r"quality +http://127\.0\.0\.1:\d+/p/demo/quality", result.stdout)
+    # ... which count every trace of the demo (all from the last few minutes).
+    store = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
+    with store.connect() as conn:
+        demo_id = project_store.get_id(conn, "demo")
+    week = metrics.parse_query([("metric", "count"), ("range", "7d")])
+    charted = metrics.series(Database(engine=store, updates=store), Principal.local(), "demo", week)
+    store.dispose()
+    demo_traces = {row["trace_id"] for row in rows if row["project_id"] == demo_id}
+    assert sum(point.n for point in charted.series[0].points) == len(demo_traces) > 0
     # The daily sampling automation ran once: 20 of the day's traces (or all, if fewer).
     sampled = re.search(r"/automations/1 .*first run added (\d+) of (\d+)", result.stdout)
     assert sampled, result.stdout

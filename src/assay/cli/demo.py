@@ -128,6 +128,8 @@ def demo(
             f"traces into a review queue; first run added {sampled.added} of {sampled.matched})"
         )
     console.print(f"  judges        {p}/evaluators")
+    console.print(f"  dashboard     {p}/dashboard?group_by=model   (volume, errors, latency, cost)")
+    console.print(f"  quality       {p}/quality   (this week against last, reviews, agreement)")
     console.print(
         f"prompt [bold]{PROMPT_NAME}[/]: two versions, production moved to v{production} "
         f"(diff: {base}/api/v1/projects/{PROJECT}/prompts/{PROMPT_NAME}/diff?from=1&to=2)"

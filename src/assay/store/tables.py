@@ -173,8 +173,10 @@ scores = Table(
     Index("ix_scores_project_name_value", "project_id", "name", "value"),
     Index("ix_scores_review", "review_id"),
     Index("ix_scores_rubric", "rubric_id", "created_ns"),
-    # The score names given in a time range (the dashboard's score charts).
-    Index("ix_scores_project_created", "project_id", "created_ns"),
+    # Metrics: score means per trace (covering; see migration 0016 for why it matters on
+    # SQLite), and the score names given in a time range (the dashboard's score charts).
+    Index("ix_scores_project_trace_name", "project_id", "trace_id", "name", "source", "value"),
+    Index("ix_scores_project_created", "project_id", "created_ns", "name", "source", "value"),
 )
 
 api_keys = Table(

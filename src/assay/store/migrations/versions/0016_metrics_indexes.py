@@ -1,6 +1,10 @@
-"""Indexes for the dashboard's metrics: a covering index of the trace columns they sum and rank
-(one index-only scan of a project's time range), and scores by creation time (the score names
-a dashboard draws charts for).
+"""Indexes for the dashboard's metrics, each covering what its query reads:
+
+- traces by start with the columns metrics sum and rank (an index-only scan of a time range);
+- scores by trace and name with source and value (score means: without statistics, which
+  SQLite never gathers unless told, the planner otherwise looked every trace's scores up
+  through (project, name, value), reading all scores of that name once per trace);
+- scores by creation time with name and source (the score names a dashboard draws).
 
 Revision ID: 0016
 Revises: 0015
@@ -30,9 +34,19 @@ def upgrade() -> None:
             "cost",
         ],
     )
-    op.create_index("ix_scores_project_created", "scores", ["project_id", "created_ns"])
+    op.create_index(
+        "ix_scores_project_trace_name",
+        "scores",
+        ["project_id", "trace_id", "name", "source", "value"],
+    )
+    op.create_index(
+        "ix_scores_project_created",
+        "scores",
+        ["project_id", "created_ns", "name", "source", "value"],
+    )
 
 
 def downgrade() -> None:
     op.drop_index("ix_scores_project_created", table_name="scores")
+    op.drop_index("ix_scores_project_trace_name", table_name="scores")
     op.drop_index("ix_traces_project_start_metrics", table_name="traces")
