@@ -20,7 +20,8 @@ order; ``fake.always(a)`` answers every request the queue does not. A scripted a
 first offered tool with given arguments (a dict, or raw text that is not JSON), writes given text,
 or fails with an HTTP status and headers (``Answer(status=429, headers={"retry-after": "0.2"})``).
 Chat Completions and Messages take every kind; other endpoints take only the failures.
-``fake.reset()`` forgets the requests and the script.
+A scripted text answer to a Chat Completions request that asks for a stream is streamed word by
+word. ``fake.reset()`` forgets the requests and the script.
 """
 
 from __future__ import annotations
@@ -166,10 +167,10 @@ def _chat_completion(body: dict[str, Any]) -> dict[str, Any]:
     return {**_chat_envelope(body, "chat.completion"), "choices": choices, "usage": _chat_usage()}
 
 
-def _chat_deltas(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _chat_deltas(body: dict[str, Any], text: str = CHAT_TEXT) -> list[dict[str, Any]]:
     tool = _first_tool_name(body)
     if not tool:
-        return [{"content": piece} for piece in _pieces(CHAT_TEXT)]
+        return [{"content": piece} for piece in _pieces(text)]
     arguments = json.dumps(TOOL_ARGUMENTS)
     start = {
         "index": 0,
@@ -184,7 +185,7 @@ def _chat_deltas(body: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def _chat_events(body: dict[str, Any]) -> AsyncIterator[str]:
+async def _chat_events(body: dict[str, Any], text: str = CHAT_TEXT) -> AsyncIterator[str]:
     with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     envelope = _chat_envelope(body, "chat.completion.chunk")
     extra = {"usage": None} if with_usage else {}
@@ -195,7 +196,7 @@ async def _chat_events(body: dict[str, Any]) -> AsyncIterator[str]:
 
     yield chunk({"role": "assistant", "content": "", "refusal": None})
     await asyncio.sleep(FIRST_TOKEN_DELAY_S)
-    for n, delta in enumerate(_chat_deltas(body)):
+    for n, delta in enumerate(_chat_deltas(body, text)):
         if n == 2 and body["model"] == FAIL_MID_STREAM_MODEL:
             yield _sse({"error": {"message": "The server is overloaded", "type": "server_error"}})
             return
@@ -531,6 +532,8 @@ class FakeLLM:
             if scripted is not None and scripted.status != 200:
                 return _status_error(scripted, anthropic_shape=False)
             if scripted is not None and answer is _chat_completion:
+                if body.get("stream") and scripted.text is not None and scripted.arguments is None:
+                    return _stream(_chat_events(body, scripted.text))
                 return JSONResponse(_scripted_chat(body, scripted))
             if body.get("model") == FAIL_MODEL:
                 return _openai_error(FAIL_MODEL)

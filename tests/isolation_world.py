@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from assay.services import playground
+from assay.services.principal import Principal
 from assay.store import keys as key_store
 from assay.store import users as user_store
 from tests.conftest import LiveServer
@@ -131,6 +133,13 @@ class World:
         body = {"name": self.fresh(f"{side}-spare-agent"), "url": AGENT_URL}
         return int(self.root("POST", f"/api/v1/projects/{project}/agents", json=body).json()["id"])
 
+    def new_monitor(self, side: str) -> int:
+        """A new monitor of the side's (for a delete to remove)."""
+        project = self.sides[side]["project"]
+        body = monitor_body(self.fresh(f"{side}-spare-monitor"))
+        made = self.root("POST", f"/api/v1/projects/{project}/monitors", json=body)
+        return int(made.json()["id"])
+
     def lease_everyone(self, queue_id: str) -> None:
         """Each API caller of A takes its next item of the queue (to have one to skip)."""
         for who in ("annotator", "editor", "admin", "root"):
@@ -159,6 +168,9 @@ class World:
         project = self.b["project"]
         base = f"/api/v1/projects/{project}"
         state: dict[str, Any] = {}
+        # A control's playground run of B's (started by an administrator, a background job)
+        # ends before B is looked at: its rows are not a refused request's doing.
+        assert playground.wait_for_all_runs(60), "a playground run did not end in 60 s"
         listed = self.root("GET", "/api/v1/projects", params={"limit": 1000}).json()["items"]
         state["project"] = [p for p in listed if p["name"] == project]
         state["traces"] = self.root("GET", f"{base}/traces", params={"limit": 1000}).json()
@@ -183,12 +195,17 @@ class World:
             "rules",
             "logs",
             "automations",
+            "monitors",
         ):
             state[kind] = self.root("GET", f"{base}/{kind}").json()
         # A rule's status counts move with the server's own worker, not with requests.
         for rule in state["rules"]["items"]:
             for moving in ("status", "updated_ns"):
                 rule.pop(moving, None)
+        # A monitor's state moves with its evaluations (a control resumes B's; the worker runs).
+        for monitor in state["monitors"]["items"]:
+            for moving in MONITOR_MOVES:
+                monitor.pop(moving, None)
         for rubric in state["rubrics"]["items"]:
             rid = rubric["id"]
             state[f"rubric {rid}"] = self.root("GET", f"/api/v1/rubrics/{rid}/versions").json()
@@ -218,6 +235,31 @@ class World:
 #: Where the seeded agents are registered: a loopback port nothing listens on (a run there is an
 #: answer with an error, "cannot reach the agent").
 AGENT_URL = "http://127.0.0.1:9"
+
+#: What of a monitor its evaluations change.
+MONITOR_MOVES = (
+    "state",
+    "state_since_ns",
+    "evaluated",
+    "last_evaluated_ns",
+    "last_notified_ns",
+    "last_delivery",
+    "failed_deliveries",
+)
+
+
+def monitor_body(name: str) -> dict[str, Any]:
+    """A monitor that starts off (no webhook): a score mean over the last hour."""
+    return {
+        "name": name,
+        "metric": "score_mean",
+        "params": {"score": "a-score"},
+        "window_minutes": 60,
+        "threshold": 0.5,
+        "direction": "below",
+        "enabled": False,
+    }
+
 
 #: A provider connection, saved and never called (the rules are off; "try" runs built-ins).
 CONNECTION = {"provider": "openai", "default_model": "iso-model"}
@@ -339,6 +381,10 @@ def _review_and_online(
     # Off: nothing is scored while the matrix runs (no judge is called).
     rule = {"name": f"{side}-rule-{marker}", "evaluators": [evaluator_id], "enabled": False}
     ids["rule_id"] = str(world.root("POST", f"{base}/rules", json=rule).json()["id"])
+    # Off: the server's worker leaves it alone (its state would move under the snapshot).
+    for what in ("monitor", "spare_monitor"):
+        made = world.root("POST", f"{base}/monitors", json=monitor_body(f"{side}-{what}-{marker}"))
+        ids[f"{what}_id"] = str(made.json()["id"])
     # Paused: the server's worker never runs them while the matrix runs (runs by hand do).
     for what in ("automation", "spare_automation"):
         automation = {
@@ -435,6 +481,26 @@ def seed_calibrations(world: World, judge_url: str) -> None:
             calibration_id=str(calibration["id"]),
         )
         del ids["other_trace_id"]
+
+
+def seed_playground_runs(world: World) -> None:
+    """Per side: a playground run of the prompt over the dataset named alike (``{name}``),
+    through the connection to the fake model; its experiment id is ``playground_run_id``."""
+    for side in ("a", "b"):
+        ids = world.sides[side]
+        run = playground.start_dataset_run(
+            world.live.runtime,
+            Principal.operator(),
+            ids["project"],
+            playground.RunRequest(
+                draft=None, prompt=ids["name"], version=2, connection="iso-fake", model=None
+            ),
+            dataset=ids["name"],
+            dataset_version=None,
+            scorers=["exact_match"],
+            wait=True,
+        )
+        ids["playground_run_id"] = str(run["experiment_id"])
 
 
 def seed(live: LiveServer, judge_url: str | None = None) -> World:
@@ -709,6 +775,7 @@ def seed(live: LiveServer, judge_url: str | None = None) -> World:
         world.a["other_trace_id"] = a_only.hex()
         world.b["other_trace_id"] = shared.hex()
         seed_calibrations(world, judge_url)
+        seed_playground_runs(world)
     # Ids of the same kinds that exist in no project.
     world.sides["nowhere"] = {name: _nowhere(value, tag) for name, value in world.b.items()}
     world.b_secrets = [

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from assay.services import metrics
 from assay.services.export import validate_openai_chat
@@ -22,7 +24,7 @@ from assay.store import traces as trace_store
 from assay.store.database import Database
 from assay.store.engine import make_engine
 from assay.store.listing import Filters
-from assay.store.tables import prompt_label_moves, scores, spans
+from assay.store.tables import prompt_label_moves, scores, spans, traces
 from tests.conftest import free_port
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
@@ -37,25 +39,34 @@ def _run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Co
     )
 
 
-def test_demo_fills_the_default_store(tmp_path: Path) -> None:
-    port = free_port()
-    result = _run(
+def _demo(home: Path, runs: int) -> subprocess.CompletedProcess[str]:
+    return _run(
         "demo",
         "--no-serve",
         "--port",
-        str(port),
+        str(free_port()),
         "--runs",
-        "12",
+        str(runs),
         # No key: the demo's judge must be the offline one, whatever this machine has set.
         env={
-            "ASSAY_HOME": str(tmp_path),
+            "ASSAY_HOME": str(home),
             "COLUMNS": "200",
             "OPENAI_API_KEY": "",
             "ANTHROPIC_API_KEY": "",
             "ASSAY_JUDGE_MODEL": "",
         },
     )
-    assert result.returncode == 0, result.stderr
+
+
+def test_demo_fills_the_default_store(tmp_path: Path) -> None:
+    result = _demo(tmp_path, 12)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed:" not in result.stdout and "skipped:" not in result.stdout
+    # Grouped by room, the links last.
+    rooms = ["Traces", "Evals", "Prompts, playground", "Review and", "Online scoring", "Export"]
+    starts = [result.stdout.index(f"\n{room}") for room in rooms + ["Open in a browser"]]
+    assert starts == sorted(starts), result.stdout
+    assert result.stdout.index("  monitor ") > result.stdout.index("Open in a browser")
     assert "project demo now holds" in result.stdout
     # The eval part: two stored runs, the second compared with the first, on built-in,
     # trajectory and judge scores (the offline judge, as no key is set here).
@@ -69,6 +80,9 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert "(error:" not in result.stdout
     assert "/p/demo/experiments/1/compare/2" in result.stdout
     assert "prompt support-agent: two versions, production moved to v2" in result.stdout
+    # The playground comparison: each version over the same dataset, v2 answering more.
+    assert "v1 -> v2 over the dataset support-prompt-cases: contains 0.50 -> 0.88" in result.stdout
+    assert re.search(r"/p/demo/experiments/\d+/compare/\d+ +\(both versions", result.stdout)
     # The export part: the dataset as OpenAI chat fine-tuning JSONL in a temp file.
     exported = re.search(
         r"fine-tuning export \(OpenAI chat JSONL\): (\d+) examples, "
@@ -94,21 +108,29 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert human and {s["name"] for s in human} == {"thumbs_up"}
     # Two reviewers labelled the demo's review queue, and the review room is among the links.
     assert {s["author"] for s in labels} == {"maria", "tom"}
-    assert {s["name"] for s in labels} == {"answer quality"}
+    assert {s["name"] for s in labels} == {"answer quality", "reply helps"}
     assert all(s["source"] == "human" and s["rationale"] for s in labels)
     assert "/p/demo/review/1/adjudicate" in result.stdout
     # The dashboard and the quality page are among the links, and have the demo's traces.
     assert re.search(r"dashboard +http://127\.0\.0\.1:\d+/p/demo/dashboard\?", result.stdout)
     assert re.search(r"quality +http://127\.0\.0\.1:\d+/p/demo/quality", result.stdout)
-    # ... which count every trace of the demo (all from the last few minutes).
+    # ... which count the demo's traces: those of the last 7 days, read here from the store.
     store = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
+    week = metrics.parse_query([("metric", "count"), ("range", "7d")])
     with store.connect() as conn:
         demo_id = project_store.get_id(conn, "demo")
-    week = metrics.parse_query([("metric", "count"), ("range", "7d")])
+        recent = conn.execute(
+            select(func.count())
+            .select_from(traces)
+            .where(
+                traces.c.project_id == demo_id,
+                traces.c.start_ns >= week.since_ns,
+                traces.c.start_ns < week.until_ns,
+            )
+        ).scalar_one()
     charted = metrics.series(Database(engine=store, updates=store), Principal.local(), "demo", week)
     store.dispose()
-    demo_traces = {row["trace_id"] for row in rows if row["project_id"] == demo_id}
-    assert sum(point.n for point in charted.series[0].points) == len(demo_traces) > 0
+    assert sum(point.n for point in charted.series[0].points) == recent > 0
     # The daily sampling automation ran once: 20 of the day's traces (or all, if fewer).
     sampled = re.search(r"/automations/1 .*first run added (\d+) of (\d+)", result.stdout)
     assert sampled, result.stdout
@@ -117,12 +139,41 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     # offline stand-in model, with nothing failed; the page is printed.
     online = re.search(r"rule helpfulness-sample .*: (\d+) scored, 0 failed", result.stdout)
     assert online and int(online.group(1)) > 0, result.stdout
-    judged = [s for s in feedback if s["source"] == "llm"]
-    assert len(judged) == int(online.group(1))
-    assert {s["name"] for s in judged} == {"helpful"}
+    judged = [s for s in feedback if s["source"] == "llm" and s["name"] == "helpful"]
+    # Only the support agent's runs (its filter is its tag): not the evals', not the judges'
+    # own calls; and the server, in the demo's process, did not trace itself into the project.
+    support = {row["trace_id"] for row in rows if row["name"] == "support-agent"}
+    assert {s["trace_id"] for s in judged} <= support
+    assert not [row["name"] for row in rows if (row["scope"] or {}).get("name") == "fastapi"]
+    # (at least: the rule keeps scoring while the demo goes on)
+    assert len(judged) >= int(online.group(1))
     assert all(s["metadata"]["evaluator_version"] == 1 and s["rationale"] for s in judged)
     assert re.search(r"online rule +http://127\.0\.0\.1:\d+/p/demo/rules/1", result.stdout)
     assert found
+    # The monitor on the judge's mean was evaluated once, on the judged traces: a value and
+    # a state; an alert (below 0.9) reached the demo's channel and is printed.
+    watched = re.search(
+        r"monitor helpfulness-falls: .* (\d\.\d\d) against 0\.9 -> (\w+)", result.stdout
+    )
+    assert watched, result.stdout
+    mean = statistics.mean(float(s["value"]) for s in judged)
+    assert float(watched.group(1)) == pytest.approx(mean, abs=0.006)
+    assert watched.group(2) == ("alerting" if mean < 0.9 else "ok")
+    if mean < 0.9:
+        assert "demo channel received: [ALERT]" in result.stdout
+    assert re.search(r"monitor +http://127\.0\.0\.1:\d+/p/demo/monitors/1", result.stdout)
+    # A judge checked against people: calibrated on three weeks, the fourth flagged as drift,
+    # its rule paused; what its rule routed to people was labelled by two of them.
+    calibrated = re.search(
+        r"judge reply-helpful calibrated against people: kappa (\S+)", result.stdout
+    )
+    assert calibrated and float(calibrated.group(1)) > 0.6, result.stdout
+    weeks = re.findall(r"\d{4}-\d\d-\d\d kappa \S+( DRIFT)?", result.stdout)
+    assert [bool(w) for w in weeks] == [False, False, False, True], result.stdout
+    assert "rule judge-check paused: judge 'reply-helpful' v1 drifted" in result.stdout
+    assert re.search(r"disagreements +http://\S+/calibrations/1/disagreements", result.stdout)
+    reply_labels = [s for s in labels if s["name"] == "reply helps"]
+    assert len(reply_labels) == 2 * 48
     # Both eval runs stored their cases' traces beside the experiments (8 cases x 2 runs).
     assert sum(1 for row in rows if row["name"] == "eval support-answers") == 16
     types = {row["type"] for row in rows}
@@ -133,6 +184,22 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     for row in rows:
         services.setdefault(row["trace_id"], set()).add(row["resource"]["service.name"])
     assert any(s == {"research-supervisor", "web-researcher"} for s in services.values())
+
+    # A second run on the same database (a newcomer runs `make demo` twice) works too: it
+    # reuses what the first made, and tells the judge's four weeks anew under new names.
+    again = _demo(tmp_path, 6)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "failed:" not in again.stdout and "skipped:" not in again.stdout
+    assert "prompt support-agent (made by an earlier demo run): production is on v2" in (
+        again.stdout
+    )
+    assert "ran with support-agent v1 while production is v2: " in again.stdout
+    assert re.search(r"automation daily review sample \(ran again\): added \d+ of", again.stdout)
+    assert re.search(r"rule helpfulness-sample .*: \d+ scored, 0 failed", again.stdout)
+    assert re.search(r"judge reply-helpful-2 calibrated against people: kappa 0\.", again.stdout)
+    weeks = re.findall(r"\d{4}-\d\d-\d\d kappa \S+( DRIFT)?", again.stdout)
+    assert [bool(w) for w in weeks] == [False, False, False, True], again.stdout
+    assert re.search(r"monitor helpfulness-falls: .* -> (alerting|ok)", again.stdout)
 
 
 def test_db_upgrade_and_keys(tmp_path: Path) -> None:
@@ -212,6 +279,7 @@ def test_server_binds_where_assay_host_and_assay_port_say(tmp_path: Path) -> Non
         "ASSAY_HOST": "127.0.0.2",  # loopback too, but not the --host default
         "ASSAY_PORT": str(env_port),
         "ASSAY_DATABASE_URL": f"sqlite:///{tmp_path}/assay.db",
+        "ASSAY_GRPC_PORT": "0",  # 4317 may be another server's on this machine
     }
     for flags, url in (
         ((), f"http://127.0.0.2:{env_port}"),

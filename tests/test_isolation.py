@@ -63,6 +63,7 @@ from tests.isolation_world import (
     World,
     logs_body,
     metrics_body,
+    monitor_body,
     seed,
 )
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
@@ -313,6 +314,10 @@ def _dataset_runs_finish(world: World) -> list[str]:
         time.sleep(0.05)
     return []
 
+
+#: A playground run of the prompt named alike in both projects, through the connection to the
+#: fake model both have (tests/isolation_world.py's seed_calibrations).
+PLAYGROUND_RUN: dict[str, Any] = {"prompt": "{name}", "version": Int("2"), "connection": "iso-fake"}
 
 #: The review room's UI routes: their ids are the ``ui_*`` ones of tests/isolation_world.py.
 UI_QUEUE = {"queue_id": "{ui_queue_id}"}
@@ -742,6 +747,11 @@ ROUTES: dict[str, Row] = {
         foreign=(
             ALL_B,
             {"json": {"evaluators": [Int("{B[evaluator_id]}")]}, "status": S({400, 404})},
+            # Routing A's rule into B's review queue: not a queue of this project.
+            {
+                "json": {"actions": [{"when": "undecided", "queue": Int("{B[queue_id]}")}]},
+                "status": S({400}),
+            },
         ),
     ),
     "POST /api/v1/rules/{rule_id}/backfill": Row(
@@ -789,6 +799,22 @@ ROUTES: dict[str, Row] = {
     ),
     "POST /api/v1/automations/{automation_id}/run": Row("editor", shows=None),
     "GET /api/v1/automations/{automation_id}/runs": Row("viewer", shows=None),
+    # --- monitors ---------------------------------------------------------------------------
+    "POST /api/v1/projects/{project}/monitors": Row(
+        "editor", lambda w, _s: Call(json=monitor_body(w.fresh("monitor")))
+    ),
+    "GET /api/v1/projects/{project}/monitors": Row("viewer", foreign=(ALL_B,)),
+    "GET /api/v1/monitors/{monitor_id}": Row("viewer"),
+    "PATCH /api/v1/monitors/{monitor_id}": Row("editor", call(json={"threshold": 0.25})),
+    "DELETE /api/v1/monitors/{monitor_id}": Row(
+        "editor",
+        lambda w, side: Call(
+            params={"monitor_id": str(w.new_monitor("a"))}
+            if side == "a"
+            else {"monitor_id": "{spare_monitor_id}"}
+        ),
+    ),
+    "POST /api/v1/monitors/{monitor_id}/evaluate": Row("editor"),
     "GET /healthz": Row("public", shows=None),
     "GET /openapi.json": Row("public", shows=None),
     "MOUNT /static": Row("public", call(path="/static/assay.css"), shows=None),
@@ -1046,6 +1072,7 @@ ROUTES: dict[str, Row] = {
     # --- web UI: online scoring (judges, rules, connections) --------------------------------
     "GET /p/{project}/evaluators": Row("viewer"),
     "GET /p/{project}/evaluators/{evaluator_id}": Row("viewer"),
+    "GET /p/{project}/evaluators/{evaluator_id}/agreement.svg": Row("viewer", shows=None),
     "POST /p/{project}/evaluators": Row(
         "editor",
         lambda w, _s: Call(
@@ -1077,6 +1104,56 @@ ROUTES: dict[str, Row] = {
         ),
         foreign=(ALL_B, {**B_IDS, "status": S({400})}),
     ),
+    "POST /p/{project}/rules/{rule_id}/actions": Row(
+        # The same action again is kept once: every role's call adds nothing new after the first.
+        "editor",
+        call(form={"op": "add", "when": "undecided", "queue": "{queue_id}"}),
+        foreign=(
+            ALL_B,
+            B_IDS,
+            {
+                "form": {"op": "add", "when": "undecided", "queue": "{B[queue_id]}"},
+                "status": S({400}),
+            },
+        ),
+    ),
+    # --- web UI: judges checked against people ----------------------------------------------
+    "POST /p/{project}/evaluators/{evaluator_id}/calibrations": Row(
+        "editor",
+        call(form={"rubric_id": "{cal_rubric_id}"}),
+        foreign=(
+            ALL_B,
+            B_IDS,
+            {"form": {"rubric_id": "{B[cal_rubric_id]}"}, "status": S({404})},
+        ),
+    ),
+    "GET /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}": Row(
+        "viewer",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "POST /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}/mapping": Row(
+        "editor",
+        call(form={"map:good": "pass", "map:bad": "fail"}),
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "GET /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements": Row(
+        "viewer",
+        foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+    ),
+    "POST /p/{project}/evaluators/{evaluator_id}/calibrations/{calibration_id}/disagreements"
+    "/dataset": (
+        Row(
+            "editor",
+            lambda w, _s: Call(form={"dataset": w.fresh("judge-fails")}),
+            foreign=(ALL_B, B_IDS, {"params": {"calibration_id": "{B[calibration_id]}"}}),
+        )
+    ),
+    "POST /p/{project}/judge-settings": Row(
+        # The gate stays off: A's rules are made by other rows with an uncalibrated judge.
+        "admin",
+        call(form={"calibration_min_kappa": "0.6", "calibration_min_items": "30"}),
+        foreign=(ALL_B,),
+    ),
     "POST /p/{project}/rules/{rule_id}/pause": Row("editor"),
     "POST /p/{project}/rules/{rule_id}/resume": Row("editor"),
     "POST /p/{project}/rules/{rule_id}/backfill": Row(
@@ -1097,6 +1174,24 @@ ROUTES: dict[str, Row] = {
     "POST /p/{project}/automations/{automation_id}/run": Row("editor"),
     "POST /p/{project}/automations/{automation_id}/pause": Row("editor"),
     "POST /p/{project}/automations/{automation_id}/resume": Row("editor"),
+    "GET /p/{project}/monitors": Row("viewer"),
+    "GET /p/{project}/monitors/{monitor_id}": Row("viewer"),
+    "POST /p/{project}/monitors": Row(
+        "editor",
+        lambda w, _s: Call(
+            form={
+                "name": w.fresh("monitor"),
+                "metric": "score_mean",
+                "score": "a-score",
+                "window_minutes": "60",
+                "threshold": "0.5",
+                "direction": "below",
+            }
+        ),
+    ),
+    "POST /p/{project}/monitors/{monitor_id}/evaluate": Row("editor"),
+    "POST /p/{project}/monitors/{monitor_id}/pause": Row("editor"),
+    "POST /p/{project}/monitors/{monitor_id}/resume": Row("editor"),
     "GET /p/{project}/connections": Row("viewer"),
     "POST /p/{project}/connections": Row(
         "editor",
@@ -1106,6 +1201,54 @@ ROUTES: dict[str, Row] = {
     ),
     "POST /p/{project}/connections/{connection_id}": Row(
         "editor", call(form={"default_model": "model-{marker}"})
+    ),
+    # --- web UI: prompts and the playground (``{name}``: the prompt and dataset named alike) --
+    "GET /p/{project}/prompts": Row("viewer", shows="name"),
+    "GET /p/{project}/prompts/{name}": Row("viewer"),
+    "POST /p/{project}/prompts/{name}/labels": Row(
+        "editor", call(form={"label": "production", "version": "1"})
+    ),
+    "POST /p/{project}/prompts/{name}/labels/{label}/undo": Row(
+        "editor", _new_label_move, shows=None
+    ),
+    "GET /p/{project}/playground": Row(
+        "annotator", call(query={"prompt": "{name}"}), foreign=(ALL_B, B_IDS)
+    ),
+    "POST /p/{project}/playground/run": Row(
+        "annotator",
+        call(json={**PLAYGROUND_RUN, "variables": {}}),
+        ok=S({200}),
+        shows=None,
+        foreign=(ALL_B, B_IDS),
+    ),
+    "POST /p/{project}/playground/runs": Row(
+        "annotator",
+        call(json={**PLAYGROUND_RUN, "dataset": "{name}", "scorers": ["exact_match"]}),
+        ok=S({201}),
+        shows="name",
+        foreign=(ALL_B, B_IDS),
+    ),
+    "GET /p/{project}/playground/runs/{experiment_id}": Row(
+        "viewer", call(params={"experiment_id": "{playground_run_id}"}), shows="name"
+    ),
+    "GET /p/{project}/playground/records": Row(
+        "annotator", call(query={"dataset": "{name}"}), foreign=(ALL_B, B_IDS)
+    ),
+    "POST /p/{project}/playground/save": Row(
+        "editor",
+        lambda w, _s: Call(
+            json={"name": w.fresh("pg"), "draft": {"messages": [{"role": "user", "content": "x"}]}}
+        ),
+        ok=S({201}),
+        shows=None,
+        foreign=(ALL_B,),
+    ),
+    "POST /p/{project}/playground/promote": Row(
+        "editor",
+        call(json={"name": "{name}", "label": "production", "version": Int("1")}),
+        ok=S({200}),
+        shows=None,
+        foreign=(ALL_B, B_IDS),
     ),
 }
 
@@ -1317,10 +1460,13 @@ def send(world: World, who: str, key: str, p: Prepared, *, csrf: str = "own") ->
                 if token is None:
                     other = "root" if who != "root" else "viewer"
                     token = world.users[other].csrf
-                form = {**(form or {}), "csrf_token": token}
+                if p.json is not None:  # a page script's JSON call sends it as a header
+                    headers["X-CSRF-Token"] = token
+                else:
+                    form = {**(form or {}), "csrf_token": token}
                 if csrf == "origin":
                     headers["Origin"] = "https://evil.example"
-    if p.method != "GET" and not is_api(key) and form is None:
+    if p.method != "GET" and not is_api(key) and form is None and p.json is None:
         form = {}
     # Only the cookies given here: what an earlier answer set (a sign-in's session, a CSRF
     # cookie) must not make a later caller someone else.

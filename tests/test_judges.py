@@ -327,10 +327,15 @@ def test_prompt_renders_in_a_sandbox() -> None:
         return {"reasoning": "r", "choice": "A"}
 
     model = get_model("mock/s", respond=answer)
-    safe = judge("j", "{{ output.__class__ }}|{{ metadata.n }}|{{ output }}", CHOICES, model)
+    safe = judge("j", "{{ metadata.gone }}|{{ metadata.n }}|{{ output }}", CHOICES, model)
     safe(output={"answer": 42}, metadata={"n": 3})
-    # Python internals are out of reach; values arrive as plain JSON data.
+    # Values arrive as plain JSON data; a missing key renders as nothing.
     assert seen[0].startswith('|3|{\n  "answer": 42\n}')
+    # Python internals are out of reach: even a lone reach fails the render with the reason
+    # (it does not quietly render as nothing).
+    internals = judge("j", "{{ output.__class__ }}", CHOICES, model)
+    with pytest.raises(UserError, match="unsafe: access to attribute '__class__'"):
+        internals(output={"a": 1})
     escape = judge("j", "{{ output.__class__.__mro__ }}", CHOICES, model)
     with pytest.raises(UserError, match="unsafe"):
         escape(output={"a": 1})

@@ -311,6 +311,55 @@ def test_the_budget_stops_a_rule_at_the_cap_and_it_resumes_the_next_day(
         assert status["done"] == 8 and status["paused_reason"] == "paused: daily budget"
 
 
+def test_a_rule_filter_with_an_unknown_key_is_refused_not_matching_everything(
+    quiet: LiveServer, fake: FakeLLM
+) -> None:
+    """``tags`` (the traces list says ``tag``) used to be ignored: the rule then judged every
+    trace of the project, its own judges' traces included."""
+    clock = Clock()
+    worker = OnlineWorker(quiet.runtime, clock=clock, threads=1)
+    with quiet.client() as client:
+        rule_id = make_judge_rule(
+            client, fake, "shop", name="support only", filter={"tag": ["support"]}
+        )
+        evaluators = client.get(f"/api/v1/rules/{rule_id}").json()["evaluators"]
+        refused = client.post(
+            "/api/v1/projects/shop/rules",
+            json={"name": "typo", "evaluators": evaluators, "filter": {"tags": ["support"]}},
+        )
+        assert refused.status_code == 400 and "did you mean 'tag'" in refused.text
+        names = [r["name"] for r in client.get("/api/v1/projects/shop/rules").json()["items"]]
+        assert names == ["support only"]
+        automation = client.post(
+            "/api/v1/projects/shop/automations",
+            json={
+                "name": "a",
+                "filter": {"tags": "x"},
+                "schedule": "daily",
+                "target": {"dataset": "d"},
+            },
+        )
+        assert automation.status_code == 400 and "'tags'" in automation.text
+        tagged = new_trace_id()
+        root = span(
+            tagged,
+            new_span_id(),
+            "agent",
+            start=time.time_ns(),
+            attributes={"input.value": "2+2?", "output.value": "4", "tag.tags": ["support"]},
+        )
+        sent = client.post(
+            "/v1/traces", content=protobuf([root]), headers={**PB, "x-assay-project": "shop"}
+        )
+        assert sent.status_code == 200, sent.text
+        send_trace(client, "shop", "untagged")
+        assert drain(worker) == 1
+        judged = client.get(f"/api/v1/projects/shop/traces/{tagged.hex()}").json()
+        assert [s["name"] for s in judged["scores"]] == ["quality"], judged
+        status = rules.get_rule(quiet.runtime, OPERATOR, rule_id, at_ns=clock.now)["status"]
+        assert (status["done"], status["pending"]) == (1, 0)
+
+
 @pytest.mark.parametrize("failure", [500, 429])
 def test_a_failing_provider_shows_retrying_then_failed_with_the_message(
     quiet: LiveServer, fake: FakeLLM, failure: int

@@ -5,7 +5,10 @@ while ``production`` points at the second (the override reaches `assay.prompt` i
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
 
 import assay
 from assay.client import Client
@@ -27,11 +30,32 @@ def support_bot(question: str) -> dict[str, Any]:
     return {"prompt_version": prompt.version, "system": rendered.system, "policy": policy}
 
 
-def run_demo_agent(base: str, project: str) -> dict[str, Any]:
+@dataclass
+class DemoAgent:
+    """The served agent (it keeps serving while the demo server does) and its first run."""
+
+    base: str
+    project: str
+    agent_id: int
+    run: dict[str, Any]
+    provider: TracerProvider = field(repr=False)
+
+    def trace_runs(self) -> None:
+        """Trace the agent's runs again (runs started from the agents page while the demo
+        serves); the demo's own steps are over by then."""
+        assay.init(self.project, url=self.base, tracer_provider=self.provider)
+
+
+def run_demo_agent(base: str, project: str) -> DemoAgent:
     """Serve `support_bot` on a loopback port, register it, run it once with version 1 of the
-    prompt; the run's answer (output, trace id) and the agent's id."""
-    if assay.stats().get("enabled") is not True:
-        assay.init(project, url=base)
+    prompt.
+
+    The SDK gets a tracer provider of its own and is shut down after the run: the demo's server
+    runs in this process, and with a global provider FastAPI would trace the server's own
+    requests (its OTLP ingest too: every export would make spans to export), and an SDK left
+    on would trace the server's judge calls, all into the demo project."""
+    provider = TracerProvider()
+    assay.init(project, url=base, tracer_provider=provider)
     endpoint = AgentServer(("127.0.0.1", 0), support_bot, "support-bot")
     url = f"http://127.0.0.1:{endpoint.server_address[1]}"
     client = Client(base, timeout=60)
@@ -46,4 +70,8 @@ def run_demo_agent(base: str, project: str) -> dict[str, Any]:
         )
     finally:
         client.close()
-    return {"agent_id": registration.id, **ran}
+        # The run flushed its spans before answering: nothing is waiting to be sent.
+        assay.shutdown()
+    if ran.get("error"):
+        raise RuntimeError(f"the agent's run failed: {ran['error']}")
+    return DemoAgent(base, project, int(registration.id), ran, provider)

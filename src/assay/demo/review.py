@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from assay.services import review, rubrics
 from assay.services.filters import parse_filters
@@ -32,6 +33,7 @@ RUBRIC = {
         "Say *why* in one sentence: the team reads your reasons when fixing the agent."
     ),
 }
+QUEUE = "support answers"
 #: The two reviewers of the demo: a support lead and an agent.
 REVIEWERS = ("maria", "tom")
 ITEMS = 12
@@ -54,28 +56,49 @@ def _verdict(output: str, question: str, rng: random.Random) -> tuple[str, str]:
     return "correct", "Cites the right policy and answers the question."
 
 
-def seed_review(db: Database, project: str, *, seed: int = 7) -> DemoReview | None:
-    """The demo's review queue with labels from two reviewers; None when the project has no
-    support traces yet."""
+def rubric_named(db: Database, who: Principal, project: str, raw: dict[str, Any]) -> int:
+    """The id of the project's rubric named ``raw["name"]``: an earlier demo run's, or a new
+    one made from ``raw``."""
+    for found in rubrics.list_rubrics(db, who, project):
+        if found["name"] == raw["name"]:
+            return int(found["id"])
+    return int(rubrics.create_rubric(db, who, project, raw)["id"])
+
+
+def queue_named(db: Database, who: Principal, project: str, raw: dict[str, Any]) -> int:
+    """The id of the project's review queue named ``raw["name"]``: an earlier demo run's, or
+    a new one made from ``raw``."""
+    for found in review.list_queues(db, who, project):
+        if found["name"] == raw["name"]:
+            return int(found["id"])
+    return int(review.create_queue(db, who, project, raw)["id"])
+
+
+def seed_review(db: Database, project: str, *, seed: int = 7) -> DemoReview:
+    """The demo's review queue with labels from two reviewers (a second demo run adds new
+    traces to the same queue and labels those)."""
     editor = Principal.local(name="maria")
-    rubric = rubrics.create_rubric(db, editor, project, RUBRIC)
-    queue = review.create_queue(
+    rubric_id = rubric_named(db, editor, project, RUBRIC)
+    queue_id = queue_named(
         db,
         editor,
         project,
         {
-            "name": "support answers",
-            "rubrics": [rubric["id"]],
+            "name": QUEUE,
+            "rubrics": [rubric_id],
             "reviews_per_item": 2,
             "description": "Two people judge each answer: their agreement is the bar for an "
             "LLM judge.",
         },
     )
-    queue_id = int(queue["id"])
+    before = int(review.progress(db, editor, queue_id)["items"])
     filters, _ = parse_filters([("name", "support-agent")])
-    added = review.add_by_filter(db, editor, queue_id, filters, sample=ITEMS + 4, seed=seed)
-    if not added["added"]:
-        return None
+    # Another seed on a later run, so that its sample takes the traces it sent too.
+    added = review.add_by_filter(
+        db, editor, queue_id, filters, sample=ITEMS + 4, seed=seed + before
+    )
+    if not added["matched"]:
+        raise RuntimeError("the project has no support-agent traces to review")
     labels = 0
     for reviewer in REVIEWERS:
         who = Principal.local(name=reviewer)
@@ -90,7 +113,7 @@ def seed_review(db: Database, project: str, *, seed: int = 7) -> DemoReview | No
             )
             if reviewer == "tom" and choice == "partly" and rng.random() < 0.5:
                 choice, why = "correct", "Good enough for the customer."
-            label = {"rubric_id": rubric["id"], "choice": choice, "rationale": why}
+            label = {"rubric_id": rubric_id, "choice": choice, "rationale": why}
             item = review.submit_labels(db, who, queue_id, int(item["item_id"]), [label])["next"]
             labels += 1
             done += 1

@@ -235,6 +235,16 @@ def supervisor_run(
         root.set_attribute("output.value", f"Brief: {topic} in three points.")
 
 
+def is_supervisor_run(index: int) -> bool:
+    """Every sixth run is the supervisor's; the rest are the support agent's."""
+    return index % 6 == 5
+
+
+def support_runs(runs: int) -> int:
+    """How many of ``runs`` demo runs are the support agent's (tagged ``support``)."""
+    return sum(1 for index in range(runs) if not is_supervisor_run(index))
+
+
 def send_demo_traces(
     endpoint: str, *, runs: int = 60, api_key: str | None = None, seed: int = 7
 ) -> int:
@@ -249,7 +259,7 @@ def send_demo_traces(
     sent = 0
     for index in range(runs):
         clock.advance(rng.uniform(30_000, 180_000))
-        if index % 6 == 5:
+        if is_supervisor_run(index):
             supervisor_run(supervisor.get_tracer("demo"), researcher.get_tracer("demo"), clock, rng)
         else:
             session, user = rng.choice(sessions)

@@ -239,6 +239,17 @@ class _Deadline:
         return self
 
 
+class _Undefined(Undefined):
+    """A missing value renders as nothing, as before; but what the sandbox refused to reach
+    (``range.__self__``, ``'{0.__class__}'.format(x)``) fails the render with the reason,
+    instead of quietly rendering as nothing."""
+
+    def __str__(self) -> str:
+        if self._undefined_exception is SecurityError:
+            self._fail_with_undefined_error()
+        return super().__str__()
+
+
 def _finalize(value: Any) -> Any:
     if value is None:
         return ""
@@ -247,7 +258,9 @@ def _finalize(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
-_ENVIRONMENT = _BoundedSandbox(autoescape=False, finalize=_finalize, keep_trailing_newline=True)
+_ENVIRONMENT = _BoundedSandbox(
+    autoescape=False, finalize=_finalize, keep_trailing_newline=True, undefined=_Undefined
+)
 # Only plain helpers stay reachable; the sandbox guards them, but less surface is less risk.
 for _name in list(_ENVIRONMENT.globals):
     if _name not in ("range", "dict", "namespace"):

@@ -20,6 +20,7 @@ from assay.server import (
     experiments_api,
     export_api,
     metrics_api,
+    monitors_api,
     online_api,
     otlp,
     prompts_api,
@@ -142,6 +143,7 @@ def create_app(
         calibration_api.router,
         automations_api.router,
         metrics_api.router,
+        monitors_api.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     ui.mount(app)

@@ -239,6 +239,24 @@ def update_evaluator(
 # --- rules ------------------------------------------------------------------------------------
 
 
+class ActionIn(ApiModel):
+    """Add what the rule's judges scored to a review queue: when the judge disagrees with
+    end-user feedback, cannot decide (an error, a tie), or as a random share."""
+
+    when: Literal["disagrees_with_feedback", "undecided", "sample"]
+    queue: Ref
+    rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    feedback: str | None = Field(default=None, min_length=1, max_length=200)
+    pass_at: float | None = Field(default=None, ge=-1e12, le=1e12)
+    feedback_pass_at: float | None = Field(default=None, ge=-1e12, le=1e12)
+
+
+def _actions(given: list[ActionIn] | None) -> list[dict[str, Any]] | None:
+    if given is None:
+        return None
+    return [action.model_dump(exclude_none=True) for action in given]
+
+
 class RuleIn(ApiModel):
     name: str = Name
     evaluators: list[Ref] = Field(min_length=1, max_length=50)
@@ -251,6 +269,7 @@ class RuleIn(ApiModel):
     daily_budget_usd: float | None = Field(default=None, ge=0)
     calls_per_minute: int | None = Field(default=None, ge=1, le=INT32_MAX)
     enabled: bool = True
+    actions: list[ActionIn] | None = Field(default=None, max_length=rules.MAX_ACTIONS)
 
 
 class RuleChange(ApiModel):
@@ -264,6 +283,7 @@ class RuleChange(ApiModel):
     daily_budget_usd: float | None = Field(default=None, ge=0)
     calls_per_minute: int | None = Field(default=None, ge=1, le=INT32_MAX)
     enabled: bool | None = None
+    actions: list[ActionIn] | None = Field(default=None, max_length=rules.MAX_ACTIONS)
 
 
 class BackfillIn(ApiModel):
@@ -276,7 +296,8 @@ class BackfillIn(ApiModel):
 def create_rule(
     request: Request, project: str, body: RuleIn, who: Principal = Depends(api_principal)
 ) -> JSON:
-    made = rules.create_rule(runtime_of(request), who, project, body.model_dump())
+    fields = {**body.model_dump(), "actions": _actions(body.actions)}
+    made = rules.create_rule(runtime_of(request), who, project, fields)
     return JSON(made, status_code=201)
 
 
@@ -296,6 +317,8 @@ def update_rule(
     request: Request, rule_id: RowId, body: RuleChange, who: Principal = Depends(api_principal)
 ) -> JSON:
     changes = body.model_dump(exclude_unset=True)
+    if "actions" in changes:
+        changes["actions"] = _actions(body.actions)
     return JSON(rules.update_rule(runtime_of(request), who, rule_id, changes))
 
 

@@ -43,7 +43,7 @@ from assay.services import review as review_service
 from assay.services.filters import InvalidFilters
 from assay.services.principal import Principal
 from assay.services.projects import project_id
-from assay.services.rules import rule_filters
+from assay.services.rules import check_filter_keys, rule_filters
 from assay.store import automations as automation_store
 from assay.store import datasets as dataset_store
 from assay.store import review as review_store
@@ -125,6 +125,7 @@ def _filters(given: Any) -> Filters:
     if not isinstance(given, Mapping):
         raise UserError("filter: must be an object of the traces list's filters")
     try:
+        check_filter_keys(given)
         return rule_filters(given)
     except InvalidFilters as bad:
         raise UserError(f"filter: {bad}") from None

@@ -25,13 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from assay.errors import NotFound, UserError
 from assay.services import datasets as dataset_service
 from assay.services import rubrics as rubric_rules
+from assay.services import webhooks
 from assay.services.connections import model_access
-from assay.services.egress import guarded_client
 from assay.services.evaluators import Outcome, run_judge, runnable_judge
 from assay.services.principal import Principal
 from assay.services.projects import project_id
@@ -978,15 +976,9 @@ def _act_on_drift(
 
 def _send(rt: Runtime, url: str, body: Mapping[str, Any]) -> str:
     """POST the alert through the egress policy; what happened, never an exception."""
-    try:
-        rt.egress.check_url(url)
-        with guarded_client(rt.egress, 10.0) as client:
-            sent = client.post(
-                url, content=orjson.dumps(body), headers={"content-type": "application/json"}
-            )
-        return f"{sent.status_code}"
-    except Exception as error:  # an alert must never fail the request that noticed the drift
-        return f"not sent: {error}"
+    delivery = webhooks.post_json(rt.egress, url, body)
+    # A taken alert reads as the receiver's status code ("204"), as it always has.
+    return delivery.detail
 
 
 # --- the worker's watch ---------------------------------------------------------------------------
@@ -1028,3 +1020,117 @@ def watch(rt: Runtime) -> list[int]:
         found = agreement(rt, who, int(version["id"]))
         paused += found["paused_rules"]
     return paused
+
+
+# --- what the evaluator and calibration pages show ------------------------------------------------
+
+
+def passes(summary: Mapping[str, Any], min_kappa: float, min_items: int) -> bool:
+    """Whether a calibration's figures meet a gate of ``min_kappa`` on ``min_items`` items."""
+    kappa = (summary.get("kappa") or {}).get("value")
+    return int(summary.get("n") or 0) >= min_items and kappa is not None and kappa >= min_kappa
+
+
+def judge_settings(rt: Runtime, who: Principal, project: str) -> dict[str, Any]:
+    """The project's gate and drift-alert settings; the webhook's URL (it may hold a token)
+    only for the project's administrators."""
+    with rt.read() as conn:
+        project_id(conn, who, project)
+        settings = project_store.settings_of(conn, project) or {}
+    required, min_kappa, min_items = gate_settings(settings)
+    hook = settings.get("judge_alert_webhook")
+    return {
+        "judges_must_be_calibrated": required,
+        "calibration_min_kappa": min_kappa,
+        "calibration_min_items": min_items,
+        "judge_alert_webhook": hook if who.can(project, "admin") else None,
+        "webhook_set": bool(hook),
+    }
+
+
+def set_judge_settings(
+    rt: Runtime, who: Principal, project: str, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Change the gate and drift-alert settings (administrators); a webhook of None removes it."""
+    check_settings(settings)
+    with rt.write() as conn:
+        project_id(conn, who, project, "admin")
+        project_store.update_settings(conn, project, dict(settings))
+    return judge_settings(rt, who, project)
+
+
+def evaluator_overview(rt: Runtime, who: Principal, evaluator_id: int) -> dict[str, Any]:
+    """For the evaluator's page: its calibrations (newest first) each with the project's gate
+    verdict, the rubrics it can be calibrated against, and its current version's agreement
+    over time (read only: the worker's watch acts on drift)."""
+    with rt.read() as conn:
+        evaluator = _evaluator(conn, who, evaluator_id, "viewer")
+        found = calibration_store.list_for(conn, evaluator_id)
+        _required, min_kappa, min_items = gate_settings(
+            project_store.settings_of(conn, str(evaluator["project"]))
+        )
+        rubrics = [
+            {"id": r["id"], "name": r["name"], "kind": r["kind"], "version": r["version"]}
+            for r in rubric_store.list_rubrics(conn, int(evaluator["project_id"]))
+            if r["kind"] != "text" and not r.get("multiple")
+        ]
+        names = {int(r["id"]): str(r["name"]) for r in rubrics}
+        latest = calibration_store.latest_for_version(conn, int(evaluator["version_id"]))
+    items = []
+    for row in found:
+        view = _view(row, evaluator)
+        view["rubric"] = names.get(int(row["rubric_id"]), f"#{row['rubric_id']}")
+        view["gate_ok"] = passes(row["summary"] or {}, min_kappa, min_items)
+        items.append(view)
+    series = None
+    if evaluator["kind"] == "judge" and latest is not None:
+        series = agreement(rt, who, evaluator_id, act=False)
+    return {
+        "calibrations": items,
+        "rubrics": rubrics,
+        "min_kappa": min_kappa,
+        "min_items": min_items,
+        "agreement": series,
+    }
+
+
+def calibration_page(
+    rt: Runtime, who: Principal, evaluator_id: int, calibration_id: int
+) -> dict[str, Any]:
+    """A calibration with what its page needs: the rubric (its choices, for the mapping), the
+    judge's choices, the gate verdict, and the comparison with the evaluator's previous
+    calibration against the same rubric (McNemar on the items both judged)."""
+    with rt.read() as conn:
+        evaluator, found = _calibration(conn, who, evaluator_id, calibration_id)
+        rubric = _rubric_of(conn, evaluator, int(found["rubric_id"]))
+        version = online_store.version_row(conn, int(found["evaluator_version_id"]))
+        assert version is not None
+        _required, min_kappa, min_items = gate_settings(
+            project_store.settings_of(conn, str(evaluator["project"]))
+        )
+        earlier = [
+            row
+            for row in calibration_store.list_for(conn, evaluator_id)
+            if int(row["id"]) < calibration_id and int(row["rubric_id"]) == int(found["rubric_id"])
+        ]
+    view = _view(found, evaluator)
+    previous = None
+    if earlier:
+        previous = compare(rt, who, evaluator_id, int(earlier[0]["id"]), calibration_id)
+    return {
+        "calibration": view,
+        "rubric": {
+            "id": rubric["id"],
+            "name": rubric["name"],
+            "kind": rubric["kind"],
+            "choices": [c["name"] for c in rubric.get("choices") or []],
+            "min": rubric.get("min"),
+            "max": rubric.get("max"),
+        },
+        "judge_choices": list(_judge_choices(version["definition"])),
+        "gate_ok": passes(found["summary"] or {}, min_kappa, min_items),
+        "min_kappa": min_kappa,
+        "min_items": min_items,
+        "previous": previous,
+        "disagreements": len(disagreements(rt, who, evaluator_id, calibration_id)),
+    }

@@ -144,10 +144,18 @@ def score_summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str
 
 
 def experiments_overview(
-    db: Database, who: Principal, project: str, *, name: str | None, dataset: str | None
+    db: Database,
+    who: Principal,
+    project: str,
+    *,
+    name: str | None,
+    dataset: str | None,
+    prompt: str | None = None,
+    prompt_version: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The list page: experiments (newest first, filtered by name and dataset) and the
-    project's datasets. Runs still going are summarised from their rows."""
+    """The list page: experiments (newest first, filtered by name, dataset, and the registry
+    prompt and version they were recorded as made with) and the project's datasets. Runs still
+    going are summarised from their rows."""
     with db.read() as conn:
         who.require(project)
         found = project_store.get_id(conn, project)
@@ -157,7 +165,14 @@ def experiments_overview(
         dataset_id = next((d["id"] for d in datasets if d["name"] == dataset), None)
         if dataset and dataset_id is None:
             return [], datasets
-        items = experiment_store.list_for_page(conn, found, name=name, dataset_id=dataset_id)
+        items = experiment_store.list_for_page(
+            conn,
+            found,
+            name=name,
+            dataset_id=dataset_id,
+            prompt=prompt,
+            prompt_version=prompt_version if prompt else None,
+        )
         pending = [i for i in items if not i["summary"] and i["row_count"]]
         for item in pending[:LIVE_SUMMARIES]:
             rows = experiment_store.score_rows(conn, int(item["id"]))

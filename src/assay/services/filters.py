@@ -45,6 +45,20 @@ NUMBER_FIELDS = {
     "max_score": None,
 }
 MAX_TEXT_CHARS = 500
+#: Every field :func:`parse_filters` reads; a filter object (a rule's, an automation's) with
+#: another key is refused rather than quietly matching everything.
+FILTER_FIELDS = (
+    *TEXT_FIELDS,
+    "status",
+    "score_source",
+    "tag",
+    "metadata",
+    "range",
+    "since",
+    "until",
+    "prompt_version",
+    *NUMBER_FIELDS,
+)
 #: Times and durations are stored as 64-bit nanoseconds: from 1677 to 2262.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: The longest duration a filter can name, in milliseconds (2^63 ns, about 292 years).

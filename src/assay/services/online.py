@@ -33,7 +33,7 @@ from assay.errors import AssayError
 from assay.ingest.normalize import normalize
 from assay.ingest.otlp import RawSpan
 from assay.scorers.judges import Judge
-from assay.services import calibration
+from assay.services import calibration, monitors, routing
 from assay.services.connections import ModelAccess, model_access
 from assay.services.evaluators import (
     Outcome,
@@ -63,6 +63,10 @@ JUDGES_SUFFIX = ".judges"
 SCORE_SOURCES = {"judge": "llm", "builtin": "code"}
 #: How often the scheduler checks the judges' calibration and drift (see calibration.watch).
 WATCH_SECONDS = 300.0
+#: How often the worker looks for monitors due for evaluation (each is due once a minute).
+MONITOR_SECONDS = 5.0
+#: How often the scheduler compares new end-user feedback with the judges' verdicts.
+ROUTE_SECONDS = 2.0
 
 Clock = Callable[[], int]
 
@@ -140,6 +144,8 @@ class OnlineWorker:
         # SQLite: queue for the span writer's lock rather than sleep in the busy handler.
         self._lock = WriteLock(rt.updates)
         self._last_turn = 0.0
+        #: The rules of the results being settled (their actions), read once per batch.
+        self._rules: dict[int, dict[str, Any] | None] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -149,7 +155,9 @@ class OnlineWorker:
         write transactions per tick rather than two per job."""
         self._stop.clear()
         self._threads = [
-            threading.Thread(target=self._coordinate, name="assay-online", daemon=True)
+            threading.Thread(target=self._coordinate, name="assay-online", daemon=True),
+            # Monitors have a thread of their own: a slow webhook never holds up scoring.
+            threading.Thread(target=self._monitor_loop, name="assay-monitors", daemon=True),
         ] + [
             threading.Thread(target=self._judge_loop, name=f"assay-judge-{i}", daemon=True)
             for i in range(self.threads)
@@ -172,6 +180,7 @@ class OnlineWorker:
         next_schedule = 0.0
         idle = False
         watched = 0.0
+        routed = 0.0
         while not self._stop.is_set():
             finished: list[_Result] = []
             try:
@@ -201,6 +210,13 @@ class OnlineWorker:
             except Exception:
                 log.exception("online scoring failed in the worker; will try again")
                 idle = True
+            if time.monotonic() - routed >= ROUTE_SECONDS and self._ingest_allows():
+                routed = time.monotonic()
+                try:
+                    # Judges whose verdict end-user feedback contradicts: to people.
+                    routing.route_feedback(self.rt)
+                except Exception:
+                    log.exception("routing feedback disagreements failed; will try again")
             if time.monotonic() - watched >= WATCH_SECONDS:
                 watched = time.monotonic()
                 try:
@@ -208,6 +224,13 @@ class OnlineWorker:
                     calibration.watch(self.rt)
                 except Exception:
                     log.exception("checking the judges' calibration failed; will try again")
+
+    def _monitor_loop(self) -> None:
+        while not self._stop.wait(MONITOR_SECONDS):
+            try:
+                monitors.evaluate_due(self.rt, self.clock(), owner=self.name)
+            except Exception:
+                log.exception("evaluating monitors failed in the worker; will try again")
 
     def _judge_loop(self) -> None:
         while True:
@@ -437,6 +460,7 @@ class OnlineWorker:
         then every job closed (scored, failed or put back for a retry) in one transaction."""
         traced = self._trace_calls(results)
         closed: list[tuple[_Result, bool]] = []
+        self._rules = {}
         try:
             with self._write() as conn:
                 for result in results:
@@ -507,6 +531,12 @@ class OnlineWorker:
         )
         if done and score is not None:
             self.scored += 1
+        if done and job["rule_id"] is not None:
+            rule_id = int(job["rule_id"])
+            if rule_id not in self._rules:
+                self._rules[rule_id] = online_store.get_rule(conn, rule_id)
+            # The rule's actions: an undecided verdict, or the sample, to people.
+            routing.after_job(conn, self._rules[rule_id], job, score, problem)
         return done
 
     # --- tracing the judge's call -------------------------------------------------------

@@ -258,8 +258,7 @@ def add_items(db: Database, who: Principal, queue_id: int, wanted: ItemsToAdd) -
         raise UserError(f"add at most {MAX_ITEMS_PER_ADD} items at once")
     with db.write() as conn:
         queue = _queue(conn, who, queue_id, "annotator")
-        found = int(queue["project_id"])
-        items = _trace_items(conn, found, wanted) + _stored_items(conn, found, wanted)
+        items = items_to_add(conn, int(queue["project_id"]), wanted)
         added = review_store.add_items(conn, queue_id, items, who.author)
     return {"added": added, "already": len(items) - added}
 
@@ -271,6 +270,12 @@ def add_traces(
     role); how many were new to the queue."""
     items = _trace_items(conn, int(queue["project_id"]), ItemsToAdd(trace_ids=trace_ids))
     return review_store.add_items(conn, int(queue["id"]), items, author)
+
+
+def items_to_add(conn: Connection, project_id_: int, wanted: ItemsToAdd) -> list[dict[str, Any]]:
+    """The queue items naming what is wanted, all in the project (else NotFound, before anything
+    is written): for :func:`add_items` and for rules that route items to people."""
+    return _trace_items(conn, project_id_, wanted) + _stored_items(conn, project_id_, wanted)
 
 
 def add_by_filter(

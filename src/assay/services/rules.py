@@ -15,11 +15,13 @@ from typing import Any
 
 from assay.errors import NotFound, UserError
 from assay.services.calibration import check_gate
-from assay.services.filters import InvalidFilters, parse_filters
+from assay.services.filters import FILTER_FIELDS, InvalidFilters, parse_filters
 from assay.services.principal import Principal
 from assay.services.projects import project_id
 from assay.services.runtime import Runtime
 from assay.store import online as online_store
+from assay.store import review as review_store
+from assay.store import routing as routing_store
 from assay.store.database import Connection, Database
 from assay.store.engine import now_ns
 from assay.store.listing import Filters
@@ -33,6 +35,10 @@ GUESS_INPUT_CHARS = 2_000
 GUESS_OUTPUT_TOKENS = 200
 DAILY_BUDGET = "paused: daily budget"
 TURNED_OFF = "paused: turned off"
+#: When a rule's action routes an item to a review queue (see services/routing.py).
+TRIGGERS = ("disagrees_with_feedback", "undecided", "sample")
+MAX_ACTIONS = 10
+DEFAULT_ROUTE_RATE = 0.1
 
 
 def sampled(trace_id: str, rate: float) -> bool:
@@ -68,6 +74,20 @@ def filter_pairs(given: Mapping[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+def check_filter_keys(given: Mapping[str, Any]) -> None:
+    """Refuse a filter key the traces list does not know: ignored, it would leave the filter
+    matching every trace (``tags`` for ``tag`` made a rule judge the whole project)."""
+    for key in given:
+        if key in ONLINE_UNFILTERABLE:
+            continue  # filter_pairs says why this one cannot be used
+        if key not in FILTER_FIELDS:
+            hint = " (did you mean 'tag'?)" if key == "tags" else ""
+            raise UserError(
+                f"filter: {str(key)[:40]!r} is not a filter field{hint}; use "
+                + ", ".join(k for k in FILTER_FIELDS if k not in ONLINE_UNFILTERABLE)
+            )
+
+
 def rule_filters(given: Mapping[str, Any]) -> Filters:
     """The rule's filter read by the one filter parser (the traces list's)."""
     found, problems = parse_filters(filter_pairs(given))
@@ -90,7 +110,83 @@ def _check(values: dict[str, Any]) -> None:
     cap = values.get("calls_per_minute")
     if cap is not None and int(cap) < 1:
         raise UserError("calls_per_minute is at least 1 (leave it out for no cap)")
+    check_filter_keys(values.get("filter") or {})
     rule_filters(values.get("filter") or {})
+
+
+def _fraction(raw: Any, what: str, default: float) -> float:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0.0 <= raw <= 1.0:
+        raise UserError(f"{what} is a fraction in [0, 1]; got {raw!r}")
+    return float(raw)
+
+
+def check_actions(conn: Connection, project_id_: int, given: Any) -> list[dict[str, Any]]:
+    """A rule's actions, each ``{"when", "queue", ...}`` with the queue (an id or a name) one
+    of the project's; UserError naming what is wrong.
+
+    - ``undecided``: the judge gave no verdict (an error, after its retries) or a tie;
+    - ``sample``: a ``rate`` (default 0.1) of everything the judges scored, by a hash of the
+      item (the same item is always in or out);
+    - ``disagrees_with_feedback``: the judge's verdict and the latest end-user feedback on the
+      trace (``log_feedback``; only the one named ``feedback`` if given) point different ways:
+      a value at or above ``pass_at`` (judge, default 0.5) or ``feedback_pass_at`` (feedback,
+      default 0.5) is a pass, a thumbs-up; below, a fail. Labels read as pass or fail too
+      (``up``/``down``, ``good``/``bad``, ...); a tie, or a label read neither way, is left out.
+    """
+    if given is None:
+        return []
+    if not isinstance(given, list) or len(given) > MAX_ACTIONS:
+        raise UserError(f"actions is a list of at most {MAX_ACTIONS} actions")
+    out: list[dict[str, Any]] = []
+    for i, raw in enumerate(given):
+        if not isinstance(raw, Mapping):
+            raise UserError(f'actions[{i}] is an object like {{"when": "sample", "queue": 1}}')
+        when = raw.get("when")
+        if when not in TRIGGERS:
+            raise UserError(f"actions[{i}].when must be one of {', '.join(TRIGGERS)}")
+        queue = _queue_of(conn, project_id_, raw.get("queue"), f"actions[{i}].queue")
+        action: dict[str, Any] = {"when": when, "queue": int(queue["id"])}
+        if when == "sample":
+            action["rate"] = _fraction(raw.get("rate"), f"actions[{i}].rate", DEFAULT_ROUTE_RATE)
+        if when == "disagrees_with_feedback":
+            action.update(_feedback_options(raw, f"actions[{i}]"))
+        if action in out:
+            raise UserError(f"actions[{i}] repeats an earlier action")
+        out.append(action)
+    return out
+
+
+def _queue_of(conn: Connection, project_id_: int, ref: Any, what: str) -> dict[str, Any]:
+    """A review queue of the project named by id or name."""
+    queue = None
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        queue = review_store.get_queue(conn, ref)
+    elif isinstance(ref, str) and ref.isdigit():
+        queue = review_store.get_queue(conn, int(ref))
+    if queue is None and isinstance(ref, str):
+        queue = review_store.find_queue(conn, project_id_, ref)
+    if queue is None or int(queue["project_id"]) != project_id_:
+        raise UserError(f"{what}: {ref!r} is not a review queue of this project")
+    return queue
+
+
+def _feedback_options(raw: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """A ``disagrees_with_feedback`` action's options: the feedback's name, the thresholds."""
+    options: dict[str, Any] = {}
+    name = raw.get("feedback")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise UserError(f"{what}.feedback is the name of a feedback score")
+    if name:
+        options["feedback"] = name
+    for key in ("pass_at", "feedback_pass_at"):
+        value = raw.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UserError(f"{what}.{key} is a number")
+            options[key] = float(value)
+    return options
 
 
 def _evaluator_ids(conn: Connection, project_id_: int, given: list[Any]) -> list[int]:
@@ -130,6 +226,7 @@ RULE_FIELDS = (
     "daily_budget_usd",
     "calls_per_minute",
     "enabled",
+    "actions",
 )
 
 
@@ -147,6 +244,7 @@ def create_rule(
     with rt.write() as conn:
         found = project_id(conn, who, project, "editor")
         evaluator_ids = _evaluator_ids(conn, found, list(fields.get("evaluators") or []))
+        values["actions"] = check_actions(conn, found, values["actions"])
         if values["enabled"]:
             check_gate(conn, evaluator_ids)
         if any(rule["name"] == values["name"] for rule in online_store.list_rules(conn, found)):
@@ -154,6 +252,8 @@ def create_rule(
         values.update(
             # New traces only: the spans stored so far are a backfill's to score.
             cursor_span_id=online_store.max_span_id(conn),
+            # Feedback and scores from now on are compared (see services/routing.py).
+            route_cursor=routing_store.max_score_id(conn),
             created_ns=stamp,
             updated_ns=stamp,
         )
@@ -185,6 +285,10 @@ def update_rule(
             check_gate(conn, chosen)
         if values.get("enabled"):
             values["paused_reason"] = None  # turned back on by a person
+        if "actions" in values:
+            values["actions"] = check_actions(conn, rule["project_id"], values["actions"])
+            if rule.get("route_cursor") is None:
+                values["route_cursor"] = routing_store.max_score_id(conn)
         online_store.update_rule(conn, rule_id, {**values, "updated_ns": stamp})
         return _with_status(conn, _rule_of(conn, who, rule_id, "editor"), stamp)
 
@@ -202,7 +306,9 @@ def pause_reason(conn: Connection, rule: Mapping[str, Any], at_ns: int) -> str |
 
 def _with_status(conn: Connection, rule: dict[str, Any], at_ns: int) -> dict[str, Any]:
     rule.pop("cursor_span_id", None)
+    rule.pop("route_cursor", None)
     rule.pop("project_id", None)
+    rule["actions"] = list(rule.get("actions") or [])
     today, calls, month = online_store.spend(conn, rule["id"], utc_day(at_ns))
     reason = pause_reason(conn, rule, at_ns)
     rule.pop("paused_reason", None)
@@ -216,6 +322,8 @@ def _with_status(conn: Connection, rule: dict[str, Any], at_ns: int) -> dict[str
         "paused": reason is not None,
         "paused_reason": reason,
         "last_errors": online_store.last_errors(conn, rule["id"]),
+        # Items the rule's actions added to review queues, per trigger.
+        "routed": routing_store.counts(conn, rule["id"]),
     }
     return rule
 

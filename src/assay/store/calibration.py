@@ -217,3 +217,24 @@ def pause_rules_of(conn: Connection, evaluator_id: int, reason: str, at_ns: int)
             .values(enabled=False, paused_reason=reason, updated_ns=at_ns)
         )
     return found
+
+
+def backdate_labels(
+    conn: Connection, project_id: int, rubric_id: int, trace_ids: Sequence[str], created_ns: int
+) -> int:
+    """Date people's labels of these traces on the rubric at ``created_ns``: the demo makes
+    weeks of labelling history in a minute. How many labels moved."""
+    moved = 0
+    for chunk in _chunks(list(trace_ids)):
+        done = conn.execute(
+            update(scores)
+            .where(
+                scores.c.project_id == project_id,
+                scores.c.rubric_id == rubric_id,
+                scores.c.review_id.is_not(None),
+                scores.c.trace_id.in_(list(chunk)),
+            )
+            .values(created_ns=created_ns)
+        )
+        moved += int(done.rowcount)
+    return moved

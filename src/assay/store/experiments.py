@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from assay.errors import UserError
 from assay.evals.rows import ExperimentRow
+from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.store.engine import now_ns
 from assay.store.tables import datasets, experiment_rows, experiments, traces
 
@@ -147,9 +148,12 @@ def list_for_page(
     *,
     name: str | None = None,
     dataset_id: int | None = None,
+    prompt: str | None = None,
+    prompt_version: int | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
-    """Experiments newest first, each with its dataset's name and its row and case counts."""
+    """Experiments newest first, each with its dataset's name and its row and case counts;
+    ``prompt`` (and ``prompt_version``): runs recorded as made with that registry prompt."""
     counts = (
         select(
             experiment_rows.c.experiment_id,
@@ -185,8 +189,40 @@ def list_for_page(
         )
     if dataset_id is not None:
         query = query.where(experiments.c.dataset_id == dataset_id)
+    if prompt is not None:
+        query = query.where(experiments.c.metadata[PROMPT_NAME].as_string() == prompt)
+        if prompt_version is not None:
+            query = query.where(
+                experiments.c.metadata[PROMPT_VERSION].as_integer() == prompt_version
+            )
     query = query.order_by(experiments.c.created_ns.desc(), experiments.c.id.desc()).limit(limit)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def prompt_runs(
+    conn: Connection, project_id: int, prompt: str, dataset_id: int | None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Experiments recorded as made with registry prompt ``prompt`` (over ``dataset_id``, if
+    given), newest first."""
+    query = select(experiments).where(
+        experiments.c.project_id == project_id,
+        experiments.c.metadata[PROMPT_NAME].as_string() == prompt,
+    )
+    if dataset_id is not None:
+        query = query.where(experiments.c.dataset_id == dataset_id)
+    query = query.order_by(experiments.c.created_ns.desc(), experiments.c.id.desc()).limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def row_counts(conn: Connection, experiment_id: int) -> tuple[int, int]:
+    """How many rows an experiment has, and how many of them hold an error."""
+    found = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((experiment_rows.c.error.is_not(None), 1), else_=0)), 0),
+        ).where(experiment_rows.c.experiment_id == experiment_id)
+    ).one()
+    return int(found[0]), int(found[1])
 
 
 def get_in_project(conn: Connection, project_id: int, experiment_id: int) -> dict[str, Any] | None:

@@ -299,6 +299,8 @@ RULE_COLUMNS = [
     rules.c.calls_per_minute,
     rules.c.enabled,
     rules.c.paused_reason,
+    rules.c.actions,
+    rules.c.route_cursor,
     rules.c.cursor_span_id,
     rules.c.matched,
     rules.c.sampled,

@@ -558,6 +558,10 @@ rules = Table(
     Column("enabled", Boolean, nullable=False),
     # Why the server turned the rule off by itself (a judge that drifted), shown as its status.
     Column("paused_reason", Text),
+    # What to route to people: [{"when", "queue", "rate"?, ...}] (services/routing.py).
+    Column("actions", Json),
+    # The feedback sweep's place in ``scores`` (an id): what it has compared already.
+    Column("route_cursor", BigInteger),
     Column("cursor_span_id", BigInteger, nullable=False),
     Column("matched", BigInteger, nullable=False),
     Column("sampled", BigInteger, nullable=False),
@@ -607,6 +611,25 @@ eval_jobs = Table(
     ),
     Index("ix_eval_jobs_status_due", "status", "next_attempt_ns"),
     Index("ix_eval_jobs_rule_status", "rule_id", "status"),
+)
+
+# An item a rule's action added to a review queue, once per (rule, trigger, queue, item): the
+# counts on the rule's page, and why it was routed. A trace's row has span_id ''.
+rule_routes = Table(
+    "rule_routes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", Integer, ForeignKey("rules.id", ondelete="CASCADE"), nullable=False),
+    Column("queue_id", Integer, ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("detail", Text),
+    Column("created_ns", BigInteger, nullable=False),
+    UniqueConstraint(
+        "rule_id", "trigger", "queue_id", "trace_id", "span_id", name="uq_rule_routes_item"
+    ),
 )
 
 # What each rule spent, per UTC day: the daily budget reads today's row.
@@ -852,4 +875,63 @@ agents = Table(
     Column("updated_ns", BigInteger, nullable=False),
     Column("last_seen_ns", BigInteger),
     UniqueConstraint("project_id", "name", name="uq_agents_project_name"),
+)
+
+# --- monitors: a metric over a window against a threshold -----------------------------------------
+
+# A monitor: a metric (services/metrics.py) over the last ``window_minutes``, compared with a
+# threshold (alerting when below or above it). ``state`` is what the last evaluation found
+# (ok | alerting | no_data); ``notified_state`` what the webhook was last told (a failed
+# delivery leaves it, so the next evaluation tries again). ``next_due_ns`` and the lease make
+# an evaluation one worker's: a claim is a conditional UPDATE that only one process wins.
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("window_minutes", Integer, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("direction", String(8), nullable=False),  # below | above
+    Column("webhook_url", Text),
+    Column("renotify_minutes", Integer, nullable=False),  # 0: never again while alerting
+    Column("enabled", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_since_ns", BigInteger, nullable=False),
+    Column("notified_state", String(16), nullable=False),
+    Column("last_evaluated_ns", BigInteger),
+    Column("last_notified_ns", BigInteger),
+    Column("last_delivery", Text),
+    Column("last_delivery_ok", Boolean),
+    Column("next_due_ns", BigInteger, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_ns", BigInteger),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_monitors_project_name"),
+    Index("ix_monitors_due", "enabled", "next_due_ns"),
+)
+
+# One evaluation of a monitor: the window's value, the state it led to, and the notification
+# it sent (alert | reminder | recovery) with how the delivery went.
+monitor_evaluations = Table(
+    "monitor_evaluations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("at_ns", BigInteger, nullable=False),
+    Column("since_ns", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("n", BigInteger, nullable=False),
+    Column("low", Float),
+    Column("high", Float),
+    Column("state", String(16), nullable=False),
+    Column("error", Text),  # why the metric could not be computed (the state stayed)
+    Column("notification", String(16)),
+    Column("delivered", Boolean),
+    Column("delivery", Text),
+    Index("ix_monitor_evaluations_monitor", "monitor_id", "id"),
 )

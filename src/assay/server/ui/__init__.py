@@ -19,11 +19,14 @@ from assay.server.ui import (
     account,
     agents,
     automations,
+    calibration,
     dashboard,
     datasets,
     experiments,
     home,
+    monitors,
     online,
+    prompts,
     review,
     sessions,
     traces,
@@ -41,9 +44,12 @@ ROUTERS = [
     traces.router,
     agents.router,
     sessions.router,
+    monitors.router,
     review.router,
     online.router,
+    prompts.router,
     automations.router,
+    calibration.router,
     account.router,
 ]
 
@@ -53,7 +59,17 @@ async def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-ROOMS = ("traces", "sessions", "datasets", "experiments", "review", "dashboard", "quality")
+ROOMS = (
+    "traces",
+    "sessions",
+    "datasets",
+    "experiments",
+    "review",
+    "dashboard",
+    "quality",
+    "prompts",
+    "playground",
+)
 
 
 async def access_error_page(request: Request, exc: AccessError) -> Response:

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from assay.evals import compare
 from assay.evals.comparison import TOLERANCE
+from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.server.bounds import INT32_MAX, RowId
 from assay.server.security.web import web_principal
 from assay.server.state import runtime_of
@@ -81,12 +82,27 @@ async def experiments_page(
 ) -> HTMLResponse:
     name = request.query_params.get("q", "").strip()
     dataset = request.query_params.get("dataset", "")
+    prompt = request.query_params.get("prompt", "").strip()[:200]
+    raw_version = request.query_params.get("prompt_version", "").strip()
+    prompt_version = _int(raw_version, 0) or None
+    if raw_version and prompt_version is None:
+        message = f"prompt_version: {raw_version[:40]!r} is not a version number (1, 2, ...)"
+        return render(request, "error.html", status=400, title="Bad request", message=message)
+    group = request.query_params.get("group", "") == "prompt"
     items, datasets = await run_in_threadpool(
         lambda: experiments.experiments_overview(
-            runtime_of(request), who, project, name=name or None, dataset=dataset or None
+            runtime_of(request),
+            who,
+            project,
+            name=name or None,
+            dataset=dataset or None,
+            prompt=prompt or None,
+            prompt_version=prompt_version,
         )
     )
     _with_previous(items)
+    for item in items:
+        item["prompt"] = _prompt_of(item)
     return render(
         request,
         "experiments.html",
@@ -96,8 +112,40 @@ async def experiments_page(
         datasets=datasets,
         q=name,
         dataset=dataset,
+        prompt=prompt,
+        prompt_version=prompt_version,
+        group=group,
+        groups=_by_prompt(items) if group else [],
         base=_base(project),
     )
+
+
+def _prompt_of(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The registry prompt and version an experiment was recorded as made with, if any."""
+    metadata = item.get("metadata") or {}
+    name, version = metadata.get(PROMPT_NAME), metadata.get(PROMPT_VERSION)
+    if not isinstance(name, str) or not name:
+        return None
+    return {"name": name, "version": version if isinstance(version, int) else None}
+
+
+def _by_prompt(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Experiments grouped by prompt and version (newest version first), then the rest."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    rest = []
+    for item in items:
+        found = item["prompt"]
+        if found is None:
+            rest.append(item)
+        else:
+            groups.setdefault((found["name"], found["version"] or 0), []).append(item)
+    ordered = [
+        {"title": f"{name} v{version}" if version else name, "items": members}
+        for (name, version), members in sorted(groups.items(), key=lambda g: (g[0][0], -g[0][1]))
+    ]
+    if rest:
+        ordered.append({"title": "no registry prompt", "items": rest})
+    return ordered
 
 
 @router.get("/p/{project}/experiments/compare", include_in_schema=False)

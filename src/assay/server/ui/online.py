@@ -29,12 +29,18 @@ from assay.server.bounds import RowId
 from assay.server.security.web import csrf_protect, web_principal
 from assay.server.state import runtime_of
 from assay.server.ui._render import render
-from assay.services import connections, evaluators, rules
+from assay.services import calibration, connections, evaluators, review, rules
 from assay.services.principal import Principal
 
 router = APIRouter(include_in_schema=False)
 
 FLASH_COOKIE = "assay_flash"
+#: A rule action's trigger as the rule's page says it.
+TRIGGER_NAMES = {
+    "undecided": "the judge cannot decide (an error, a tie)",
+    "disagrees_with_feedback": "the judge disagrees with end-user feedback",
+    "sample": "a random share of what the judges scored",
+}
 PROVIDERS = ("openai", "anthropic", "mistral", "ollama", "openai-compatible")
 PLACEHOLDERS = [f"{{{{{name}}}}}" for name in PROMPT_NAMES]
 NEW_JUDGE = {
@@ -188,11 +194,25 @@ def _judge_context(
     }
     if evaluator_id is None:
         context["evaluators"] = _or_empty(lambda: evaluators.list_evaluators(rt, who, project))
+        context["judge_settings"] = _judge_settings(rt, who, project)
+        context["is_admin"] = who.can(project, "admin")
     else:
         found = evaluators.get_evaluator(rt, who, evaluator_id)
         _in_project(found, project, f"evaluator {evaluator_id}")
         context["evaluator"] = found
+        # Calibrations against people's labels, and agreement over time.
+        context["overview"] = calibration.evaluator_overview(rt, who, evaluator_id)
     return context
+
+
+def _judge_settings(rt: Any, who: Principal, project: str) -> dict[str, Any] | None:
+    """The gate and drift-alert settings; None for a project that has no traces yet."""
+    try:
+        return calibration.judge_settings(rt, who, project)
+    except ProjectNotFound as missing:
+        if missing.hidden:
+            raise
+        return None
 
 
 @router.get("/p/{project}/evaluators", response_class=HTMLResponse)
@@ -410,9 +430,12 @@ def _rule_context(request: Request, who: Principal, project: str, rule_id: int) 
     found = rules.get_rule(rt, who, rule_id)
     _in_project(found, project, f"rule {rule_id}")
     named = {e["id"]: e for e in _or_empty(lambda: evaluators.list_evaluators(rt, who, project))}
+    queues = {q["id"]: q for q in _or_empty(lambda: review.list_queues(rt, who, project))}
     return {
         "project": project,
         "rule": found,
+        "queues": queues,
+        "triggers": TRIGGER_NAMES,
         "counts": found["status"],
         "rule_evaluators": [named[i] for i in found["evaluators"] if i in named],
         "can_edit": who.can(project, "editor"),
@@ -425,6 +448,52 @@ async def rule_page(
 ) -> HTMLResponse:
     context = await run_in_threadpool(_rule_context, request, who, project, rule_id)
     return _page(request, "rule.html", preview=None, backfill={}, error=None, **context)
+
+
+def _changed_actions(form: FormData, current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rule's actions after the form: one added (``op=add``) or one removed by position."""
+    if form.get("op") == "remove":
+        index = _number(_text(form, "index"), "action", whole=True)
+        if index is None or not 0 <= int(index) < len(current):
+            raise UserError("that action is no longer on the rule; reload the page")
+        return [a for i, a in enumerate(current) if i != int(index)]
+    when = _text(form, "when")
+    queue = _text(form, "queue")
+    if not queue:
+        raise UserError("choose the review queue the items go to")
+    action: dict[str, Any] = {"when": when, "queue": queue}
+    if when == "sample":
+        percent = _number(_text(form, "rate_percent"), "share")
+        action["rate"] = 0.1 if percent is None else float(percent) / 100
+    same = {**action, "queue": int(queue) if queue.isdigit() else queue}
+    if same in current:
+        return current  # already there: kept once
+    return [*current, action]
+
+
+@router.post("/p/{project}/rules/{rule_id}/actions", dependencies=[Depends(csrf_protect)])
+async def rule_actions(
+    request: Request, project: str, rule_id: RowId, who: Principal = Depends(web_principal)
+) -> Response:
+    form = await request.form()
+    context = await run_in_threadpool(_rule_context, request, who, project, rule_id)
+    who.require(project, "editor")
+    try:
+        actions = _changed_actions(form, list(context["rule"]["actions"]))
+        await run_in_threadpool(
+            rules.update_rule, runtime_of(request), who, rule_id, {"actions": actions}
+        )
+    except UserError as refused:
+        return _page(
+            request,
+            "rule.html",
+            status=400,
+            preview=None,
+            backfill={},
+            error=str(refused),
+            **context,
+        )
+    return _redirect(f"{_base(project)}/rules/{rule_id}", "Saved the rule's routing to people.")
 
 
 @router.post("/p/{project}/rules/{rule_id}/pause", dependencies=[Depends(csrf_protect)])

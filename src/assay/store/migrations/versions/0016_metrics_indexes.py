@@ -7,7 +7,7 @@
 - scores by creation time with name and source (the score names a dashboard draws).
 
 Revision ID: 0016
-Revises: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0016"
-down_revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
