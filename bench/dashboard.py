@@ -115,6 +115,8 @@ class Options:
     rebuild: bool
     keep_postgres: bool
     seed: int
+    metrics: list[str]
+    pages: bool
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -128,7 +130,17 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--keep-postgres", action="store_true", help=f"keep (and reuse) {PG_DATABASE}"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--metrics", default=",".join(METRICS), help="comma-separated: which metrics to time"
+    )
+    parser.add_argument(
+        "--no-pages", action="store_true", help="skip the dashboard and quality pages"
+    )
     args = parser.parse_args(argv)
+    wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        parser.error(f"unknown metrics {', '.join(unknown)}; choose from {', '.join(METRICS)}")
     return Options(
         engines=["sqlite", "postgres"] if args.engine == "both" else [args.engine],
         spans=args.spans,
@@ -137,6 +149,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         rebuild=args.rebuild,
         keep_postgres=args.keep_postgres,
         seed=args.seed,
+        metrics=wanted,
+        pages=not args.no_pages,
     )
 
 
@@ -543,7 +557,7 @@ def time_service(built: Built, options: Options) -> list[Timing]:
     who = Principal.local()
     out: list[Timing] = []
     try:
-        for metric in METRICS:
+        for metric in options.metrics:
             q = _query(metric, built)
 
             def one(q: MetricQuery = q) -> Any:
@@ -552,6 +566,8 @@ def time_service(built: Built, options: Options) -> list[Timing]:
             timing = _time(metric, "service", one, options)
             out.append(timing)
             console.print(f"    service {metric}: p50 {timing.p50_ms:,.0f} ms")
+        if not options.pages:
+            return out
 
         def dashboard() -> Any:
             since = built.end_ns - RANGE_DAYS * DAY
@@ -613,7 +629,7 @@ def time_http(built: Built, options: Options) -> list[Timing]:
         try:
             with httpx.Client(base_url=server.base_url, timeout=300) as client:
                 api = f"/api/v1/projects/{quote(PROJECT, safe='')}/metrics"
-                for metric in METRICS:
+                for metric in options.metrics:
                     params = {"metric": metric, **_range_params(built)}
                     if metric == "score_mean":
                         params["score"] = SCORE_METRIC
@@ -626,6 +642,8 @@ def time_http(built: Built, options: Options) -> list[Timing]:
                     timing = _time(metric, "http", one, options)
                     out.append(timing)
                     console.print(f"    http {metric}: p50 {timing.p50_ms:,.0f} ms")
+                if not options.pages:
+                    return out
                 page = f"/p/{quote(PROJECT, safe='')}/dashboard?{urlencode(_range_params(built))}"
                 first = client.get(page)
                 first.raise_for_status()
