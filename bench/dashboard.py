@@ -1,7 +1,8 @@
 """Dashboard speed at a million spans: every dashboard metric over 30 days grouped by model.
 
-    PYTHONPATH=src .venv/bin/python bench/dashboard.py [--engine sqlite|postgres|both]
+    .venv/bin/python bench/dashboard.py [--engine sqlite|postgres|both]
         [--spans 1000000] [--repeat 10] [--rebuild] [--keep-postgres]
+        [--metrics count,latency_p95,...] [--no-pages]
 
 1. Builds a store of ``--spans`` spans: ten per trace (an agent root, three LLM calls, tools,
    a retriever), so 100,000 traces spread over the 30 days before the build hour, with five
