@@ -14,12 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from assay.services import metrics
 from assay.services.export import validate_openai_chat
+from assay.services.principal import Principal
+from assay.store import projects as project_store
 from assay.store import traces as trace_store
+from assay.store.database import Database
 from assay.store.engine import make_engine
 from assay.store.listing import Filters
-from assay.store.tables import prompt_label_moves, scores, spans
+from assay.store.tables import prompt_label_moves, scores, spans, traces
 from tests.conftest import free_port
 from tests.otlp_builders import PB, new_span_id, new_trace_id, protobuf, span
 
@@ -106,6 +111,26 @@ def test_demo_fills_the_default_store(tmp_path: Path) -> None:
     assert {s["name"] for s in labels} == {"answer quality", "reply helps"}
     assert all(s["source"] == "human" and s["rationale"] for s in labels)
     assert "/p/demo/review/1/adjudicate" in result.stdout
+    # The dashboard and the quality page are among the links, and have the demo's traces.
+    assert re.search(r"dashboard +http://127\.0\.0\.1:\d+/p/demo/dashboard\?", result.stdout)
+    assert re.search(r"quality +http://127\.0\.0\.1:\d+/p/demo/quality", result.stdout)
+    # ... which count the demo's traces: those of the last 7 days, read here from the store.
+    store = make_engine(f"sqlite:///{tmp_path / 'assay.db'}")
+    week = metrics.parse_query([("metric", "count"), ("range", "7d")])
+    with store.connect() as conn:
+        demo_id = project_store.get_id(conn, "demo")
+        recent = conn.execute(
+            select(func.count())
+            .select_from(traces)
+            .where(
+                traces.c.project_id == demo_id,
+                traces.c.start_ns >= week.since_ns,
+                traces.c.start_ns < week.until_ns,
+            )
+        ).scalar_one()
+    charted = metrics.series(Database(engine=store, updates=store), Principal.local(), "demo", week)
+    store.dispose()
+    assert sum(point.n for point in charted.series[0].points) == recent > 0
     # The daily sampling automation ran once: 20 of the day's traces (or all, if fewer).
     sampled = re.search(r"/automations/1 .*first run added (\d+) of (\d+)", result.stdout)
     assert sampled, result.stdout

@@ -231,6 +231,15 @@ def test_blind_reviews_two_per_item_a_third_gets_none_and_leases_expire(
     assert agreement["percent_agreement"]["value"] == pytest.approx(0.5)
     assert {"low", "high", "n"} <= set(agreement["kappa"])
     assert [(p["a"], p["b"], p["n"]) for p in agreement["pairs"]] == [("ann", "bob", 2)]
+    # Agreement is kept until a label changes (the quality page asks on every load): ann takes
+    # her last label back and gives "yes" (item 2 yes/no, 0%), then "no" again (50%). Each
+    # label replaced is a new row, which on SQLite may take the id of the one it replaced.
+    for choice, expected in (("yes", 0.0), ("no", 0.5)):
+        assert ann.post(f"/api/v1/queues/{qid}/undo").json()["item"]["item_id"] == c_item["item_id"]
+        assert _submit(ann, qid, c_item["item_id"], rubric["id"], choice).status_code == 201
+        now = ed.get(f"/api/v1/queues/{qid}/agreement").json()["rubrics"][0]
+        assert now["percent_agreement"]["value"] == pytest.approx(expected)
+    assert ed.get(f"/api/v1/queues/{qid}/agreement").json()["rubrics"][0] == agreement
 
     # adjudication: the disputed item, labels side by side; the editor sets the gold label
     disputes = ed.get(f"/api/v1/queues/{qid}/adjudication").json()["items"]

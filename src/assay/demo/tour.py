@@ -122,6 +122,7 @@ class Tour:
         self.calibration()
         self.monitor()
         self.export()
+        self.dashboards()
         self.print_links()
 
     def traces(self, runs: int) -> bool:
@@ -344,6 +345,13 @@ class Tour:
         self.links.append(
             ("export", f"{self.page}/datasets/support-questions/export?format=openai-chat")
         )
+
+    def dashboards(self) -> None:
+        # Nothing to seed: they chart the traces, scores and reviews the rooms above stored.
+        self.links += [
+            ("dashboard", f"{self.page}/dashboard?group_by=model   (latency, errors, cost)"),
+            ("quality", f"{self.page}/quality   (this week against last, reviews, agreement)"),
+        ]
 
     def print_links(self) -> None:
         self.room("Open in a browser (no sign-in on this local demo)")

@@ -421,19 +421,57 @@ def window_value(
     (a :class:`UserError`) naming the field."""
     if until_ns <= since_ns:
         raise UserError("the window must end after it starts")
+    return window_values(db, project_id, metric, params, since_ns, until_ns - since_ns, 1)[0]
+
+
+def _collect_kind(q: MetricQuery) -> tuple[Any, ...]:
+    """What :func:`_collect` reads for ``q``: metrics of one kind share it (count, error rate,
+    tokens and cost are the same sums)."""
+    if q.metric in PERCENTILES:
+        kind: tuple[Any, ...] = ("durations", q.metric)
+    elif q.metric == "score_mean":
+        kind = ("scores", q.score, q.source)
+    else:
+        kind = ("totals",)
+    return (*kind, repr(q.filters))
+
+
+def window_values(
+    db: Database,
+    project_id: int,
+    metric: str,
+    params: Mapping[str, Any],
+    since_ns: int,
+    width_ns: int,
+    count: int,
+    *,
+    shared: dict[tuple[Any, ...], dict[Any, Any]] | None = None,
+) -> list[WindowValue]:
+    """:func:`window_value` over ``count`` consecutive windows of ``width_ns`` from
+    ``since_ns``, in one query. ``shared``: what earlier calls read for the same windows,
+    reused by metrics of the same kind (the quality page's figures)."""
     pairs = [("metric", metric), *_filter_pairs(params.get("filter"))]
     for key in ("score", "source"):
         if params.get(key) is not None:
             pairs.append((key, str(params[key])))
-    # Parsed as a query (one day bucket is a placeholder); the window is the single bucket.
+    until_ns = since_ns + width_ns * count
+    # Parsed as a query (one day bucket is a placeholder); each window is a bucket.
     parsed = parse_query([*pairs, ("bucket", "day")], now_ns=until_ns)
     q = replace(parsed, since_ns=since_ns, until_ns=until_ns, bucket="day")
     q = replace(q, filters=replace(q.filters, since=None, until=None))
-    buckets = Buckets(since_ns, until_ns - since_ns, 1)
-    with db.read() as conn:
-        found = _collect(conn, project_id, q, buckets).get((0, None))
-    point = _point(metric, q, since_ns, found)
-    return WindowValue(point.value, point.n, point.low, point.high)
+    buckets = Buckets(since_ns, width_ns, count)
+    kind = _collect_kind(q)
+    found = None if shared is None else shared.get(kind)
+    if found is None:
+        with db.read() as conn:
+            found = _collect(conn, project_id, q, buckets)
+        if shared is not None:
+            shared[kind] = found
+    out = []
+    for i in range(count):
+        point = _point(metric, q, since_ns + i * width_ns, found.get((i, None)))
+        out.append(WindowValue(point.value, point.n, point.low, point.high))
+    return out
 
 
 # --- the quality page ----------------------------------------------------------------------
@@ -488,16 +526,14 @@ def quality(
             for name, source in names
         ),
     ]
-    headlines = [
-        Headline(
-            label,
-            metric,
-            params,
-            window_value(db, found, metric, params, *week),
-            window_value(db, found, metric, params, *before),
+    # Both weeks in one query per kind of figure (the trace sums serve four of them).
+    shared: dict[tuple[Any, ...], dict[Any, Any]] = {}
+    headlines = []
+    for label, metric, params in wanted:
+        last_week, this_week = window_values(
+            db, found, metric, params, before[0], WEEK_NS, 2, shared=shared
         )
-        for label, metric, params in wanted
-    ]
+        headlines.append(Headline(label, metric, params, this_week, last_week))
     agreement = [review_results.agreement(db, who, queue_id) for queue_id in queue_ids]
     return {
         "since": iso(week[0]),

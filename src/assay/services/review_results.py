@@ -13,8 +13,11 @@ kept apart from the individual labels, which stay as given.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
@@ -238,13 +241,33 @@ def _unit_value(rubric: dict[str, Any], level: str, label: dict[str, Any]) -> Ha
     return None if label["label"] is None else str(label["label"])
 
 
+#: Agreement as last computed per (database, queue, seed), with the version of the labels and
+#: rubrics it was computed from: the bootstrap takes a second or more on a queue of a few
+#: hundred labels, and the quality page asks for it on every load. The answer depends only on
+#: those inputs (the bootstrap is seeded), so a cached one is the same answer.
+_AGREEMENTS: OrderedDict[tuple[str, int, int], tuple[tuple[Any, ...], dict[str, Any]]] = (
+    OrderedDict()
+)
+_AGREEMENTS_LOCK = threading.Lock()
+AGREEMENTS_CACHED = 64
+
+
 def agreement(db: Database, who: Principal, queue_id: int, *, seed: int = 0) -> dict[str, Any]:
     """Per rubric of the queue: n items with two or more labels, percent agreement, kappa and
     alpha, each with a 95% bootstrap interval (``low``, ``high``), and the same per pair of
-    reviewers."""
+    reviewers. Computed again only when the queue's labels or rubrics changed."""
     with db.read() as conn:
         queue = _queue(conn, who, queue_id)
         known = rubric_store.get_many(conn, queue["rubric_ids"])
+        version = (
+            tuple((r, known[r]["version"]) for r in queue["rubric_ids"] if r in known),
+            review_store.labels_version(conn, queue_id),
+        )
+        key = (db.engine.url.render_as_string(hide_password=True), queue_id, seed)
+        with _AGREEMENTS_LOCK:
+            cached = _AGREEMENTS.get(key)
+        if cached is not None and cached[0] == version:
+            return copy.deepcopy(cached[1])
         rows = []
         after: int | None = None
         while True:
@@ -308,7 +331,13 @@ def agreement(db: Database, who: Principal, queue_id: int, *, seed: int = 0) -> 
             }
         )
         out.append(entry)
-    return {"queue_id": queue_id, "rubrics": out}
+    result = {"queue_id": queue_id, "rubrics": out}
+    with _AGREEMENTS_LOCK:
+        _AGREEMENTS[key] = (version, copy.deepcopy(result))
+        _AGREEMENTS.move_to_end(key)
+        while len(_AGREEMENTS) > AGREEMENTS_CACHED:
+            _AGREEMENTS.popitem(last=False)
+    return result
 
 
 # --- adjudication -----------------------------------------------------------------------------

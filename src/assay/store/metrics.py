@@ -10,7 +10,8 @@ A trace belongs to the bucket its start time falls in: bucket ``i`` holds the tr
 - ``prompt_version``: each registry prompt version its spans were made with ("name v3").
 
 Sums (count, errors, tokens, cost, score moments) are added up in SQL per (bucket, raw group
-value) and split into groups here; trace durations for exact percentiles are read as rows.
+value) and split into groups here; so are trace durations for exact percentiles, joined into
+one text per (bucket, raw group value).
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, case, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Text,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
 
 from assay.semconv.attributes import PROMPT_NAME, PROMPT_VERSION
 from assay.store.listing import Filters
@@ -171,6 +182,13 @@ def trace_totals(
     return out
 
 
+def _joined_durations(duration: Any, dialect: str) -> Any:
+    """The durations of a group's rows as one comma-separated text (in no set order)."""
+    if dialect == "sqlite":
+        return func.group_concat(duration)
+    return func.string_agg(cast(duration, Text), literal(","))
+
+
 def trace_durations(
     conn: Connection,
     project_id: int,
@@ -178,18 +196,30 @@ def trace_durations(
     buckets: Buckets,
     group_by: str | None,
 ) -> dict[GroupKey, list[int]]:
-    """Per (bucket, group): the durations of its traces (ns), ascending."""
+    """Per (bucket, group): the durations of its traces (ns), ascending.
+
+    The durations come joined into one text per (bucket, raw group value): a few hundred rows
+    for a month by day and model instead of a row per trace, which cost more to fetch and
+    split into groups than the query itself. Measured at 100,000 traces, this beat ranking in
+    SQL (``row_number()`` over bucket and group, then reading the ranks needed), whose sorts
+    took three to four times longer on both engines."""
     source, group_columns = _group_source(project_id, group_by, buckets.origin_ns)
     bucket = _bucket(buckets)
     query = (
-        select(bucket, traces.c.duration_ns, *group_columns)
+        select(
+            bucket,
+            _joined_durations(traces.c.duration_ns, conn.dialect.name),
+            *group_columns,
+        )
         .select_from(source)
         .where(*_where(conn, project_id, filters, buckets))
+        .group_by(bucket, *group_columns)
     )
     out: dict[GroupKey, list[int]] = {}
-    for row in conn.execute(query):
+    for row in conn.execute(query).all():
+        values = list(map(int, str(row[1]).split(",")))
         for group in group_values(group_by, tuple(row[2:])):
-            out.setdefault((int(row[0]), group), []).append(int(row[1]))
+            out.setdefault((int(row[0]), group), []).extend(values)
     for values in out.values():
         values.sort()
     return out

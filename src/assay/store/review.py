@@ -540,6 +540,18 @@ def labels(
     return [dict(row._mapping) for row in rows]
 
 
+def labels_version(conn: Connection, queue_id: int) -> tuple[int, int, int]:
+    """What changes whenever a label of the queue is given, changed or taken back: how many
+    labels it has, the largest label id and the latest submission (a changed label is a new
+    row of a review submitted again)."""
+    row = conn.execute(
+        select(func.count(scores.c.id), func.max(scores.c.id), func.max(reviews.c.submitted_ns))
+        .select_from(scores.join(reviews, reviews.c.id == scores.c.review_id))
+        .where(reviews.c.queue_id == queue_id)
+    ).one()
+    return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
+
 def submitted_items(conn: Connection, queue_id: int, reviewer: str) -> set[int]:
     r = reviews.c
     return set(

@@ -134,6 +134,18 @@ traces = Table(
     Index("ix_traces_project_cost", "project_id", "cost"),
     Index("ix_traces_project_session", "project_id", "session_id", "start_ns"),
     Index("ix_traces_project_user", "project_id", "user_id", "start_ns"),
+    # Metrics (store/metrics.py) sum and rank these over a project's time range: covered, the
+    # scan reads the index alone.
+    Index(
+        "ix_traces_project_start_metrics",
+        "project_id",
+        "start_ns",
+        "models",
+        "duration_ns",
+        "error_count",
+        "total_tokens",
+        "cost",
+    ),
 )
 
 scores = Table(
@@ -161,6 +173,10 @@ scores = Table(
     Index("ix_scores_project_name_value", "project_id", "name", "value"),
     Index("ix_scores_review", "review_id"),
     Index("ix_scores_rubric", "rubric_id", "created_ns"),
+    # Metrics: score means per trace (covering; see migration 0016 for why it matters on
+    # SQLite), and the score names given in a time range (the dashboard's score charts).
+    Index("ix_scores_project_trace_name", "project_id", "trace_id", "name", "source", "value"),
+    Index("ix_scores_project_created", "project_id", "created_ns", "name", "source", "value"),
 )
 
 api_keys = Table(
