@@ -166,7 +166,9 @@ def _worker(settings: Settings, home: Path) -> subprocess.Popen[bytes]:
         "ASSAY_DATABASE_URL": settings.resolved_database_url(),
         "ASSAY_HOME": str(home),
         "ASSAY_EGRESS_ALLOW": "127.0.0.1",
-        "ASSAY_WORKER_LEASE_SECONDS": "3",
+        # Long enough that a live worker's batch ends inside its lease on a loaded machine (a
+        # lapsed lease lets a second worker call the model again: at-least-once, by design).
+        "ASSAY_WORKER_LEASE_SECONDS": "6",
         "ASSAY_WORKER_POLL_MS": "100",
     }
     return subprocess.Popen(
