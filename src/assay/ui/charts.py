@@ -97,6 +97,7 @@ def line_chart(
     link_for_point: Callable[[int, int], str | None] | None = None,
     width: int = 760,
     height: int = 300,
+    margin_right: int = 12,
 ) -> str:
     """An SVG document: one line per :class:`ChartLine` over the first line's x labels, with
     interval bars where a point has both ends; ``link_for_point(line_index, point_index)``
@@ -121,6 +122,8 @@ def line_chart(
         no_data_text="No data in this range",
         margin=12,
         margin_bottom=24,
+        # Room for the last x label, centred on the plot's right edge.
+        margin_right=margin_right,
     )
     # pygal names each chart with a random uuid; a chart is a document of its own, so a fixed
     # name keeps equal data giving equal bytes.

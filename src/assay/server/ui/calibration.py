@@ -139,6 +139,7 @@ def agreement_svg(series: dict[str, Any]) -> str:
         [line("kappa", "kappa"), line("accuracy", "accuracy")],
         title=f"v{series.get('version')} against people, per {series.get('window', 'week')}",
         y_format=lambda value: f"{value:.2f}",
+        margin_right=60,
     )
 
 
