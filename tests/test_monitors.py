@@ -22,6 +22,7 @@ import pytest
 
 from assay.errors import Forbidden, UserError
 from assay.services import monitors
+from assay.services.metrics import WindowValue
 from assay.services.principal import Principal
 from assay.services.runtime import Runtime
 from assay.settings import Settings
@@ -539,3 +540,29 @@ def test_a_real_score_mean_fires_once_reminds_recovers_and_reports_no_data(
         "alert",
     ]
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("public_url", "wanted"),
+    [
+        ("", "/p/shop%20one/monitors/7"),
+        ("https://assay.example.com/", "https://assay.example.com/p/shop%20one/monitors/7"),
+    ],
+)
+def test_a_notification_links_to_the_monitor_under_the_public_url(
+    public_url: str, wanted: str
+) -> None:
+    monitor = {
+        "id": 7,
+        "project": "shop one",
+        "name": "falls",
+        "metric": "error_rate",
+        "params": {},
+        "threshold": 0.1,
+        "direction": "above",
+        "window_minutes": 60,
+    }
+    measured = WindowValue(value=0.5, n=10, low=0.2, high=0.8)
+    body = monitors.notification(monitor, "alert", measured, 0, 60, public_url)
+    assert body["link"] == wanted
+    assert body["text"].endswith(f" {wanted}")

@@ -128,6 +128,10 @@ class Settings:
     worker_lease_seconds: int = 120
     #: ASSAY_WORKER_POLL_MS — how often an idle worker looks for new traces and jobs.
     worker_poll_ms: int = 1000
+    #: ASSAY_PUBLIC_URL — the address people open Assay at (``https://assay.example.com``):
+    #: the links in webhook notifications (monitors, judge drift) start with it, so a chat
+    #: message links to the page; unset, they are paths.
+    public_url: str = ""
     #: ASSAY_HOME — where the default SQLite database lives.
     home: Path = field(default_factory=_home)
 

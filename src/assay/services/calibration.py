@@ -946,7 +946,9 @@ def _act_on_drift(
         "reason": window["drift_reason"],
         "calibration": {"id": latest["id"], "kappa": baseline, "n": latest["summary"].get("n")},
         "test": DRIFT_TEST,
-        "link": f"/p/{evaluator['project']}/evaluators/{evaluator['id']}",
+        "link": webhooks.absolute(
+            rt.settings.public_url, f"/p/{evaluator['project']}/evaluators/{evaluator['id']}"
+        ),
     }
     reason = (
         f"paused: judge {evaluator['name']!r} v{version['version']} drifted in the window from "

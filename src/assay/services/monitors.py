@@ -419,7 +419,12 @@ def _what(monitor: Mapping[str, Any]) -> str:
 
 
 def notification(
-    monitor: Mapping[str, Any], kind: str, measured: Measured, since_ns: int, until_ns: int
+    monitor: Mapping[str, Any],
+    kind: str,
+    measured: Measured,
+    since_ns: int,
+    until_ns: int,
+    public_url: str = "",
 ) -> dict[str, Any]:
     """The webhook's body: Slack reads ``text``; other receivers read the fields."""
     headline = {
@@ -436,7 +441,7 @@ def notification(
     text = (
         f"[{headline}] {monitor['project']} / monitor {monitor['name']!r}: {_what(monitor)} is "
         f"{_number(measured.value)}, {relation}, over the last {monitor['window_minutes']} min "
-        f"({measured.n} in the window). {link(monitor)}"
+        f"({measured.n} in the window). {webhooks.absolute(public_url, link(monitor))}"
     )
     return {
         "text": text,
@@ -458,7 +463,7 @@ def notification(
             "until_ns": until_ns,
         },
         "state": "alerting" if kind != "recovery" else "ok",
-        "link": link(monitor),
+        "link": webhooks.absolute(public_url, link(monitor)),
     }
 
 
@@ -487,7 +492,9 @@ def _run(
     )
     delivery: webhooks.Delivery | None = None
     if decision.notify is not None and measured is not None:
-        body = notification(monitor, decision.notify, measured, since, now_ns)
+        body = notification(
+            monitor, decision.notify, measured, since, now_ns, rt.settings.public_url
+        )
         delivery = webhooks.post_json(rt.egress, str(monitor["webhook_url"]), body)
     settled: dict[str, Any] = {"state": decision.state, "last_evaluated_ns": now_ns}
     if decision.state != monitor["state"]:

@@ -45,3 +45,8 @@ def post_json(
         return Delivery(True, str(sent.status_code))
     said = " ".join(sent.text.split())[:200]
     return Delivery(False, f"HTTP {sent.status_code}{': ' + said if said else ''}")
+
+
+def absolute(public_url: str, path: str) -> str:
+    """A page's link for a message read outside Assay: under ASSAY_PUBLIC_URL when set."""
+    return f"{public_url.rstrip('/')}{path}" if public_url else path
