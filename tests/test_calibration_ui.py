@@ -282,6 +282,11 @@ def test_agreement_over_time_renders_as_a_table_with_the_drifting_week_flagged(
         kappas = [w["kappa"]["value"] for w in api["series"]]
         assert sum(1 for t in titles if t.startswith("kappa")) == len(kappas), titles
         assert any(f"{kappas[-1]:.2f}" in t for t in titles if t.startswith("kappa")), titles
+        # The project's dashboard draws the calibrated judge's agreement too.
+        dashboard = client.get("/p/cal/dashboard")
+        assert dashboard.status_code == 200
+        assert f'src="/p/cal/evaluators/{evaluator["id"]}/agreement.svg"' in dashboard.text
+        assert f"{html.escape(evaluator['name'])}: agreement with people" in dashboard.text
 
 
 def test_a_rules_routing_actions_are_added_shown_and_removed(open_live: LiveServer) -> None:

@@ -488,6 +488,8 @@ HEADLINES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 QUALITY_SCORES = 6
 QUALITY_QUEUES = 3
 QUALITY_JUDGES = 6
+#: Judges whose agreement with people the dashboard draws, at most.
+MAX_JUDGES = 6
 
 
 @dataclass(frozen=True)
@@ -502,6 +504,13 @@ class Headline:
     def change(self) -> float | None:
         now, before = self.this_week.value, self.last_week.value
         return None if now is None or before is None else now - before
+
+
+def calibrated_judges(db: Database, who: Principal, project: str) -> list[dict[str, Any]]:
+    """The project's judges with a calibration against people (id, name, its latest figures):
+    the dashboard draws each one's agreement over time."""
+    with db.read() as conn:
+        return metric_store.latest_calibrations(conn, project_id(conn, who, project), MAX_JUDGES)
 
 
 def quality(

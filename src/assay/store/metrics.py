@@ -335,6 +335,7 @@ def latest_calibrations(conn: Connection, project_id: int, limit: int) -> list[d
     )
     rows = conn.execute(
         select(
+            evaluators.c.id.label("evaluator_id"),
             evaluators.c.name,
             calibrations.c.version,
             calibrations.c.summary,

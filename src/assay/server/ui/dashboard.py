@@ -179,6 +179,7 @@ async def dashboard_page(
     pairs = _metric_pairs(request)
     problems: list[str] = []
     charts: list[dict[str, str]] = []
+    score_charts = 0
     try:
         q = metrics.parse_query([*pairs, ("metric", "count")])
     except InvalidFilters as bad:
@@ -187,6 +188,9 @@ async def dashboard_page(
     if q is not None:
         names = await run_in_threadpool(
             metrics.score_names, runtime_of(request), who, project, q.since_ns
+        )
+        judges = await run_in_threadpool(
+            metrics.calibrated_judges, runtime_of(request), who, project
         )
         charts = [
             {"title": title, "src": _chart_src(project, pairs, metric=metric)}
@@ -199,6 +203,16 @@ async def dashboard_page(
             }
             for name, source in names[:MAX_SCORE_CHARTS]
         ]
+        score_charts = len(names[:MAX_SCORE_CHARTS])
+        # Where a judge was calibrated: its agreement with people, week by week (all time:
+        # the windows are the judge's, not this range's).
+        charts += [
+            {
+                "title": f"{judge['name']}: agreement with people",
+                "src": f"/p/{segment(project)}/evaluators/{judge['evaluator_id']}/agreement.svg",
+            }
+            for judge in judges
+        ]
     params = request.query_params
     return render(
         request,
@@ -207,6 +221,7 @@ async def dashboard_page(
         project=project,
         room="dashboard",
         charts=charts,
+        score_charts=score_charts,
         problems=problems,
         query_view=q,
         ranges=RANGE_CHOICES,
