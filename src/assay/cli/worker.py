@@ -22,7 +22,8 @@ def worker(
         None, "--threads", min=1, max=256, help="Judge calls at once (ASSAY_WORKER_THREADS)."
     ),
 ) -> None:
-    """Run an online-scoring (and automations) worker until interrupted (SIGINT or SIGTERM)."""
+    """Run a background worker (online scoring, routing to review, monitors, automations)
+    until interrupted (SIGINT or SIGTERM)."""
     from assay.services.automations import AutomationWorker
     from assay.services.online import OnlineWorker
     from assay.services.runtime import Runtime
