@@ -268,7 +268,7 @@ def add_traces(
 ) -> int:
     """:func:`add_items` of traces inside the caller's transaction (the caller checked the
     role); how many were new to the queue."""
-    items = _trace_items(conn, int(queue["project_id"]), ItemsToAdd(trace_ids=trace_ids))
+    items = items_to_add(conn, int(queue["project_id"]), ItemsToAdd(trace_ids=trace_ids))
     return review_store.add_items(conn, int(queue["id"]), items, author)
 
 
